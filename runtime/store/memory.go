@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"sync"
+)
+
+// Memory is a Store that keeps circuits in this process. It is the default
+// store. Breakers from several factories that share one Memory share their
+// circuits, as processes sharing one Redis do.
+//
+// The zero value is ready to use. A Memory must not be copied after first
+// use.
+type Memory struct {
+	mu       sync.Mutex
+	circuits map[string]*memCircuit
+}
+
+type memCircuit struct {
+	set      Settings
+	snap     Snapshot
+	watchers map[*watcher]struct{}
+}
+
+type watcher struct{ fn func(Snapshot) }
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory { return &Memory{} }
+
+var _ Store = (*Memory)(nil)
+
+// circuit returns the named circuit, creating it with s when absent.
+// m.mu must be held.
+func (m *Memory) circuit(name string, s Settings) *memCircuit {
+	c, ok := m.circuits[name]
+	if !ok {
+		if m.circuits == nil {
+			m.circuits = make(map[string]*memCircuit)
+		}
+		c = &memCircuit{snap: New()}
+		m.circuits[name] = c
+	}
+	if c.set == (Settings{}) {
+		c.set = s // first registration, or a record made by Watch
+	}
+	return c
+}
+
+// Register implements Store.
+func (m *Memory) Register(_ context.Context, name string, s Settings) (Settings, Snapshot, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.circuit(name, s)
+	return c.set, c.snap, nil
+}
+
+// update applies f to the named circuit and tells its watchers when the
+// snapshot changed.
+func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot {
+	m.mu.Lock()
+	c := m.circuit(op.Circuit, op.Settings)
+	snap, changed := f(c)
+	var ws []*watcher
+	if changed {
+		c.snap = snap
+		for w := range c.watchers {
+			ws = append(ws, w)
+		}
+	}
+	m.mu.Unlock()
+	for _, w := range ws {
+		w.fn(snap)
+	}
+	return snap
+}
+
+// Failure implements Store.
+func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Failure(c.set, op.Gen, op.Now)
+	}), nil
+}
+
+// Success implements Store.
+func (m *Memory) Success(_ context.Context, op Op) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Success(c.set, op.Gen)
+	}), nil
+}
+
+// Claim implements Store.
+func (m *Memory) Claim(_ context.Context, op Op) (Snapshot, bool, error) {
+	var granted bool
+	snap := m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		next, ok := c.snap.Claim(c.set, op.Gen, op.Now)
+		granted = ok
+		return next, next.Seq != c.snap.Seq
+	})
+	return snap, granted, nil
+}
+
+// Release implements Store.
+func (m *Memory) Release(_ context.Context, op Op) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Release(op.Gen)
+	}), nil
+}
+
+// Expire implements Store.
+func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Expire(op.Gen, op.Now)
+	}), nil
+}
+
+// Force implements Store.
+func (m *Memory) Force(_ context.Context, op Op, to State) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Force(c.set, to, op.Now), true
+	}), nil
+}
+
+// Watch implements Store.
+func (m *Memory) Watch(name string, fn func(Snapshot)) (stop func()) {
+	w := &watcher{fn: fn}
+	m.mu.Lock()
+	c, ok := m.circuits[name]
+	if !ok {
+		// Watching before registering is allowed: the record's settings are
+		// filled in by the first Register or operation.
+		if m.circuits == nil {
+			m.circuits = make(map[string]*memCircuit)
+		}
+		c = &memCircuit{snap: New()}
+		m.circuits[name] = c
+	}
+	if c.watchers == nil {
+		c.watchers = make(map[*watcher]struct{})
+	}
+	c.watchers[w] = struct{}{}
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		delete(c.watchers, w)
+		m.mu.Unlock()
+	}
+}
