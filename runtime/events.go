@@ -1,0 +1,177 @@
+package runtime
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventKind says what happened to a circuit.
+type EventKind uint8
+
+// The kinds of [Event].
+const (
+	// EventCreated: a factory created the breaker (Config holds its settings).
+	EventCreated EventKind = iota + 1
+	// EventStateChanged: the circuit moved From one state To another.
+	EventStateChanged
+	// EventFailure: a call failed (Err); Failures is the consecutive count
+	// this breaker saw, including this one.
+	EventFailure
+	// EventRecovered: trial calls succeeded and the circuit closed again.
+	EventRecovered
+	// EventRejected: a call was rejected (Err is the *OpenError).
+	EventRejected
+	// EventConfigConflict: the circuit was registered again with a different
+	// configuration (Err says how); the first one stays in force.
+	EventConfigConflict
+	// EventStoreError: the store failed (Err); the breaker carries on with
+	// its local state. Reported once per episode, not once per call.
+	EventStoreError
+)
+
+// String returns the kind's name, such as "state-changed".
+func (k EventKind) String() string {
+	switch k {
+	case EventCreated:
+		return "created"
+	case EventStateChanged:
+		return "state-changed"
+	case EventFailure:
+		return "failure"
+	case EventRecovered:
+		return "recovered"
+	case EventRejected:
+		return "rejected"
+	case EventConfigConflict:
+		return "config-conflict"
+	case EventStoreError:
+		return "store-error"
+	}
+	return "invalid"
+}
+
+// Event is what listeners receive. Which fields are set depends on Kind.
+type Event struct {
+	Kind     EventKind
+	Circuit  string // the circuit's name
+	From, To State  // EventStateChanged; To also for EventRecovered (Closed)
+	Failures int    // EventFailure
+	Err      error  // EventFailure, EventRejected, EventConfigConflict, EventStoreError
+	Config   Config // the configuration in force: EventCreated, EventConfigConflict
+}
+
+// Listener receives events. OnEvent is called synchronously by the
+// goroutine that caused the event, so it must be quick and must not block;
+// it may be called from many goroutines at once. A panic in OnEvent is
+// recovered and dropped: it never breaks the breaker.
+type Listener interface {
+	OnEvent(Event)
+}
+
+// ListenerFunc adapts a function to [Listener].
+type ListenerFunc func(Event)
+
+// OnEvent calls f(e).
+func (f ListenerFunc) OnEvent(e Event) { f(e) }
+
+// listeners is a copy-on-write list, read without a lock.
+type listeners struct {
+	mu   sync.Mutex
+	list atomic.Pointer[[]*listenerEntry]
+}
+
+type listenerEntry struct{ l Listener }
+
+func (ls *listeners) add(l Listener) (remove func()) {
+	e := &listenerEntry{l}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var list []*listenerEntry
+	if p := ls.list.Load(); p != nil {
+		list = append(list, *p...)
+	}
+	list = append(list, e)
+	ls.list.Store(&list)
+	return func() {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		p := ls.list.Load()
+		if p == nil {
+			return
+		}
+		var kept []*listenerEntry
+		for _, x := range *p {
+			if x != e {
+				kept = append(kept, x)
+			}
+		}
+		if len(kept) == 0 {
+			ls.list.Store(nil)
+			return
+		}
+		ls.list.Store(&kept)
+	}
+}
+
+// active reports cheaply whether anybody listens.
+func (ls *listeners) active() bool { return ls.list.Load() != nil }
+
+func (ls *listeners) emit(e Event) {
+	p := ls.list.Load()
+	if p == nil {
+		return
+	}
+	for _, x := range *p {
+		deliver(x.l, e)
+	}
+}
+
+func deliver(l Listener, e Event) {
+	defer func() { _ = recover() }() // a listener's panic must not break the breaker
+	l.OnEvent(e)
+}
+
+// NewSlogListener returns a listener that logs state changes at
+// slog.LevelWarn and the other events at slog.LevelDebug. A nil logger
+// means slog.Default().
+func NewSlogListener(logger *slog.Logger) Listener {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return slogListener{logger}
+}
+
+type slogListener struct{ log *slog.Logger }
+
+func (s slogListener) OnEvent(e Event) {
+	ctx := context.Background()
+	level := slog.LevelDebug
+	if e.Kind == EventStateChanged {
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("circuit", e.Circuit), slog.String("event", e.Kind.String())}
+	switch e.Kind {
+	case EventStateChanged:
+		attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
+	case EventFailure:
+		attrs = append(attrs, slog.Int("failures", e.Failures))
+	case EventCreated, EventConfigConflict:
+		attrs = append(attrs, slog.Int("threshold", e.Config.Threshold),
+			slog.Duration("ttl", e.Config.TTL), slog.Int("trials", e.Config.Trials))
+	}
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("error", e.Err.Error()))
+	}
+	s.log.LogAttrs(ctx, level, "purgatory: circuit "+e.Kind.String(), attrs...)
+}
+
+// retryStep is how often an open breaker refreshes OpenError.RetryAfter.
+func retryStep(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, time.Millisecond), time.Second)
+}

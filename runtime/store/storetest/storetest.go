@@ -1,0 +1,385 @@
+// Package storetest is the conformance suite for implementations of
+// store.Store. A store passes when
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return newMyStore(t) })
+//	}
+//
+// passes, under go test -race. newStore is called once per subtest and must
+// return a store whose circuits are independent of other subtests' (a fresh
+// store, or one under a fresh key prefix); clean it up with t.Cleanup.
+package storetest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// Run runs the conformance suite against stores made by newStore.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"RegisterFirstWins", testRegisterFirstWins},
+		{"RegisterRace", testRegisterRace},
+		{"FailuresOpenAtThreshold", testFailuresOpen},
+		{"SuccessResetsFailures", testSuccessResets},
+		{"StaleGenerationIgnored", testStaleGeneration},
+		{"ConcurrentFailuresOpenOnce", testConcurrentFailuresOpenOnce},
+		{"ExpireAfterTTL", testExpire},
+		{"ClaimsAreExclusive", testClaimsExclusive},
+		{"ClaimExpiresOpen", testClaimExpiresOpen},
+		{"ReleaseFreesSlot", testRelease},
+		{"TrialsCloseOrReopen", testTrials},
+		{"Force", testForce},
+		{"UnregisteredCircuitIsCreated", testUnregistered},
+		{"CircuitsAreIndependent", testIndependent},
+		{"Watch", testWatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+var (
+	t0  = time.Unix(1_700_000_000, 0)
+	set = store.Settings{Threshold: 3, TTL: 10 * time.Second, Trials: 2}
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// register registers a circuit with a name unique to the test (odd
+// characters included, as real names have them) and returns its snapshot.
+func register(t *testing.T, s store.Store, suffix string) (string, store.Snapshot) {
+	t.Helper()
+	name := t.Name() + " {payments}:é/" + suffix
+	got, snap, err := s.Register(ctx(t), name, set)
+	require.NoError(t, err)
+	require.Equal(t, set, got)
+	require.Equal(t, store.Closed, snap.State)
+	return name, snap
+}
+
+func op(name string, gen uint64, now time.Time) store.Op {
+	return store.Op{Circuit: name, Settings: set, Gen: gen, Now: now}
+}
+
+// open trips the circuit through failures and returns the open snapshot.
+func open(t *testing.T, s store.Store, name string, gen uint64) store.Snapshot {
+	t.Helper()
+	var snap store.Snapshot
+	for range set.Threshold {
+		var err error
+		snap, err = s.Failure(ctx(t), op(name, gen, t0))
+		require.NoError(t, err)
+	}
+	require.Equal(t, store.Open, snap.State)
+	return snap
+}
+
+func halfOpen(t *testing.T, s store.Store, name string, gen uint64) store.Snapshot {
+	t.Helper()
+	o := open(t, s, name, gen)
+	snap, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
+	require.NoError(t, err)
+	require.Equal(t, store.HalfOpen, snap.State)
+	return snap
+}
+
+func testRegisterFirstWins(t *testing.T, s store.Store) {
+	name, _ := register(t, s, "a")
+	other := store.Settings{Threshold: 7, TTL: time.Minute, Trials: 1}
+	got, snap, err := s.Register(ctx(t), name, other)
+	require.NoError(t, err)
+	assert.Equal(t, set, got, "the first registration's settings stay in force")
+	assert.Equal(t, store.Closed, snap.State)
+}
+
+func testRegisterRace(t *testing.T, s store.Store) {
+	name := t.Name() + "/race"
+	const n = 16
+	got := make([]store.Settings, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := store.Settings{Threshold: i + 1, TTL: time.Duration(i+1) * time.Second, Trials: 1}
+			g, _, err := s.Register(ctx(t), name, mine)
+			assert.NoError(t, err)
+			got[i] = g
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		assert.Equal(t, got[0], got[i], "every registrant sees the winner's settings")
+	}
+}
+
+func testFailuresOpen(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "f")
+	for i := 1; i < set.Threshold; i++ {
+		next, err := s.Failure(ctx(t), op(name, snap.Gen, t0))
+		require.NoError(t, err)
+		assert.Equal(t, store.Closed, next.State)
+		assert.Equal(t, i, next.Failures)
+		assert.Equal(t, snap.Gen, next.Gen)
+		assert.Greater(t, next.Seq, snap.Seq)
+		snap = next
+	}
+	next, err := s.Failure(ctx(t), op(name, snap.Gen, t0))
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, next.State)
+	assert.Equal(t, snap.Gen+1, next.Gen)
+	assert.Zero(t, next.Failures)
+	assert.True(t, next.OpenUntil.Equal(t0.Add(set.TTL)), "OpenUntil = now + ttl, got %v", next.OpenUntil)
+}
+
+func testSuccessResets(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "s")
+	for range set.Threshold - 1 {
+		_, err := s.Failure(ctx(t), op(name, snap.Gen, t0))
+		require.NoError(t, err)
+	}
+	next, err := s.Success(ctx(t), op(name, snap.Gen, t0))
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, next.State)
+	assert.Zero(t, next.Failures)
+	next, err = s.Failure(ctx(t), op(name, snap.Gen, t0))
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, next.State, "the count started again after the success")
+	assert.Equal(t, 1, next.Failures)
+}
+
+func testStaleGeneration(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "g")
+	o := open(t, s, name, snap.Gen)
+	for _, f := range []func() (store.Snapshot, error){
+		func() (store.Snapshot, error) { return s.Failure(ctx(t), op(name, snap.Gen, t0)) },
+		func() (store.Snapshot, error) { return s.Success(ctx(t), op(name, snap.Gen, t0)) },
+		func() (store.Snapshot, error) { return s.Expire(ctx(t), op(name, snap.Gen, t0.Add(time.Hour))) },
+		func() (store.Snapshot, error) { return s.Release(ctx(t), op(name, snap.Gen, t0)) },
+	} {
+		got, err := f()
+		require.NoError(t, err)
+		assert.Equal(t, o.Gen, got.Gen, "an old generation's result must not move the state")
+		assert.Equal(t, store.Open, got.State)
+		assert.Equal(t, o.Seq, got.Seq)
+	}
+	_, granted, err := s.Claim(ctx(t), op(name, snap.Gen, t0.Add(time.Hour)))
+	require.NoError(t, err)
+	assert.False(t, granted)
+}
+
+func testConcurrentFailuresOpenOnce(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "c")
+	const n = 64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Failure(ctx(t), op(name, snap.Gen, t0))
+			assert.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	_, final, err := s.Register(ctx(t), name, set)
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, final.State)
+	assert.Equal(t, snap.Gen+1, final.Gen, "opened exactly once")
+}
+
+func testExpire(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "e")
+	o := open(t, s, name, snap.Gen)
+	early, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL-time.Millisecond)))
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, early.State, "not before OpenUntil")
+	h, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
+	require.NoError(t, err)
+	assert.Equal(t, store.HalfOpen, h.State)
+	assert.Equal(t, o.Gen+1, h.Gen)
+	again, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
+	require.NoError(t, err)
+	assert.Equal(t, h.Gen, again.Gen, "a second expiry of the same generation does nothing")
+}
+
+func testClaimsExclusive(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "x")
+	h := halfOpen(t, s, name, snap.Gen)
+	var granted atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := s.Claim(ctx(t), op(name, h.Gen, t0.Add(set.TTL)))
+			assert.NoError(t, err)
+			if ok {
+				granted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(set.Trials), granted.Load(), "exactly Trials claims are granted")
+}
+
+func testClaimExpiresOpen(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "ce")
+	o := open(t, s, name, snap.Gen)
+	_, ok, err := s.Claim(ctx(t), op(name, o.Gen, t0.Add(set.TTL-time.Second)))
+	require.NoError(t, err)
+	assert.False(t, ok, "no trial while open")
+	got, ok, err := s.Claim(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
+	require.NoError(t, err)
+	assert.True(t, ok, "a claim after OpenUntil moves the circuit to half-open and takes a slot")
+	assert.Equal(t, store.HalfOpen, got.State)
+	assert.Equal(t, 1, got.Claimed)
+}
+
+func testRelease(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "r")
+	h := halfOpen(t, s, name, snap.Gen)
+	now := t0.Add(set.TTL)
+	for range set.Trials {
+		_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	require.False(t, ok, "all slots taken")
+	rel, err := s.Release(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	assert.Equal(t, set.Trials-1, rel.Claimed)
+	_, ok, err = s.Claim(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	assert.True(t, ok, "a released slot can be claimed again")
+}
+
+func testTrials(t *testing.T, s store.Store) {
+	t.Run("SuccessesClose", func(t *testing.T) {
+		name, snap := register(t, s, "ts")
+		h := halfOpen(t, s, name, snap.Gen)
+		now := t0.Add(set.TTL)
+		var last store.Snapshot
+		for i := range set.Trials {
+			_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+			require.NoError(t, err)
+			require.True(t, ok)
+			last, err = s.Success(ctx(t), op(name, h.Gen, now))
+			require.NoError(t, err)
+			if i < set.Trials-1 {
+				assert.Equal(t, store.HalfOpen, last.State, "closes only after every trial succeeded")
+			}
+		}
+		assert.Equal(t, store.Closed, last.State)
+		assert.Equal(t, h.Gen+1, last.Gen)
+		assert.Zero(t, last.Failures)
+	})
+	t.Run("FailureReopens", func(t *testing.T) {
+		name, snap := register(t, s, "tf")
+		h := halfOpen(t, s, name, snap.Gen)
+		now := t0.Add(set.TTL + time.Second)
+		_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.True(t, ok)
+		got, err := s.Failure(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		assert.Equal(t, store.Open, got.State)
+		assert.Equal(t, h.Gen+1, got.Gen)
+		assert.True(t, got.OpenUntil.Equal(now.Add(set.TTL)))
+	})
+}
+
+func testForce(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "m")
+	o, err := s.Force(ctx(t), op(name, 0, t0), store.Open)
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, o.State)
+	assert.Equal(t, snap.Gen+1, o.Gen)
+	assert.True(t, o.OpenUntil.Equal(t0.Add(set.TTL)))
+	c, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, c.State)
+	assert.Equal(t, o.Gen+1, c.Gen)
+	c2, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
+	require.NoError(t, err)
+	assert.Equal(t, c.Gen+1, c2.Gen, "forcing starts a new generation even in the same state")
+}
+
+func testUnregistered(t *testing.T, s store.Store) {
+	name := t.Name() + "/never-registered"
+	got, err := s.Failure(ctx(t), op(name, 1, t0))
+	require.NoError(t, err)
+	assert.Equal(t, 1, got.Failures, "an operation on a lost record recreates it from Op.Settings")
+	st, _, err := s.Register(ctx(t), name, store.Settings{Threshold: 9, TTL: time.Hour, Trials: 4})
+	require.NoError(t, err)
+	assert.Equal(t, set, st)
+}
+
+func testIndependent(t *testing.T, s store.Store) {
+	a, sa := register(t, s, "a")
+	b, sb := register(t, s, "b")
+	open(t, s, a, sa.Gen)
+	_, got, err := s.Register(ctx(t), b, set)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State)
+	assert.Equal(t, sb.Gen, got.Gen)
+}
+
+func testWatch(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "w")
+	var mu sync.Mutex
+	var seen []store.Snapshot
+	stop := s.Watch(name, func(x store.Snapshot) {
+		mu.Lock()
+		seen = append(seen, x)
+		mu.Unlock()
+	})
+	saw := func(st store.State, gen uint64) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, x := range seen {
+			if x.State == st && x.Gen == gen {
+				return true
+			}
+		}
+		return false
+	}
+	// Changes made after Watch returns reach the watcher, possibly later
+	// (a shared store delivers them by pub/sub).
+	o := open(t, s, name, snap.Gen)
+	require.Eventually(t, func() bool { return saw(store.Open, o.Gen) },
+		5*time.Second, 5*time.Millisecond, "the watcher was not told the circuit opened")
+	c, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return saw(store.Closed, c.Gen) },
+		5*time.Second, 5*time.Millisecond, "the watcher was not told the circuit closed")
+
+	stop()
+	mu.Lock()
+	n := len(seen)
+	mu.Unlock()
+	_, err = s.Force(ctx(t), op(name, 0, t0), store.Open)
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond) // give a stray delivery the chance to show
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Len(t, seen, n, "no deliveries after stop")
+}
