@@ -1,0 +1,141 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// helperEnv, when set, makes the test binary a child process of
+// TestSecondProcess (see TestHelperProcess) instead of starting Redis.
+const helperEnv = "PURGATORY_REDIS_HELPER"
+
+const installHint = "redis-server not found: apt-get install -y redis-server"
+
+// shared is the redis-server most tests use; nil when the binary is missing.
+var shared *server
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(m.Run())
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, installHint)
+			os.Exit(1)
+		}
+		os.Exit(m.Run()) // every test skips with installHint
+	}
+	s, err := startServer(0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	shared = s
+	code := m.Run()
+	s.stop()
+	os.Exit(code)
+}
+
+// server is a redis-server child process.
+type server struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startServer starts redis-server on port (a free one if 0) and waits until
+// it answers PING.
+func startServer(port int) (*server, error) {
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{port: port, cmd: cmd}
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("redis-server on port %d did not answer: %w", port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop kills the server (as a crash would) and waits for it to exit.
+func (s *server) stop() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+// needRedis skips the test when redis-server is missing.
+func needRedis(t testing.TB) *server {
+	t.Helper()
+	if shared == nil {
+		t.Skip(installHint)
+	}
+	return shared
+}
+
+// prefixSeq makes each test's keys distinct on the shared server.
+var prefixSeq atomic.Int64
+
+func testPrefix() string { return fmt.Sprintf("test%d:", prefixSeq.Add(1)) }
+
+// newClient returns a client of srv, closed at the end of the test.
+func newClient(t testing.TB, srv *server, hooks ...goredis.Hook) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true})
+	for _, h := range hooks {
+		c.AddHook(h)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newStore returns a store on its own client of srv, closed at the end of
+// the test.
+func newStore(t testing.TB, srv *server, prefix string, hooks ...goredis.Hook) *Store {
+	t.Helper()
+	s := New(newClient(t, srv, hooks...), WithPrefix(prefix))
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}

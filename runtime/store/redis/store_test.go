@@ -1,0 +1,368 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+var testSettings = store.Settings{Threshold: 3, TTL: 10 * time.Second, Trials: 2}
+
+// sameSnapshot checks got against want, seq shifted by base (a new Redis
+// record starts at the server time) and times compared as instants.
+func sameSnapshot(t *testing.T, want, got store.Snapshot, base uint64, msgAndArgs ...any) {
+	t.Helper()
+	assert.Equal(t, want.State, got.State, msgAndArgs...)
+	assert.Equal(t, want.Gen, got.Gen, msgAndArgs...)
+	assert.Equal(t, want.Seq, got.Seq-base, msgAndArgs...)
+	assert.Equal(t, want.Failures, got.Failures, msgAndArgs...)
+	assert.Equal(t, want.Claimed, got.Claimed, msgAndArgs...)
+	assert.Equal(t, want.Succeeded, got.Succeeded, msgAndArgs...)
+	assert.True(t, want.OpenUntil.Equal(got.OpenUntil), "open until %v, want %v %v", got.OpenUntil, want.OpenUntil, msgAndArgs)
+}
+
+// TestTransitionsMatchPure drives random operations through the Lua script
+// and through the pure transitions of package store, and compares.
+func TestTransitionsMatchPure(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	starts := []time.Time{
+		time.Unix(1_700_000_000, 999_999_999),
+		time.Unix(0, 0),
+		time.Unix(-3, 500), // before 1970: negative Unix nanoseconds
+		{},                 // the zero time does not fit int64 nanoseconds
+		time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i, start := range starts {
+		s := newStore(t, srv, testPrefix())
+		rng := rand.New(rand.NewPCG(uint64(i), 42))
+		name := "circuit"
+		set, got, err := s.Register(ctx, name, testSettings)
+		require.NoError(t, err)
+		require.Equal(t, testSettings, set)
+		want := store.New()
+		base := got.Seq - want.Seq
+		sameSnapshot(t, want, got, base)
+		now := start
+		for step := range 400 {
+			now = now.Add(time.Duration(rng.IntN(4000)) * time.Millisecond)
+			gen := want.Gen
+			switch rng.IntN(6) {
+			case 0:
+				gen--
+			case 1:
+				gen++
+			}
+			op := store.Op{Circuit: name, Settings: store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}, Gen: gen, Now: now}
+			var what string
+			switch k := rng.IntN(10); {
+			case k < 3:
+				what = "failure"
+				want, _ = want.Failure(testSettings, gen, now)
+				got, err = s.Failure(ctx, op)
+			case k < 5:
+				what = "success"
+				want, _ = want.Success(testSettings, gen)
+				got, err = s.Success(ctx, op)
+			case k < 7:
+				what = "claim"
+				var wantOK, gotOK bool
+				want, wantOK = want.Claim(testSettings, gen, now)
+				got, gotOK, err = s.Claim(ctx, op)
+				assert.Equal(t, wantOK, gotOK, "step %d claim", step)
+			case k < 8:
+				what = "release"
+				want, _ = want.Release(gen)
+				got, err = s.Release(ctx, op)
+			case k < 9:
+				what = "expire"
+				want, _ = want.Expire(gen, now)
+				got, err = s.Expire(ctx, op)
+			default:
+				to := store.State(rng.IntN(3))
+				what = "force " + to.String()
+				want = want.Force(testSettings, to, now)
+				got, err = s.Force(ctx, op, to)
+			}
+			require.NoError(t, err, "step %d %s", step, what)
+			sameSnapshot(t, want, got, base, "start %v step %d %s gen %d", start, step, what, gen)
+			if t.Failed() {
+				return
+			}
+		}
+	}
+}
+
+func TestRegisterFirstWins(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	a, b := newStore(t, srv, prefix), newStore(t, srv, prefix)
+	set, snap, err := a.Register(ctx, "pay", testSettings)
+	require.NoError(t, err)
+	assert.Equal(t, testSettings, set)
+	assert.Equal(t, store.Closed, snap.State)
+
+	other := store.Settings{Threshold: 9, TTL: time.Minute, Trials: 4}
+	set, snap2, err := b.Register(ctx, "pay", other)
+	require.NoError(t, err)
+	assert.Equal(t, testSettings, set, "the first registration wins")
+	assert.Equal(t, snap, snap2, "registering again changes nothing")
+
+	// Operations use the stored settings, not the caller's: threshold 3.
+	op := store.Op{Circuit: "pay", Settings: store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}, Gen: snap.Gen, Now: time.Unix(100, 0)}
+	for range 2 {
+		got, err := b.Failure(ctx, op)
+		require.NoError(t, err)
+		assert.Equal(t, store.Closed, got.State)
+	}
+	got, err := a.Failure(ctx, op)
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, got.State)
+	assert.True(t, time.Unix(110, 0).Equal(got.OpenUntil), "open until now + the stored ttl, got %v", got.OpenUntil)
+}
+
+func TestLostRecordIsRecreated(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := newStore(t, srv, testPrefix())
+	_, snap, err := s.Register(ctx, "c", testSettings)
+	require.NoError(t, err)
+	op := store.Op{Circuit: "c", Settings: testSettings, Gen: snap.Gen, Now: time.Unix(5, 0)}
+	snap, err = s.Force(ctx, op, store.Open)
+	require.NoError(t, err)
+	require.NoError(t, s.client.Del(ctx, s.Key("c")).Err())
+
+	// A breaker still in the old generation reports a failure: the record
+	// is recreated closed, newer than anything seen of the old one.
+	op.Gen = snap.Gen
+	got, err := s.Failure(ctx, op)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State)
+	assert.Greater(t, got.Seq, snap.Seq)
+	h, err := s.client.HGetAll(ctx, s.Key("c")).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "3", h["threshold"], "settings come with the operation")
+	assert.Equal(t, "10000000000", h["ttl"])
+}
+
+func TestKeyLayout(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := newStore(t, srv, "myapp:")
+	assert.Equal(t, "myapp:{pay ments}:state", s.Key("pay ments"))
+	assert.Equal(t, "myapp:events", s.Channel())
+	_, _, err := s.Register(ctx, "pay ments", testSettings)
+	require.NoError(t, err)
+	_, err = s.Force(ctx, store.Op{Circuit: "pay ments", Settings: testSettings, Gen: 1, Now: time.Unix(1, 5)}, store.Open)
+	require.NoError(t, err)
+	h, err := s.client.HGetAll(ctx, "myapp:{pay ments}:state").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "open", h["state"])
+	assert.Equal(t, "2", h["gen"])
+	assert.Equal(t, "11000000005", h["open_until"])
+	assert.Equal(t, "10000000000", h["ttl"])
+	assert.Equal(t, DefaultPrefix, New(s.client).prefix)
+}
+
+func TestCorruptRecord(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := newStore(t, srv, testPrefix())
+	op := store.Op{Circuit: "c", Settings: testSettings, Gen: 1, Now: time.Unix(7, 0)}
+	garbage := map[string]func() error{
+		"a string": func() error { return s.client.Set(ctx, s.Key("c"), "garbage", 0).Err() }, // SET replaces the hash
+		"a list": func() error {
+			if err := s.client.Del(ctx, s.Key("c")).Err(); err != nil {
+				return err
+			}
+			return s.client.RPush(ctx, s.Key("c"), "x").Err()
+		},
+		"a bad state":     func() error { return s.client.HSet(ctx, s.Key("c"), "state", "banana").Err() },
+		"a bad counter":   func() error { return s.client.HSet(ctx, s.Key("c"), "gen", "1e5").Err() },
+		"a huge counter":  func() error { return s.client.HSet(ctx, s.Key("c"), "seq", "99999999999999999999").Err() },
+		"a bad time":      func() error { return s.client.HSet(ctx, s.Key("c"), "state", "open", "open_until", "soon").Err() },
+		"a missing field": func() error { return s.client.HDel(ctx, s.Key("c"), "trials").Err() },
+		"a zero ttl":      func() error { return s.client.HSet(ctx, s.Key("c"), "ttl", "0").Err() },
+	}
+	for what, spoil := range garbage {
+		require.NoError(t, s.client.Del(ctx, s.Key("c")).Err())
+		_, _, err := s.Register(ctx, "c", testSettings)
+		require.NoError(t, err)
+		require.NoError(t, spoil(), what)
+
+		_, ok, err := s.get(ctx, "c")
+		require.NoError(t, err, what)
+		assert.False(t, ok, "%s: a corrupt record is not handed to watchers", what)
+
+		snap, err := s.Failure(ctx, op)
+		var ce *CorruptError
+		require.ErrorAs(t, err, &ce, what)
+		assert.Equal(t, s.Key("c"), ce.Key)
+		assert.Contains(t, err.Error(), s.Key("c"), "the error names the key")
+		assert.Equal(t, store.Closed, snap.State, what)
+		assert.Equal(t, 1, snap.Failures, "%s: the fresh record took the failure", what)
+
+		snap, err = s.Failure(ctx, op)
+		require.NoError(t, err, "%s: the record was repaired", what)
+		assert.Equal(t, 2, snap.Failures, what)
+	}
+}
+
+func TestBadSettingsAreRejected(t *testing.T) {
+	srv := needRedis(t)
+	s := newStore(t, srv, testPrefix())
+	_, _, err := s.Register(context.Background(), "c", store.Settings{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "bad settings")
+	_, err = s.Force(context.Background(), store.Op{Circuit: "c", Settings: testSettings}, store.State(7))
+	require.Error(t, err)
+}
+
+func TestNanosRoundTrip(t *testing.T) {
+	for _, tm := range []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 0), time.Unix(-1, 1), time.Unix(-2, 999_999_999),
+		time.Unix(1_700_000_000, 5), time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+	} {
+		s := formatNanos(tm)
+		got, err := parseNanos(s)
+		require.NoError(t, err, s)
+		assert.True(t, tm.Equal(got), "%v -> %s -> %v", tm, s, got)
+	}
+	assert.Equal(t, "-1", formatNanos(time.Unix(-1, 999_999_999)))
+	assert.Equal(t, "1000000005", formatNanos(time.Unix(1, 5)))
+	for _, bad := range []string{"", "-", "1.5", "x", "1234567890123456789012"} {
+		_, err := parseNanos(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	name, snap, ok := parseMessage("1 open 4 17 0 0 0 1000000005 pay ments")
+	require.True(t, ok)
+	assert.Equal(t, "pay ments", name)
+	assert.Equal(t, store.Snapshot{State: store.Open, Gen: 4, Seq: 17, OpenUntil: time.Unix(1, 5)}, snap)
+	for _, bad := range []string{"", "hello", "2 open 4 17 0 0 0 1 c", "1 shut 4 17 0 0 0 1 c", "1 open x 17 0 0 0 1 c", "1 open 4 17 0 0 0 soon c"} {
+		_, _, ok := parseMessage(bad)
+		assert.False(t, ok, bad)
+	}
+}
+
+// TestWatchAcrossStores: a change made through one store reaches the
+// watchers of another (another process, as far as Redis can tell).
+func TestWatchAcrossStores(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	a, b := newStore(t, srv, prefix), newStore(t, srv, prefix)
+	_, snap, err := a.Register(ctx, "c", testSettings)
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var seen []store.Snapshot
+	stop := b.Watch("c", func(s store.Snapshot) {
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	})
+	last := func() store.Snapshot {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 {
+			return store.Snapshot{}
+		}
+		return seen[len(seen)-1]
+	}
+	// The watch starts with the current record.
+	require.Eventually(t, func() bool { return last().Seq == snap.Seq }, 5*time.Second, 5*time.Millisecond)
+
+	// Wait for the subscription before changing anything: a change made
+	// earlier is picked up by the resync instead, which this test does not
+	// want to rely on.
+	require.Eventually(t, func() bool {
+		n, err := a.client.PubSubNumSub(ctx, a.Channel()).Result()
+		return err == nil && n[a.Channel()] > 0
+	}, 5*time.Second, 5*time.Millisecond)
+	opened, err := a.Force(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: snap.Gen, Now: time.Unix(1, 0)}, store.Open)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return last().Seq == opened.Seq }, 5*time.Second, 5*time.Millisecond)
+	got := last()
+	assert.Equal(t, store.Open, got.State)
+	assert.Equal(t, opened, got)
+
+	// Other circuits' messages do not reach this watcher; after stop,
+	// nothing does.
+	_, err = a.Force(ctx, store.Op{Circuit: "other", Settings: testSettings, Now: time.Unix(1, 0)}, store.Open)
+	require.NoError(t, err)
+	stop()
+	_, err = a.Force(ctx, store.Op{Circuit: "c", Settings: testSettings, Now: time.Unix(1, 0)}, store.Closed)
+	require.NoError(t, err)
+	// A marker change on a circuit watched by a second watcher tells us
+	// when every earlier message has been dispatched.
+	marker := make(chan struct{}, 1)
+	stop2 := b.Watch("marker", func(s store.Snapshot) {
+		if s.State == store.Open {
+			select {
+			case marker <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer stop2()
+	require.Eventually(t, func() bool {
+		_, err := a.Force(ctx, store.Op{Circuit: "marker", Settings: testSettings, Now: time.Unix(1, 0)}, store.Open)
+		require.NoError(t, err)
+		select {
+		case <-marker:
+			return true
+		default:
+			return false
+		}
+	}, 5*time.Second, 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		assert.LessOrEqual(t, s.Seq, opened.Seq, "no message after stop")
+	}
+	assert.Equal(t, opened, seen[len(seen)-1])
+}
+
+// TestTimeout: a call never waits past the store timeout, whether or not
+// the client honours context deadlines itself.
+func TestTimeout(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	for _, ctxAware := range []bool{true, false} {
+		c := goredis.NewClient(&goredis.Options{Addr: srv.addr(), ContextTimeoutEnabled: ctxAware, MaxRetries: -1})
+		s := New(c, WithPrefix(testPrefix()), WithTimeout(20*time.Millisecond))
+		require.Equal(t, ctxAware, s.ctxAware)
+		_, _, err := s.Register(ctx, "c", testSettings)
+		require.NoError(t, err)
+
+		admin := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
+		require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", "300", "ALL").Err())
+		_, err = s.Failure(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: 1, Now: time.Unix(1, 0)})
+		require.Error(t, err, "ctxAware=%v", ctxAware)
+		assert.True(t, errors.Is(err, context.DeadlineExceeded) || isTimeout(err), "ctxAware=%v: %v", ctxAware, err)
+
+		// A caller's own deadline applies when it is earlier.
+		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+		_, err = s.Failure(short, store.Op{Circuit: "c", Settings: testSettings, Gen: 1, Now: time.Unix(1, 0)})
+		cancel()
+		require.Error(t, err)
+		require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
+		require.NoError(t, admin.Close())
+		require.NoError(t, s.Close())
+		require.NoError(t, c.Close())
+	}
+}
