@@ -1,0 +1,105 @@
+// Command purgatorygen writes circuit-breaker wrappers for the interfaces
+// annotated with //purgatory:circuit in Go packages.
+//
+// Usage:
+//
+//	purgatorygen [flags] [packages]
+//
+// With no packages it reads the package in the current directory, which is
+// what go generate runs it in. For each package that has annotated
+// interfaces it writes one file, purgatory_gen.go by default.
+//
+// Flags:
+//
+//	-o name      output file name in each package directory (default purgatory_gen.go)
+//	-type list   comma-separated interface names to restrict generation to
+//	-tags list   comma-separated build tags, as for go build
+//	-check       write nothing; exit 1 and name the stale files when
+//	             regenerating would change them
+//	-version     print the version and exit
+//
+// Exit status: 0 on success, 1 when the packages or their annotations have
+// errors (reported as file:line:col: message; nothing is written) or when
+// -check finds stale files, 2 on a usage error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/purgatory-go/purgatory/generator"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("purgatorygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("o", generator.DefaultOutput, "output file `name` in each package directory")
+	typeList := fs.String("type", "", "comma-separated interface `names` to restrict generation to")
+	tags := fs.String("tags", "", "comma-separated build `tags`")
+	check := fs.Bool("check", false, "write nothing; exit 1 and name the stale files when regenerating would change them")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: purgatorygen [flags] [packages]\n\nWrites circuit-breaker wrappers for interfaces annotated with //purgatory:circuit.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stdout, "purgatorygen %s\n", generator.Version)
+		return 0
+	}
+	if strings.ContainsAny(*output, `/\`) || !strings.HasSuffix(*output, ".go") || strings.HasSuffix(*output, "_test.go") {
+		fmt.Fprintf(stderr, "purgatorygen: -o %q: want a .go file name (not _test.go, not a path)\n", *output)
+		fs.Usage()
+		return 2
+	}
+	cfg := generator.Config{Patterns: fs.Args(), Output: *output, Types: splitList(*typeList), Tags: splitList(*tags)}
+	if *check {
+		stale, err := generator.Check(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		for _, f := range stale {
+			fmt.Fprintf(stderr, "purgatorygen: %s is stale; run go generate\n", f)
+		}
+		if len(stale) > 0 {
+			return 1
+		}
+		return 0
+	}
+	files, err := generator.Generate(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := generator.Write(files); err != nil {
+		fmt.Fprintf(stderr, "purgatorygen: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

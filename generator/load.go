@@ -1,0 +1,138 @@
+package generator
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// loaded is one package as the loader gives it, with the problems that stop
+// generation for it.
+type loaded struct {
+	pkg  *packages.Package
+	dir  string // directory of the package's files
+	errs ErrorList
+	// gen is the previously generated output file, if the package has one;
+	// its type errors are ignored (it is about to be replaced) and its
+	// declarations do not count as taken names.
+	gen *ast.File
+}
+
+// loadMode is what the generator needs: syntax and types of the target
+// packages, export data for their dependencies.
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
+	packages.NeedTypes | packages.NeedTypesInfo
+
+// load loads the packages of cfg with go/packages. _test.go files are not
+// loaded. It fails only when the go command does; problems in the packages
+// are returned in each loaded.errs with the compiler's messages.
+func load(cfg Config) ([]*loaded, error) {
+	patterns := cfg.Patterns
+	if len(patterns) == 0 {
+		patterns = []string{"."}
+	}
+	pc := &packages.Config{Mode: loadMode, Dir: cfg.Dir, Tests: false}
+	if len(cfg.Tags) > 0 {
+		pc.BuildFlags = []string{"-tags=" + strings.Join(cfg.Tags, ",")}
+	}
+	pkgs, err := packages.Load(pc, patterns...)
+	if err != nil {
+		return nil, err
+	}
+	var out []*loaded
+	for _, p := range pkgs {
+		l := &loaded{pkg: p}
+		if len(p.GoFiles) > 0 {
+			l.dir = filepath.Dir(p.GoFiles[0])
+		}
+		genPath := ""
+		for _, f := range p.Syntax {
+			name := p.Fset.Position(f.Package).Filename
+			if filepath.Base(name) == cfg.Output && isOurs(f) {
+				l.gen = f
+				genPath = name
+			}
+		}
+		for _, e := range p.Errors {
+			if e.Kind == packages.ListError && strings.HasPrefix(e.Msg, "# ") {
+				// The compiler's output when go list -export builds the
+				// package: the type checker reports the same errors, and
+				// those of the old output file must not count.
+				continue
+			}
+			pos := parsePos(e.Pos)
+			if genPath != "" && pos.Filename == genPath {
+				continue
+			}
+			pos.Filename = relPath(cfg.Dir, pos.Filename)
+			if pos.Filename == "" || pos.Filename == "-" {
+				pos.Filename = p.PkgPath
+			}
+			l.errs = append(l.errs, &Error{Pos: pos, Msg: e.Msg})
+		}
+		if len(l.errs) == 0 && (p.Types == nil || p.TypesInfo == nil) {
+			l.errs = append(l.errs, &Error{Pos: token.Position{Filename: p.PkgPath}, Msg: "no type information"})
+		}
+		if len(p.GoFiles) == 0 && len(l.errs) == 0 {
+			l.errs = append(l.errs, &Error{Pos: token.Position{Filename: p.PkgPath}, Msg: "no Go files"})
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// isOurs reports whether f was written by purgatorygen.
+func isOurs(f *ast.File) bool {
+	for _, cg := range f.Comments {
+		if cg.Pos() > f.Package {
+			break
+		}
+		for _, c := range cg.List {
+			if c.Text == header {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parsePos parses the "file:line:col" (or "file:line", "file") positions
+// go/packages gives errors.
+func parsePos(s string) token.Position {
+	var p token.Position
+	rest := s
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		if n, err := strconv.Atoi(rest[i+1:]); err == nil {
+			rest = rest[:i]
+			if j := strings.LastIndexByte(rest, ':'); j >= 0 {
+				if m, err := strconv.Atoi(rest[j+1:]); err == nil {
+					p.Line, p.Column = m, n
+					rest = rest[:j]
+				} else {
+					p.Line = n
+				}
+			} else {
+				p.Line = n
+			}
+		}
+	}
+	p.Filename = rest
+	return p
+}
+
+// position returns the position of pos, with the file name relative to dir.
+func position(fset *token.FileSet, dir string, pos token.Pos) token.Position {
+	p := fset.Position(pos)
+	p.Filename = relPath(dir, p.Filename)
+	return p
+}
+
+// errorf returns an Error at pos.
+func errorf(fset *token.FileSet, dir string, pos token.Pos, format string, args ...any) *Error {
+	return &Error{Pos: position(fset, dir, pos), Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,765 @@
+package generator
+
+import (
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// model is what emit needs to write one package's file.
+type model struct {
+	pkg    *types.Package
+	ifaces []*ifaceModel
+	// taken are the package-scope names of the package (those of the old
+	// generated file excepted): import names must not clash with them.
+	taken map[string]bool
+}
+
+// ifaceModel is one annotated interface.
+type ifaceModel struct {
+	obj      *types.TypeName
+	methods  []*methodModel
+	circuits []*circuit // distinct circuits its methods use, in first-use order
+}
+
+// name returns the interface's name.
+func (m *ifaceModel) name() string { return m.obj.Name() }
+
+// typeParams returns the interface's type parameters, if it is generic.
+func (m *ifaceModel) typeParams() *types.TypeParamList {
+	if n, ok := types.Unalias(m.obj.Type()).(*types.Named); ok && m.obj.Type() == n {
+		return n.TypeParams()
+	}
+	return nil
+}
+
+// methodModel is one method of the wrapper.
+type methodModel struct {
+	fn      *types.Func
+	sig     *types.Signature
+	circuit *circuit // nil when forwarded
+	skipped bool     // forwarded because of //purgatory:skip (else: no error result)
+}
+
+// excludeKind says how an exclude entry matches errors.
+type excludeKind uint8
+
+const (
+	exVar  excludeKind = iota // an error variable: purgatory.Is(v)
+	exType                    // an error type: purgatory.As[T]()
+	exPred                    // a func(error) bool: used as is
+)
+
+// exclude is one resolved exclude entry.
+type exclude struct {
+	kind excludeKind
+	pkg  *types.Package // nil for the universe
+	name string
+	ptr  bool   // exType only: *T
+	text string // as written in the annotation
+}
+
+// key identifies the entry whatever its spelling.
+func (e exclude) key() string {
+	k := e.name
+	if e.pkg != nil {
+		k = e.pkg.Path() + "." + k
+	}
+	if e.ptr {
+		k = "*" + k
+	}
+	return k
+}
+
+// settings are what a //purgatory:circuit annotation configures. Zero
+// numbers leave the factory's default.
+type settings struct {
+	name      string
+	threshold int
+	ttl       time.Duration
+	trials    int
+	excludes  []exclude
+}
+
+// equal reports whether a and b configure the same breaker.
+func (s *settings) equal(o *settings) bool {
+	if s.name != o.name || s.threshold != o.threshold || s.ttl != o.ttl || s.trials != o.trials {
+		return false
+	}
+	return slices.Equal(s.excludeKeys(), o.excludeKeys())
+}
+
+func (s *settings) excludeKeys() []string {
+	var ks []string
+	for _, e := range s.excludes {
+		ks = append(ks, e.key())
+	}
+	sort.Strings(ks)
+	return slices.Compact(ks)
+}
+
+// String gives the settings as an annotation would write them.
+func (s *settings) String() string {
+	var parts []string
+	if s.threshold > 0 {
+		parts = append(parts, keyThreshold+"="+strconv.Itoa(s.threshold))
+	}
+	if s.ttl > 0 {
+		parts = append(parts, keyTTL+"="+s.ttl.String())
+	}
+	if s.trials > 0 {
+		parts = append(parts, keyTrials+"="+strconv.Itoa(s.trials))
+	}
+	if len(s.excludes) > 0 {
+		var ex []string
+		for _, e := range s.excludes {
+			ex = append(ex, e.text)
+		}
+		parts = append(parts, keyExclude+"="+strings.Join(ex, ","))
+	}
+	if len(parts) == 0 {
+		return "the factory's defaults"
+	}
+	return strings.Join(parts, " ")
+}
+
+// circuit is one circuit name used in the package.
+type circuit struct {
+	settings
+	pos token.Position // of the annotation that declared it first
+}
+
+// validator checks the annotations of one package and builds its model.
+type validator struct {
+	l        *loaded
+	fset     *token.FileSet
+	dir      string
+	errs     ErrorList
+	circuits map[string]*circuit
+}
+
+func (v *validator) errorf(pos token.Pos, format string, args ...any) {
+	v.errs = append(v.errs, errorf(v.fset, v.dir, pos, format, args...))
+}
+
+// validate checks the annotations of l and returns its model; found
+// collects the names of the interfaces seen (for -type).
+func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) {
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	v := &validator{l: l, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{}}
+	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
+	genNames := map[string]bool{}
+	if l.gen != nil {
+		for _, d := range l.gen.Decls {
+			for _, id := range declNames(d) {
+				genNames[id] = true
+			}
+		}
+	}
+	for _, n := range m.pkg.Scope().Names() {
+		if !genNames[n] {
+			m.taken[n] = true
+		}
+	}
+	want := func(name string) bool { return len(cfg.Types) == 0 || slices.Contains(cfg.Types, name) }
+	for _, f := range l.pkg.Syntax {
+		if f == l.gen {
+			continue
+		}
+		all := map[*ast.Comment]*directive{}
+		for _, d := range directives(f.Comments...) {
+			all[d.comment] = d
+		}
+		if len(all) == 0 {
+			continue
+		}
+		used := func(ds []*directive) []*directive {
+			for _, d := range ds {
+				delete(all, d.comment)
+			}
+			return ds
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				docs := []*ast.CommentGroup{ts.Doc}
+				if !gd.Lparen.IsValid() {
+					docs = append(docs, gd.Doc)
+				}
+				ds := used(directives(docs...))
+				var methodDirs map[string][]*directive
+				if it, ok := ts.Type.(*ast.InterfaceType); ok {
+					methodDirs = v.methodDirectives(it, used)
+				}
+				if len(ds) == 0 {
+					for _, mds := range methodDirs {
+						v.errorf(mds[0].pos, "//purgatory:%s on a method of %s, which has no //purgatory:circuit annotation", mds[0].kind, ts.Name.Name)
+					}
+					continue
+				}
+				d := v.interfaceDirective(ds)
+				if d == nil {
+					continue
+				}
+				obj, _ := l.pkg.TypesInfo.Defs[ts.Name].(*types.TypeName)
+				if obj == nil {
+					continue
+				}
+				if _, ok := obj.Type().Underlying().(*types.Interface); !ok {
+					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type", ts.Name.Name)
+					continue
+				}
+				found[obj.Name()] = true
+				if !want(obj.Name()) {
+					continue
+				}
+				if im := v.iface(f, ts, obj, d, methodDirs); im != nil {
+					m.ifaces = append(m.ifaces, im)
+				}
+			}
+		}
+		for _, d := range all {
+			if d.kind == dirCircuit || d.kind == dirSkip {
+				v.errorf(d.pos, "//purgatory:%s must be in the doc comment of an interface type or of one of its methods", d.kind)
+			} else {
+				v.unknownDirective(d)
+			}
+		}
+	}
+	return m, v.errs
+}
+
+// declNames returns the package-scope names d declares.
+func declNames(d ast.Decl) []string {
+	var out []string
+	switch d := d.(type) {
+	case *ast.FuncDecl:
+		if d.Recv == nil {
+			out = append(out, d.Name.Name)
+		}
+	case *ast.GenDecl:
+		for _, s := range d.Specs {
+			switch s := s.(type) {
+			case *ast.TypeSpec:
+				out = append(out, s.Name.Name)
+			case *ast.ValueSpec:
+				for _, n := range s.Names {
+					out = append(out, n.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// unknownDirective reports a //purgatory: directive that is neither circuit nor skip.
+func (v *validator) unknownDirective(d *directive) {
+	msg := fmt.Sprintf("unknown directive //purgatory:%s", d.kind)
+	if s := suggest(d.kind, []string{dirCircuit, dirSkip}); s != "" {
+		msg += fmt.Sprintf(" (did you mean //purgatory:%s?)", s)
+	}
+	v.errs = append(v.errs, errorf(v.fset, v.dir, d.pos, "%s", msg))
+}
+
+// interfaceDirective returns the one //purgatory:circuit of a type's doc
+// comment, reporting anything else there.
+func (v *validator) interfaceDirective(ds []*directive) *directive {
+	var d *directive
+	for _, x := range ds {
+		switch x.kind {
+		case dirCircuit:
+			if d != nil {
+				v.errorf(x.pos, "duplicate //purgatory:circuit (the first is at %s)", position(v.fset, v.dir, d.pos))
+				continue
+			}
+			d = x
+		case dirSkip:
+			v.errorf(x.pos, "//purgatory:skip applies to interface methods, not to types")
+		default:
+			v.unknownDirective(x)
+		}
+	}
+	return d
+}
+
+// methodDirectives returns the directives of each explicit method of it,
+// reporting those on embedded interfaces.
+func (v *validator) methodDirectives(it *ast.InterfaceType, used func([]*directive) []*directive) map[string][]*directive {
+	out := map[string][]*directive{}
+	for _, field := range it.Methods.List {
+		ds := used(directives(field.Doc, field.Comment))
+		if len(ds) == 0 {
+			continue
+		}
+		if len(field.Names) == 0 {
+			v.errorf(ds[0].pos, "//purgatory:%s on an embedded interface; annotate the methods of the interface that declares them, or declare them here", ds[0].kind)
+			continue
+		}
+		out[field.Names[0].Name] = ds
+	}
+	return out
+}
+
+// iface builds the model of one annotated interface.
+func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d *directive, methodDirs map[string][]*directive) *ifaceModel {
+	scope := v.l.pkg.TypesInfo.Scopes[f]
+	base := &settings{name: v.l.pkg.Types.Name() + "." + obj.Name()}
+	nerr := len(v.errs)
+	top := v.settings(d, scope, base)
+	if len(v.errs) > nerr {
+		return nil
+	}
+	it := obj.Type().Underlying().(*types.Interface)
+	if !it.IsMethodSet() {
+		v.errorf(ts.Name.Pos(), "%s is a constraint interface (it has a type set); only basic interfaces can be wrapped", obj.Name())
+		return nil
+	}
+	im := &ifaceModel{obj: obj}
+	// Explicit methods in source order, then the embedded ones by name.
+	var order []*types.Func
+	seen := map[string]bool{}
+	if itAST, ok := ts.Type.(*ast.InterfaceType); ok {
+		for _, field := range itAST.Methods.List {
+			if len(field.Names) == 0 {
+				continue
+			}
+			if i, fn := lookupMethod(it, field.Names[0].Name); i >= 0 {
+				order = append(order, fn)
+				seen[fn.Name()] = true
+			}
+		}
+	}
+	var rest []*types.Func
+	for i := range it.NumMethods() {
+		if fn := it.Method(i); !seen[fn.Name()] {
+			rest = append(rest, fn)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Name() < rest[j].Name() })
+	order = append(order, rest...)
+	for name, ds := range methodDirs {
+		if i, _ := lookupMethod(it, name); i < 0 {
+			v.errorf(ds[0].pos, "method %s is not in the method set of %s", name, obj.Name())
+		}
+	}
+	for _, fn := range order {
+		if !fn.Exported() && fn.Pkg() != v.l.pkg.Types {
+			v.errorf(ts.Name.Pos(), "%s has the unexported method %s of package %s, which cannot be implemented outside it", obj.Name(), fn.Name(), fn.Pkg().Path())
+			continue
+		}
+		sig := fn.Type().(*types.Signature)
+		if what := unexportedIn(sig, v.l.pkg.Types); what != "" {
+			v.errorf(ts.Name.Pos(), "method %s of %s uses %s, which is not exported by its package", fn.Name(), obj.Name(), what)
+			continue
+		}
+		mm := &methodModel{fn: fn, sig: sig}
+		hasErr := returnsError(sig)
+		var cd *directive
+		for _, x := range methodDirs[fn.Name()] {
+			switch x.kind {
+			case dirSkip:
+				if len(x.args) > 0 || len(x.bad) > 0 {
+					v.errorf(x.pos, "//purgatory:skip takes no arguments")
+				}
+				if mm.skipped {
+					v.errorf(x.pos, "duplicate //purgatory:skip")
+				}
+				mm.skipped = true
+			case dirCircuit:
+				if cd != nil {
+					v.errorf(x.pos, "duplicate //purgatory:circuit (the first is at %s)", position(v.fset, v.dir, cd.pos))
+					continue
+				}
+				cd = x
+			default:
+				v.unknownDirective(x)
+			}
+		}
+		if mm.skipped && cd != nil {
+			v.errorf(cd.pos, "method %s has both //purgatory:skip and //purgatory:circuit", fn.Name())
+			continue
+		}
+		if cd != nil && !hasErr {
+			v.errorf(cd.pos, "method %s has no error result for its circuit to count; remove //purgatory:circuit or use //purgatory:skip", fn.Name())
+			continue
+		}
+		if !mm.skipped && hasErr {
+			s, pos := top, d.pos
+			if cd != nil {
+				inherit := *top
+				inherit.name = top.name + "." + fn.Name()
+				nerr := len(v.errs)
+				s, pos = v.settings(cd, scope, &inherit), cd.pos
+				if len(v.errs) > nerr {
+					continue
+				}
+			}
+			mm.circuit = v.register(s, pos)
+			if mm.circuit == nil {
+				continue
+			}
+			if !slices.Contains(im.circuits, mm.circuit) {
+				im.circuits = append(im.circuits, mm.circuit)
+			}
+		}
+		im.methods = append(im.methods, mm)
+	}
+	return im
+}
+
+// lookupMethod finds the method called name in it.
+func lookupMethod(it *types.Interface, name string) (int, *types.Func) {
+	for i := range it.NumMethods() {
+		if fn := it.Method(i); fn.Name() == name {
+			return i, fn
+		}
+	}
+	return -1, nil
+}
+
+// returnsError reports whether the last result of sig is error.
+func returnsError(sig *types.Signature) bool {
+	r := sig.Results()
+	return r.Len() > 0 && types.Identical(r.At(r.Len()-1).Type(), errorType)
+}
+
+var errorType = types.Universe.Lookup("error").Type()
+
+// register returns the package's circuit called s.name, creating it, or
+// reports a clash when it exists with other settings.
+func (v *validator) register(s *settings, pos token.Pos) *circuit {
+	if c, ok := v.circuits[s.name]; ok {
+		if !c.equal(s) {
+			v.errorf(pos, "circuit %q is declared here with %s but at %s with %s", s.name, s, c.pos, &c.settings)
+			return nil
+		}
+		return c
+	}
+	c := &circuit{settings: *s, pos: position(v.fset, v.dir, pos)}
+	v.circuits[s.name] = c
+	return c
+}
+
+// settings parses a //purgatory:circuit directive on top of inherit.
+func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings) *settings {
+	s := *inherit
+	s.excludes = slices.Clone(inherit.excludes)
+	for _, b := range d.bad {
+		v.errorf(b.pos, "expected key=value, got %q", b.text)
+	}
+	seen := map[string]token.Pos{}
+	for _, a := range d.args {
+		if !slices.Contains(keys, a.key) {
+			msg := fmt.Sprintf("unknown key %q", a.key)
+			if sug := suggest(a.key, keys); sug != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", sug)
+			} else {
+				msg += " (the keys are " + strings.Join(keys, ", ") + ")"
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, a.keyPos, "%s", msg))
+			continue
+		}
+		if first, dup := seen[a.key]; dup {
+			v.errorf(a.keyPos, "duplicate key %q (the first is at %s)", a.key, position(v.fset, v.dir, first))
+			continue
+		}
+		seen[a.key] = a.keyPos
+		switch a.key {
+		case keyName:
+			if a.value == "" {
+				v.errorf(a.valPos, "bad value for name: empty")
+				continue
+			}
+			s.name = a.value
+		case keyThreshold, keyTrials:
+			n, err := strconv.Atoi(a.value)
+			if err != nil || n < 1 {
+				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
+				continue
+			}
+			if a.key == keyThreshold {
+				s.threshold = n
+			} else {
+				s.trials = n
+			}
+		case keyTTL:
+			ttl, err := time.ParseDuration(a.value)
+			if err != nil || ttl <= 0 {
+				v.errorf(a.valPos, "bad value for ttl: %q is not a duration > 0 such as 30s or 1m30s", a.value)
+				continue
+			}
+			s.ttl = ttl
+		case keyExclude:
+			s.excludes = nil
+			for _, it := range a.items() {
+				if e, ok := v.resolveExclude(it, scope); ok {
+					s.excludes = append(s.excludes, e)
+				}
+			}
+		}
+	}
+	return &s
+}
+
+// resolveExclude resolves one exclude entry in the scope of the file that
+// declares the interface.
+func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) {
+	text := it.text
+	e := exclude{text: text}
+	if text == "" {
+		v.errorf(it.pos, "bad value for exclude: empty entry")
+		return e, false
+	}
+	if strings.HasPrefix(text, "*") {
+		e.ptr = true
+		text = text[1:]
+	}
+	var obj types.Object
+	if q, name, ok := strings.Cut(text, "."); ok {
+		pn, _ := scope.Lookup(q).(*types.PkgName)
+		if pn == nil {
+			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, q)
+			if s := suggest(q, importNames(scope)); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return e, false
+		}
+		obj = pn.Imported().Scope().Lookup(name)
+		if obj == nil || !obj.Exported() {
+			msg := fmt.Sprintf("exclude %s: undefined: %s.%s", it.text, q, name)
+			if s := suggest(name, exportedNames(pn.Imported().Scope())); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s.%s?)", q, s)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return e, false
+		}
+	} else {
+		_, obj = scope.LookupParent(text, token.NoPos)
+		if obj == nil {
+			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, text)
+			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return e, false
+		}
+	}
+	e.pkg, e.name = obj.Pkg(), obj.Name()
+	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
+		v.errorf(it.pos, "exclude %s: not a package-level declaration", it.text)
+		return e, false
+	}
+	want := "an error variable, an error type or a func(error) bool"
+	switch obj := obj.(type) {
+	case *types.TypeName:
+		t := obj.Type()
+		if n, ok := t.(*types.Named); ok && n.TypeParams().Len() > 0 {
+			v.errorf(it.pos, "exclude %s: generic type %s needs type arguments; use a func(error) bool instead", it.text, obj.Name())
+			return e, false
+		}
+		if _, ok := t.Underlying().(*types.Interface); ok && !e.ptr {
+			if types.Implements(t, errorType.Underlying().(*types.Interface)) {
+				e.kind = exType
+				return e, true
+			}
+		}
+		if e.ptr {
+			t = types.NewPointer(t)
+		}
+		if !types.Implements(t, errorType.Underlying().(*types.Interface)) {
+			hint := ""
+			if !e.ptr && types.Implements(types.NewPointer(t), errorType.Underlying().(*types.Interface)) {
+				hint = fmt.Sprintf(" (did you mean *%s?)", text)
+			}
+			v.errorf(it.pos, "exclude %s: type %s does not implement error%s", it.text, it.text, hint)
+			return e, false
+		}
+		e.kind = exType
+		return e, true
+	case *types.Var:
+		if e.ptr {
+			v.errorf(it.pos, "exclude %s: %s is a variable, not a type", it.text, text)
+			return e, false
+		}
+		if isPredicate(obj.Type()) {
+			e.kind = exPred
+			return e, true
+		}
+		if !types.Implements(obj.Type(), errorType.Underlying().(*types.Interface)) {
+			v.errorf(it.pos, "exclude %s: variable of type %s is not an error", it.text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			return e, false
+		}
+		e.kind = exVar
+		return e, true
+	case *types.Func:
+		if e.ptr || !isPredicate(obj.Type()) {
+			v.errorf(it.pos, "exclude %s: func %s has type %s, not func(error) bool", it.text, text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			return e, false
+		}
+		e.kind = exPred
+		return e, true
+	case *types.Const:
+		v.errorf(it.pos, "exclude %s: %s is a constant, not %s", it.text, text, want)
+	case *types.PkgName:
+		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
+	default:
+		v.errorf(it.pos, "exclude %s: %s is not %s", it.text, text, want)
+	}
+	return e, false
+}
+
+// isPredicate reports whether t is func(error) bool.
+func isPredicate(t types.Type) bool {
+	sig, ok := t.Underlying().(*types.Signature)
+	return ok && sig.TypeParams().Len() == 0 && !sig.Variadic() &&
+		sig.Params().Len() == 1 && types.Identical(sig.Params().At(0).Type(), errorType) &&
+		sig.Results().Len() == 1 && types.Identical(sig.Results().At(0).Type(), types.Typ[types.Bool])
+}
+
+// importNames returns the package names a file scope declares.
+func importNames(scope *types.Scope) []string {
+	var out []string
+	for _, n := range scope.Names() {
+		if _, ok := scope.Lookup(n).(*types.PkgName); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// exportedNames returns the exported names of a package scope.
+func exportedNames(scope *types.Scope) []string {
+	var out []string
+	for _, n := range scope.Names() {
+		if token.IsExported(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// unexportedIn returns the first type in sig that code outside its package
+// cannot name, or "".
+func unexportedIn(sig *types.Signature, local *types.Package) string {
+	found := ""
+	var walk func(t types.Type)
+	seen := map[types.Type]bool{}
+	walk = func(t types.Type) {
+		if found != "" || t == nil || seen[t] {
+			return
+		}
+		seen[t] = true
+		switch t := t.(type) {
+		case *types.Named:
+			if o := t.Obj(); o.Pkg() != nil && o.Pkg() != local && !o.Exported() {
+				found = o.Pkg().Path() + "." + o.Name()
+				return
+			}
+			for a := range t.TypeArgs().Types() {
+				walk(a)
+			}
+		case *types.Alias:
+			if o := t.Obj(); o.Pkg() != nil && o.Pkg() != local && !o.Exported() {
+				found = o.Pkg().Path() + "." + o.Name()
+				return
+			}
+			for a := range t.TypeArgs().Types() {
+				walk(a)
+			}
+		case *types.Pointer:
+			walk(t.Elem())
+		case *types.Slice:
+			walk(t.Elem())
+		case *types.Array:
+			walk(t.Elem())
+		case *types.Map:
+			walk(t.Key())
+			walk(t.Elem())
+		case *types.Chan:
+			walk(t.Elem())
+		case *types.Signature:
+			for p := range t.Params().Variables() {
+				walk(p.Type())
+			}
+			for p := range t.Results().Variables() {
+				walk(p.Type())
+			}
+		case *types.Struct:
+			for f := range t.Fields() {
+				if !f.Exported() && f.Pkg() != local {
+					found = "an unexported struct field of " + f.Pkg().Path()
+					return
+				}
+				walk(f.Type())
+			}
+		case *types.Interface:
+			for m := range t.ExplicitMethods() {
+				if !m.Exported() && m.Pkg() != local {
+					found = "an unexported method of " + m.Pkg().Path()
+					return
+				}
+				walk(m.Type())
+			}
+			for e := range t.EmbeddedTypes() {
+				walk(e)
+			}
+		case *types.Union:
+			for i := range t.Len() {
+				walk(t.Term(i).Type())
+			}
+		}
+	}
+	walk(sig)
+	return found
+}
+
+// suggest returns the candidate nearest to s when it is near enough to be
+// a likely typo, or "".
+func suggest(s string, candidates []string) string {
+	best, bestD := "", 0
+	for _, c := range candidates {
+		d := distance(strings.ToLower(s), strings.ToLower(c))
+		if best == "" || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	limit := max(1, min(3, len(s)/3))
+	if best == "" || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+// distance is the Levenshtein edit distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
