@@ -135,7 +135,7 @@ func newClient(t testing.TB, srv *server, hooks ...goredis.Hook) *goredis.Client
 // the test.
 func newStore(t testing.TB, srv *server, prefix string, hooks ...goredis.Hook) *Store {
 	t.Helper()
-	s := New(newClient(t, srv, hooks...), WithPrefix(prefix))
+	s := New(newClient(t, srv, hooks...), WithPrefix(prefix), WithTimeout(time.Second)) // generous: the machine is shared
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s
 }
