@@ -6,7 +6,7 @@
 // direct call (no breaker) is the floor every contender is measured against.
 package bench
 
-//go:generate go run ../cmd/purgatorygen
+//go:generate go tool purgatorygen
 
 import (
 	"context"
