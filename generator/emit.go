@@ -91,7 +91,9 @@ func (e *emitter) planImports() {
 	claim := func(p, name string) {
 		cand := name
 		if reserved[cand] || taken[cand] || token.IsKeyword(cand) {
-			if parent := sanitize(path.Base(path.Dir(p))); parent != "" && parent != "." {
+			if p == RuntimePath {
+				cand = "purgatoryrt"
+			} else if parent := sanitize(path.Base(path.Dir(p))); parent != "" && parent != name {
 				cand = parent + name
 			}
 		}
@@ -286,7 +288,11 @@ func (e *emitter) typ(t types.Type) *jen.Statement {
 				s = jen.Id(f.Name()).Add(e.typ(f.Type()))
 			}
 			if tag := t.Tag(i); tag != "" {
-				s = s.Op(strconv.Quote(tag))
+				if strings.Contains(tag, "`") {
+					s = s.Op(strconv.Quote(tag))
+				} else {
+					s = s.Op("`" + tag + "`")
+				}
 			}
 			fields = append(fields, s)
 		}
@@ -481,7 +487,7 @@ func (e *emitter) iface(im *ifaceModel) {
 
 	// The type.
 	var doc strings.Builder
-	fmt.Fprintf(&doc, "%s wraps a %s with circuit breakers:\n", wrapper, name)
+	fmt.Fprintf(&doc, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
 	for _, mm := range im.methods {
 		switch {
 		case mm.circuit != nil:
@@ -570,6 +576,14 @@ func (e *emitter) doc(text string) {
 // docf is doc with formatting.
 func (e *emitter) docf(format string, args ...any) { e.doc(fmt.Sprintf(format, args...)) }
 
+// article returns "an" before a vowel sound, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("AEIOUaeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
+}
+
 // multi renders a composite literal one element a line.
 var multi = jen.Options{Open: "{", Close: "}", Separator: ",", Multi: true}
 
@@ -639,7 +653,7 @@ func ttlCode(d time.Duration) jen.Code {
 			if d == u.d {
 				return jen.Qual("time", u.name)
 			}
-			return jen.Lit(int(d / u.d)).Op("*").Qual("time", u.name)
+			return jen.Lit(int(d/u.d)).Op("*").Qual("time", u.name)
 		}
 	}
 	return jen.Lit(int(d))
