@@ -86,11 +86,12 @@ func (b *Breaker) State() State { return State(b.view.Load() & stateMask) }
 // Allow asks to make a call. If the circuit lets it through, Allow returns
 // a token to hand to [Breaker.Done] with the call's result; otherwise it
 // returns an [*OpenError]. Every allowed call must be reported to Done.
-func (b *Breaker) Allow(ctx context.Context) (Token, error) {
-	if w := b.view.Load(); w&stateMask == 0 {
-		return Token(w), nil
+func (b *Breaker) Allow(ctx context.Context) (t Token, err error) {
+	// Kept within the inlining budget: closed is state 0.
+	if t = Token(b.view.Load()); t&stateMask != 0 {
+		t, err = b.allowSlow(ctx)
 	}
-	return b.allowSlow(ctx)
+	return t, err
 }
 
 // Done reports the result of a call admitted by [Breaker.Allow]. A nil
@@ -99,10 +100,12 @@ func (b *Breaker) Allow(ctx context.Context) (Token, error) {
 // anything else is a failure. Results of calls admitted before the circuit
 // last changed state are ignored.
 func (b *Breaker) Done(ctx context.Context, t Token, err error) {
-	if err == nil && (b.view.Load()^uint64(t))|uint64(t)&fastMask == 0 {
-		return // closed, nothing pending, nothing changed: nothing to do
+	// Fast path, within the inlining budget: the view is closed with no
+	// failures pending in the token's generation. Every state change starts
+	// a new generation, so a token of that generation was admitted closed.
+	if err != nil || b.view.Load() != uint64(t)&^fastMask {
+		b.doneSlow(ctx, t, err)
 	}
-	b.doneSlow(ctx, t, err)
 }
 
 // Do calls fn through the breaker and returns its error, or an

@@ -168,7 +168,7 @@ func (s slogListener) OnEvent(e Event) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
 	}
-	s.log.LogAttrs(ctx, level, "purgatory: circuit "+e.Kind.String(), attrs...)
+	s.log.LogAttrs(ctx, level, "purgatory: "+e.Kind.String(), attrs...)
 }
 
 // retryStep is how often an open breaker refreshes OpenError.RetryAfter.
