@@ -25,7 +25,7 @@ import (
 
 var errBoom = errors.New("boom")
 
-func fail(context.Context) error { return errBoom }
+func fail(context.Context) error    { return errBoom }
 func succeed(context.Context) error { return nil }
 
 // commandCounter is a go-redis hook that counts the commands a client
