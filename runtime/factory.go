@@ -107,7 +107,9 @@ func NewFactory(opts ...Option) *Factory {
 
 // Default returns the process-wide factory: default settings, in-memory
 // store. Generated constructors use it when given a nil factory.
-var Default = sync.OnceValue(func() *Factory { return NewFactory() })
+func Default() *Factory { return defaultFactory() }
+
+var defaultFactory = sync.OnceValue(func() *Factory { return NewFactory() })
 
 // AddListener adds a listener to every breaker of the factory, present and
 // future, and returns a function that removes it. Both may be called at any
