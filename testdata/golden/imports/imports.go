@@ -10,7 +10,7 @@ import (
 
 	av1 "github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
-	"github.com/purgatory-go/purgatory/testdata/golden/imports/internal/naming"
+	"github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
 )
 
 // purgatory is a package-scope name: the runtime import is renamed.
