@@ -1,0 +1,110 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+)
+
+// TestStress: 8 goroutines on each of 2 factories (two stores, two
+// clients) make 10k calls each, mixing successes and failures, while the
+// circuit trips, expires and recovers over and over. Afterwards both views
+// agree with the server's and no trial slot is leaked.
+func TestStress(t *testing.T) {
+	srv := needRedis(t)
+	const goroutines = 8
+	calls := 10_000
+	if testing.Short() {
+		calls = 1_000
+	}
+	fa, fb, _, _ := twoFactories(t, srv, nil, WithTimeout(5*time.Second))
+	cfg := purgatory.Config{Threshold: 5, TTL: time.Millisecond, Trials: 2}
+	bs := []*purgatory.Breaker{fa.Breaker("stress", cfg), fb.Breaker("stress", cfg)}
+	ctx := context.Background()
+
+	var ran, rejected atomic.Int64
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(i), uint64(g)))
+				for range calls {
+					failing := rng.IntN(10) == 0
+					err := b.Do(ctx, func(context.Context) error {
+						ran.Add(1)
+						if failing {
+							return errBoom
+						}
+						return nil
+					})
+					if errors.Is(err, purgatory.ErrOpen) {
+						rejected.Add(1)
+						time.Sleep(50 * time.Microsecond) // as a caller would back off
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	assert.Equal(t, int64(2*goroutines*calls), ran.Load()+rejected.Load())
+
+	// Quiescent now: an open circuit expires to half-open by itself, then
+	// nothing moves. Both views must settle on the server's record.
+	raw := newClient(t, srv)
+	key := findKey(t, raw, "stress")
+	var h map[string]string
+	require.Eventually(t, func() bool {
+		var err error
+		h, err = raw.HGetAll(ctx, key).Result()
+		require.NoError(t, err)
+		return h["state"] != "open" && bs[0].State().String() == h["state"] && bs[1].State().String() == h["state"]
+	}, 10*time.Second, 5*time.Millisecond, "views and server disagree")
+	assert.Equal(t, "0", h["claimed"], "every trial slot was given back")
+	failures, err := strconv.Atoi(h["failures"])
+	require.NoError(t, err)
+	assert.Less(t, failures, cfg.Threshold)
+	gen, err := strconv.Atoi(h["gen"])
+	require.NoError(t, err)
+	t.Logf("%d calls ran, %d rejected, %d state changes on the server", ran.Load(), rejected.Load(), gen-1)
+	assert.Greater(t, gen, 10, "the circuit should have changed state many times")
+	assert.Positive(t, rejected.Load())
+}
+
+// TestFailuresAddUp: concurrent failures from two factories are all
+// counted (no lost update, as a read-modify-write client would have).
+func TestFailuresAddUp(t *testing.T) {
+	srv := needRedis(t)
+	const goroutines, calls = 8, 500
+	fa, fb, _, _ := twoFactories(t, srv, nil, WithTimeout(5*time.Second))
+	cfg := purgatory.Config{Threshold: 1 << 30, TTL: time.Minute}
+	bs := []*purgatory.Breaker{fa.Breaker("adds", cfg), fb.Breaker("adds", cfg)}
+	var wg sync.WaitGroup
+	for _, b := range bs {
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range calls {
+					_ = b.Do(context.Background(), fail)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	raw := newClient(t, srv)
+	got, err := raw.HGet(context.Background(), findKey(t, raw, "adds"), "failures").Result()
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(2*goroutines*calls), got)
+}
