@@ -124,16 +124,9 @@ func (m *Memory) Force(_ context.Context, op Op, to State) (Snapshot, error) {
 func (m *Memory) Watch(name string, fn func(Snapshot)) (stop func()) {
 	w := &watcher{fn: fn}
 	m.mu.Lock()
-	c, ok := m.circuits[name]
-	if !ok {
-		// Watching before registering is allowed: the record's settings are
-		// filled in by the first Register or operation.
-		if m.circuits == nil {
-			m.circuits = make(map[string]*memCircuit)
-		}
-		c = &memCircuit{snap: New()}
-		m.circuits[name] = c
-	}
+	// Watching before registering is allowed: the record's settings are
+	// filled in by the first Register or operation.
+	c := m.circuit(name, Settings{})
 	if c.watchers == nil {
 		c.watchers = make(map[*watcher]struct{})
 	}
