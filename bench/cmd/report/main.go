@@ -76,7 +76,7 @@ func main() {
 	}
 
 	var md bytes.Buffer
-	writeTables(&md, data, order, *benchFile)
+	writeTables(&md, data, order)
 	for _, name := range strings.Split(*include, ",") {
 		if name == "" {
 			continue
@@ -181,7 +181,7 @@ func rows(data map[key]result, order []string, name, procs string) (names []stri
 	return names, rs
 }
 
-func writeTables(w io.Writer, data map[key]result, order []string, src string) {
+func writeTables(w io.Writer, data map[key]result, order []string) {
 	for _, sc := range scenarios {
 		names, rs := rows(data, order, sc.Name, sc.Procs)
 		if len(names) == 0 {
