@@ -318,8 +318,15 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	base := &settings{name: v.l.pkg.Types.Name() + "." + obj.Name()}
 	nerr := len(v.errs)
 	top := v.settings(d, scope, base)
-	if len(v.errs) > nerr {
-		return nil
+	// With a bad interface annotation the methods are still checked, but
+	// no circuit is registered (it could only report spurious clashes).
+	topBad := len(v.errs) > nerr
+	var topCircuit *circuit
+	if !topBad {
+		// Declared even when no method uses it, so that contradicting
+		// annotations are reported.
+		topCircuit = v.register(top, d.pos)
+		topBad = topCircuit == nil
 	}
 	it := obj.Type().Underlying().(*types.Interface)
 	if !it.IsMethodSet() {
@@ -406,6 +413,9 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 					continue
 				}
 			}
+			if topBad {
+				continue
+			}
 			mm.circuit = v.register(s, pos)
 			if mm.circuit == nil {
 				continue
@@ -415,6 +425,9 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 			}
 		}
 		im.methods = append(im.methods, mm)
+	}
+	if topBad {
+		return nil
 	}
 	return im
 }
@@ -558,11 +571,15 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 		}
 	}
 	e.pkg, e.name = obj.Pkg(), obj.Name()
+	want := "an error variable, an error type or a func(error) bool"
+	if _, ok := obj.(*types.PkgName); ok {
+		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
+		return e, false
+	}
 	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
 		v.errorf(it.pos, "exclude %s: not a package-level declaration", it.text)
 		return e, false
 	}
-	want := "an error variable, an error type or a func(error) bool"
 	switch obj := obj.(type) {
 	case *types.TypeName:
 		t := obj.Type()
@@ -613,8 +630,6 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 		return e, true
 	case *types.Const:
 		v.errorf(it.pos, "exclude %s: %s is a constant, not %s", it.text, text, want)
-	case *types.PkgName:
-		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
 	default:
 		v.errorf(it.pos, "exclude %s: %s is not %s", it.text, text, want)
 	}
