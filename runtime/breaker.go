@@ -217,37 +217,33 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 }
 
 func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
-	gen, ok := b.genOf(uint64(t))
-	if !ok {
+	b.mu.Lock()
+	snap := b.snap
+	b.mu.Unlock()
+	if uint32(snap.Gen) != uint32(uint64(t)>>genShift) {
 		return // admitted in an older generation
 	}
 	admitted := State(uint64(t) & stateMask)
 	switch b.classify(ctx, err) {
 	case success:
-		b.mu.Lock()
-		idle := b.snap.State == Closed && b.snap.Failures == 0
-		b.mu.Unlock()
-		if admitted == Closed && idle {
+		if admitted == Closed && snap.State == Closed && snap.Failures == 0 {
 			return
 		}
-		b.update(ctx, gen, false,
+		b.update(ctx, snap.Gen, false,
 			func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Success(ctx, op) },
 			func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Success(op.Settings, op.Gen) })
 	case failure:
 		if b.f.listeners.active() {
-			b.mu.Lock()
-			n := b.snap.Failures + 1
-			b.mu.Unlock()
-			b.f.listeners.emit(Event{Kind: EventFailure, Circuit: b.name, Failures: n, Err: err})
+			b.f.listeners.emit(Event{Kind: EventFailure, Circuit: b.name, Failures: snap.Failures + 1, Err: err})
 		}
-		b.update(ctx, gen, true,
+		b.update(ctx, snap.Gen, true,
 			func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Failure(ctx, op) },
 			func(s store.Snapshot, op store.Op) (store.Snapshot, bool) {
 				return s.Failure(op.Settings, op.Gen, op.Now)
 			})
 	case ignored:
 		if admitted == HalfOpen {
-			b.update(ctx, gen, false,
+			b.update(ctx, snap.Gen, false,
 				func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Release(ctx, op) },
 				func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Release(op.Gen) })
 		}

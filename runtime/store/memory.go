@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -19,7 +20,7 @@ type Memory struct {
 type memCircuit struct {
 	set      Settings
 	snap     Snapshot
-	watchers map[*watcher]struct{}
+	watchers []*watcher // copy-on-write: read after the lock is released
 }
 
 type watcher struct{ fn func(Snapshot) }
@@ -63,9 +64,7 @@ func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot 
 	var ws []*watcher
 	if changed {
 		c.snap = snap
-		for w := range c.watchers {
-			ws = append(ws, w)
-		}
+		ws = c.watchers
 	}
 	m.mu.Unlock()
 	for _, w := range ws {
@@ -127,14 +126,11 @@ func (m *Memory) Watch(name string, fn func(Snapshot)) (stop func()) {
 	// Watching before registering is allowed: the record's settings are
 	// filled in by the first Register or operation.
 	c := m.circuit(name, Settings{})
-	if c.watchers == nil {
-		c.watchers = make(map[*watcher]struct{})
-	}
-	c.watchers[w] = struct{}{}
+	c.watchers = append(slices.Clip(c.watchers), w)
 	m.mu.Unlock()
 	return func() {
 		m.mu.Lock()
-		delete(c.watchers, w)
+		c.watchers = slices.DeleteFunc(slices.Clone(c.watchers), func(x *watcher) bool { return x == w })
 		m.mu.Unlock()
 	}
 }
