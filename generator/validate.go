@@ -142,6 +142,8 @@ type validator struct {
 	dir      string
 	errs     ErrorList
 	circuits map[string]*circuit
+	// generated are the names the file declares (FooCircuit, NewFooCircuit).
+	generated map[string]bool
 }
 
 func (v *validator) errorf(pos token.Pos, format string, args ...any) {
@@ -151,10 +153,10 @@ func (v *validator) errorf(pos token.Pos, format string, args ...any) {
 // validate checks the annotations of l and returns its model; found
 // collects the names of the interfaces seen (for -type).
 func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) {
-	if len(l.errs) > 0 {
+	if l.pkg.Types == nil || l.pkg.TypesInfo == nil || len(l.pkg.Syntax) == 0 {
 		return nil, l.errs
 	}
-	v := &validator{l: l, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{}}
+	v := &validator{l: l, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{}, generated: map[string]bool{}}
 	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
 	genNames := map[string]bool{}
 	if l.gen != nil {
@@ -222,6 +224,8 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					continue
 				}
 				found[obj.Name()] = true
+				v.generated[obj.Name()+"Circuit"] = true
+				v.generated["New"+obj.Name()+"Circuit"] = true
 				if !want(obj.Name()) {
 					continue
 				}
@@ -238,7 +242,24 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 			}
 		}
 	}
+	if errs := typeErrors(l.errs, v.generated); len(errs) > 0 {
+		return nil, errs
+	}
 	return m, v.errs
+}
+
+// typeErrors drops from errs those that only say that a name this run
+// generates is undefined: code that already uses NewFooCircuit must not
+// stop the first generation.
+func typeErrors(errs ErrorList, generated map[string]bool) ErrorList {
+	var out ErrorList
+	for _, e := range errs {
+		if name, ok := strings.CutPrefix(e.Msg, "undefined: "); ok && generated[name] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // declNames returns the package-scope names d declares.
