@@ -1,0 +1,136 @@
+// Command shared shows one circuit shared by several processes through
+// Redis: run two copies against one Redis, make one of them fail, and the
+// other one stops calling too.
+//
+//	redis-server --port 6379 &
+//	go run ./examples/shared -redis localhost:6379 -id A -fail 1 -n 10   # trips the circuit
+//	go run ./examples/shared -redis localhost:6379 -id B -fail 0 -n 5    # rejected: open in A
+//
+// Without -redis each process has its own in-memory circuit, and B calls
+// through. Each call to the (simulated) payment provider goes through a
+// breaker with Breaker.Do; state changes, as this process sees them, are
+// printed as they happen, whichever process caused them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store/redis"
+)
+
+// config is what the flags set.
+type config struct {
+	id        string
+	redis     string
+	prefix    string
+	fail      float64
+	calls     int
+	interval  time.Duration
+	threshold int
+	ttl       time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.id, "id", fmt.Sprintf("pid %d", os.Getpid()), "name of this process in the output")
+	flag.StringVar(&c.redis, "redis", "", "Redis address (host:port) to share the circuit through; empty: in-memory, not shared")
+	flag.StringVar(&c.prefix, "prefix", redis.DefaultPrefix, "Redis key prefix")
+	flag.Float64Var(&c.fail, "fail", 0, "share of calls to the payment provider that fail, 0 to 1")
+	flag.IntVar(&c.calls, "n", 0, "number of calls to make; 0: until interrupted")
+	flag.DurationVar(&c.interval, "every", 200*time.Millisecond, "time between calls")
+	flag.IntVar(&c.threshold, "threshold", 3, "consecutive failures that open the circuit")
+	flag.DurationVar(&c.ttl, "ttl", 10*time.Second, "how long the circuit stays open")
+	flag.Parse()
+	if flag.NArg() > 0 || c.fail < 0 || c.fail > 1 || c.calls < 0 || c.interval < 0 || c.threshold < 1 || c.ttl <= 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, c, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "shared:", err)
+		os.Exit(1)
+	}
+}
+
+// errDeclined is what the simulated payment provider fails with.
+var errDeclined = errors.New("payment provider: 503 service unavailable")
+
+// run makes c.calls calls (or calls until ctx is done) through a breaker
+// on the "payments" circuit and reports each one to out.
+func run(ctx context.Context, c config, out io.Writer) error {
+	var mu sync.Mutex // events arrive from other goroutines too
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, "%s [%s] %s\n", time.Now().Format("15:04:05.000"), c.id, fmt.Sprintf(format, args...))
+	}
+	opts := []purgatory.Option{
+		purgatory.WithThreshold(c.threshold),
+		purgatory.WithTTL(c.ttl),
+		purgatory.WithListener(purgatory.ListenerFunc(func(e purgatory.Event) {
+			switch e.Kind {
+			case purgatory.EventStateChanged:
+				logf("circuit %s: %s -> %s", e.Circuit, e.From, e.To)
+			case purgatory.EventStoreError:
+				logf("store error (carrying on locally): %v", e.Err)
+			case purgatory.EventConfigConflict:
+				logf("config conflict: %v", e.Err)
+			}
+		})),
+	}
+	if c.redis != "" {
+		client := goredis.NewClient(&goredis.Options{Addr: c.redis, ContextTimeoutEnabled: true})
+		defer client.Close()
+		st := redis.New(client, redis.WithPrefix(c.prefix))
+		defer st.Close()
+		opts = append(opts, purgatory.WithStore(st))
+		logf("sharing circuit state through Redis at %s", c.redis)
+	} else {
+		logf("in-memory circuit state (not shared; use -redis to share)")
+	}
+	breaker := purgatory.NewFactory(opts...).Breaker("payments", purgatory.Config{})
+	logf("circuit payments is %s", breaker.State())
+
+	// charge stands for the call to the payment provider.
+	charge := func(context.Context) error {
+		if rand.Float64() < c.fail {
+			return errDeclined
+		}
+		return nil
+	}
+	tick := time.NewTicker(max(c.interval, time.Millisecond))
+	defer tick.Stop()
+	for i := 1; c.calls == 0 || i <= c.calls; i++ {
+		var oe *purgatory.OpenError
+		switch err := breaker.Do(ctx, charge); {
+		case err == nil:
+			logf("call %d: ok", i)
+		case errors.As(err, &oe):
+			logf("call %d: rejected without calling: %v", i, err)
+		default:
+			logf("call %d: failed: %v", i, err)
+		}
+		if c.calls != 0 && i == c.calls {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+	return nil
+}
