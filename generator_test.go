@@ -2,17 +2,27 @@ package purgatory_test
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/purgatory-go/purgatory/generator"
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/clocktest"
+	"github.com/purgatory-go/purgatory/testdata/golden/basic"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -222,4 +232,349 @@ func goCmd(t testing.TB, dir string, args ...string) {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
+}
+
+// fakePayments is the inner basic.PaymentClient of the behaviour tests.
+type fakePayments struct {
+	calls     atomic.Int64 // calls of any method
+	err       error        // returned by Charge, Refund, Status and Lookup
+	panicWith any          // Charge panics with it when set
+	receipt   *basic.Receipt
+	lastReq   basic.ChargeRequest
+}
+
+func (f *fakePayments) Charge(_ context.Context, req basic.ChargeRequest) (*basic.Receipt, error) {
+	f.calls.Add(1)
+	f.lastReq = req
+	if f.panicWith != nil {
+		panic(f.panicWith)
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.receipt, nil
+}
+
+func (f *fakePayments) Refund(context.Context, string) error { f.calls.Add(1); return f.err }
+
+func (f *fakePayments) Status(string) (string, int, bool, error) {
+	f.calls.Add(1)
+	return "ok", 1, true, f.err
+}
+
+func (f *fakePayments) Close() error { f.calls.Add(1); return nil }
+
+func (f *fakePayments) Lookup(context.Context, string) (sql.NullString, error) {
+	f.calls.Add(1)
+	return sql.NullString{String: "x", Valid: true}, f.err
+}
+
+func (f *fakePayments) Name() string { f.calls.Add(1); return "fake" }
+
+var errBoom = errors.New("boom")
+
+// wrapped returns the generated wrapper of the basic golden case around a
+// fake, on a fresh factory with a fake clock.
+func wrapped(t *testing.T) (*basic.PaymentClientCircuit, *fakePayments, *purgatory.Factory, *clocktest.Clock) {
+	t.Helper()
+	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	fake := &fakePayments{receipt: &basic.Receipt{ID: "r1"}}
+	return basic.NewPaymentClientCircuit(fake, f), fake, f, clock
+}
+
+// state returns the state of a circuit of f.
+func state(f *purgatory.Factory, name string) purgatory.State {
+	return f.Breaker(name, purgatory.Config{}).State()
+}
+
+func TestWrapperTripsAfterThreshold(t *testing.T) {
+	c, fake, f, _ := wrapped(t)
+	ctx := context.Background()
+	fake.err = errBoom
+	for i := range 5 {
+		r, err := c.Charge(ctx, basic.ChargeRequest{Amount: 1})
+		require.ErrorIs(t, err, errBoom, "call %d reaches the provider", i+1)
+		assert.Nil(t, r)
+	}
+	assert.Equal(t, int64(5), fake.calls.Load())
+	assert.Equal(t, purgatory.Open, state(f, "payments"))
+
+	r, err := c.Charge(ctx, basic.ChargeRequest{Amount: 1})
+	assert.Nil(t, r)
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+	var open *purgatory.OpenError
+	require.ErrorAs(t, err, &open)
+	assert.Equal(t, "payments", open.Circuit)
+	assert.Positive(t, open.RetryAfter)
+	assert.LessOrEqual(t, open.RetryAfter, 30*time.Second+time.Second)
+	assert.Equal(t, int64(5), fake.calls.Load(), "the open circuit does not call the inner client")
+
+	// Status shares the circuit, has no context and gets zero values.
+	s, n, ok, err := c.Status("id")
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+	assert.Equal(t, "", s)
+	assert.Zero(t, n)
+	assert.False(t, ok)
+	ns, err := c.Lookup(ctx, "id")
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+	assert.Equal(t, sql.NullString{}, ns)
+	assert.Equal(t, int64(5), fake.calls.Load())
+}
+
+func TestWrapperPerMethodCircuitAndSkip(t *testing.T) {
+	c, fake, f, _ := wrapped(t)
+	ctx := context.Background()
+	fake.err = errBoom
+	for range 5 {
+		_, _ = c.Charge(ctx, basic.ChargeRequest{})
+	}
+	require.Equal(t, purgatory.Open, state(f, "payments"))
+
+	// Refund has its own circuit with threshold=2.
+	require.ErrorIs(t, c.Refund(ctx, "a"), errBoom)
+	assert.Equal(t, purgatory.Closed, state(f, "payments-refund"))
+	require.ErrorIs(t, c.Refund(ctx, "a"), errBoom)
+	assert.Equal(t, purgatory.Open, state(f, "payments-refund"))
+	require.ErrorIs(t, c.Refund(ctx, "a"), purgatory.ErrOpen)
+	assert.Equal(t, int64(7), fake.calls.Load())
+
+	// Close (//purgatory:skip) and Name (no error result) are forwarded.
+	require.NoError(t, c.Close())
+	assert.Equal(t, "fake", c.Name())
+	assert.Equal(t, int64(9), fake.calls.Load())
+}
+
+func TestWrapperFallback(t *testing.T) {
+	c, fake, _, _ := wrapped(t)
+	fb := &fakePayments{receipt: &basic.Receipt{ID: "from-fallback"}}
+	require.Same(t, c, c.WithFallback(fb))
+	ctx := context.Background()
+	fake.err = errBoom
+	for range 5 {
+		_, err := c.Charge(ctx, basic.ChargeRequest{Amount: 1})
+		require.ErrorIs(t, err, errBoom)
+	}
+	assert.Zero(t, fb.calls.Load(), "the fallback is not called while closed")
+	r, err := c.Charge(ctx, basic.ChargeRequest{Amount: 42})
+	require.NoError(t, err)
+	assert.Equal(t, "from-fallback", r.ID)
+	assert.Equal(t, basic.ChargeRequest{Amount: 42}, fb.lastReq, "the fallback gets the same arguments")
+	assert.Equal(t, int64(5), fake.calls.Load())
+}
+
+func TestWrapperExcludes(t *testing.T) {
+	excluded := []error{
+		basic.ErrNotFound, // error variable
+		fmt.Errorf("wrapped: %w", basic.ErrNotFound), // matched with errors.Is
+		&basic.NotFoundError{ID: "x"},                // *T error type
+		basic.ValidationError{Field: "f"},            // T error type
+		sql.ErrNoRows,                                // qualified variable
+	}
+	for _, e := range excluded {
+		t.Run(e.Error(), func(t *testing.T) {
+			c, fake, f, _ := wrapped(t)
+			fake.err = e
+			for range 10 {
+				_, err := c.Charge(context.Background(), basic.ChargeRequest{})
+				require.Equal(t, e, err, "excluded errors are returned as they are")
+			}
+			assert.Equal(t, purgatory.Closed, state(f, "payments"))
+			assert.Equal(t, int64(10), fake.calls.Load())
+		})
+	}
+}
+
+func TestWrapperPanicCountsAndPropagates(t *testing.T) {
+	c, fake, f, _ := wrapped(t)
+	fake.panicWith = "provider exploded"
+	for i := range 5 {
+		var stack []byte
+		func() {
+			defer func() {
+				r := recover()
+				assert.Equal(t, "provider exploded", r, "call %d: the original panic value", i+1)
+				stack = debug.Stack()
+			}()
+			_, _ = c.Charge(context.Background(), basic.ChargeRequest{})
+		}()
+		// The deferred recover runs on top of the panicking frames: the
+		// stack still shows where the panic happened.
+		assert.Contains(t, string(stack), "fakePayments).Charge")
+	}
+	assert.Equal(t, purgatory.Open, state(f, "payments"), "each panic counted as a failure")
+	_, err := c.Charge(context.Background(), basic.ChargeRequest{})
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+}
+
+func TestWrapperCallerCancel(t *testing.T) {
+	c, fake, f, _ := wrapped(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	fake.err = context.Canceled
+	for range 10 {
+		_, err := c.Charge(ctx, basic.ChargeRequest{})
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	assert.Equal(t, purgatory.Closed, state(f, "payments"), "the caller's own cancel is not a failure")
+
+	fake.err = context.DeadlineExceeded
+	for range 5 {
+		_, err := c.Charge(context.Background(), basic.ChargeRequest{})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	assert.Equal(t, purgatory.Open, state(f, "payments"), "a deadline is a failure")
+}
+
+func TestWrapperHalfOpenTrial(t *testing.T) {
+	c, fake, f, clock := wrapped(t)
+	ctx := context.Background()
+	trip := func() {
+		fake.err = errBoom
+		for range 5 {
+			_, _ = c.Charge(ctx, basic.ChargeRequest{})
+		}
+		require.Equal(t, purgatory.Open, state(f, "payments"))
+	}
+	trip()
+	clock.Advance(29 * time.Second)
+	require.Equal(t, purgatory.Open, state(f, "payments"))
+	clock.Advance(time.Second)
+	require.Equal(t, purgatory.HalfOpen, state(f, "payments"))
+
+	// A failed trial opens the circuit again.
+	calls := fake.calls.Load()
+	_, err := c.Charge(ctx, basic.ChargeRequest{})
+	require.ErrorIs(t, err, errBoom)
+	assert.Equal(t, calls+1, fake.calls.Load(), "the trial reaches the provider")
+	assert.Equal(t, purgatory.Open, state(f, "payments"))
+
+	// A successful trial closes it.
+	clock.Advance(30 * time.Second)
+	require.Equal(t, purgatory.HalfOpen, state(f, "payments"))
+	fake.err = nil
+	r, err := c.Charge(ctx, basic.ChargeRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, "r1", r.ID)
+	assert.Equal(t, purgatory.Closed, state(f, "payments"))
+}
+
+// paymentsDirect is the inner client of the benchmarks.
+type paymentsDirect struct {
+	fakePayments
+}
+
+// altCircuit is the other shape benchmarked against the generated one: a
+// deferred call of a plain function with a pointer to the done flag
+// instead of a deferred closure.
+type altCircuit struct {
+	inner basic.PaymentClient
+	b     *purgatory.Breaker
+}
+
+func finishOnPanic(b *purgatory.Breaker, ctx context.Context, t purgatory.Token, done *bool) {
+	if !*done {
+		b.Done(ctx, t, purgatory.ErrPanicked)
+	}
+}
+
+func (c *altCircuit) Charge(ctx context.Context, req basic.ChargeRequest) (*basic.Receipt, error) {
+	t, err := c.b.Allow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer finishOnPanic(c.b, ctx, t, &done)
+	r0, r1 := c.inner.Charge(ctx, req)
+	done = true
+	c.b.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// noDeferCircuit has no defer at all: it does not count panics, so it is
+// not a candidate; it shows what the defer costs.
+type noDeferCircuit altCircuit
+
+func (c *noDeferCircuit) Charge(ctx context.Context, req basic.ChargeRequest) (*basic.Receipt, error) {
+	t, err := c.b.Allow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r0, r1 := c.inner.Charge(ctx, req)
+	c.b.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// BenchmarkGenerated compares a direct call through the interface with the
+// generated wrapper (and the other shapes), closed success and open
+// rejection.
+func BenchmarkGenerated(b *testing.B) {
+	ctx := context.Background()
+	req := basic.ChargeRequest{Amount: 1}
+	shapes := func(f *purgatory.Factory, inner basic.PaymentClient) map[string]interface {
+		Charge(context.Context, basic.ChargeRequest) (*basic.Receipt, error)
+	} {
+		br := f.Breaker("payments", purgatory.Config{})
+		return map[string]interface {
+			Charge(context.Context, basic.ChargeRequest) (*basic.Receipt, error)
+		}{
+			"direct":       inner,
+			"generated":    basic.NewPaymentClientCircuit(inner, f),
+			"alt-deferfn":  &altCircuit{inner: inner, b: br},
+			"ref-no-defer": &noDeferCircuit{inner: inner, b: br},
+		}
+	}
+	for _, name := range []string{"direct", "generated", "alt-deferfn", "ref-no-defer"} {
+		b.Run("closed-success/"+name, func(b *testing.B) {
+			inner := &paymentsDirect{fakePayments{receipt: &basic.Receipt{ID: "r"}}}
+			s := shapes(purgatory.NewFactory(), inner)[name]
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Charge(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	for _, name := range []string{"generated", "alt-deferfn", "ref-no-defer"} {
+		b.Run("open-rejection/"+name, func(b *testing.B) {
+			inner := &paymentsDirect{fakePayments{receipt: &basic.Receipt{ID: "r"}}}
+			f := purgatory.NewFactory()
+			s := shapes(f, inner)[name]
+			f.Breaker("payments", purgatory.Config{}).Open()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Charge(ctx, req); err == nil {
+					b.Fatal("not rejected")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGenerate300x10 times purgatorygen on a synthetic package of 300
+// annotated interfaces of 10 methods each, package loading included.
+func BenchmarkGenerate300x10(b *testing.B) {
+	var src strings.Builder
+	src.WriteString("package synth\n\nimport (\n\t\"context\"\n\t\"errors\"\n)\n\nvar ErrSkip = errors.New(\"skip\")\n\n")
+	for i := range 300 {
+		fmt.Fprintf(&src, "// Service%d is synthetic.\n//\n//purgatory:circuit name=svc%d threshold=3 ttl=10s exclude=ErrSkip\ntype Service%d interface {\n", i, i, i)
+		for j := range 10 {
+			fmt.Fprintf(&src, "\tMethod%d(ctx context.Context, id int, name string) (string, error)\n", j)
+		}
+		src.WriteString("}\n\n")
+	}
+	dir := b.TempDir()
+	require.NoError(b, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/synth\n\ngo 1.24\n"), 0o644))
+	require.NoError(b, os.WriteFile(filepath.Join(dir, "synth.go"), []byte(src.String()), 0o644))
+	cfg := generator.Config{Dir: dir}
+	for b.Loop() {
+		files, err := generator.Generate(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(files) != 1 {
+			b.Fatal("want one file")
+		}
+	}
 }
