@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 COUNT=${COUNT:-10}
 BENCHTIME=${BENCHTIME:-1s}
 GENRUNS=${GENRUNS:-5}
@@ -53,9 +54,9 @@ parallel='^BenchmarkClosedSuccessParallel$'
 	echo "### Machine"
 	echo
 	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-	echo "- cores: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') ($(grep -m1 '^cpu:' results/bench.txt | cut -d: -f2 | sed 's/^ *//'))"
+	echo "- cores: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//;s/ *$//') ($(grep -m1 '^cpu:' results/bench.txt | cut -d: -f2 | sed 's/^ *//;s/ *$//'))"
 	echo "- $(go version)"
-	echo "- load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- load average (1, 5, 15 min) when the run started: $LOAD_START; when it ended: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- commands: \`go test -run '^\$' -bench '$serial' -benchmem -count $COUNT -benchtime $BENCHTIME -cpu 1 .\` and"
 	echo "  \`go test -run '^\$' -bench '$parallel' -benchmem -count $COUNT -benchtime $BENCHTIME -cpu 1,2 .\`; \`go run ./cmd/gentime -runs $GENRUNS\`"
 } > results/machine.md
