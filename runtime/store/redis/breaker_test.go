@@ -127,9 +127,8 @@ func TestZeroRoundTrips(t *testing.T) {
 }
 
 // twoFactories returns two factories, each on its own client and store (as
-// two processes would have), sharing one Redis, one prefix and clk.
-func twoFactories(t *testing.T, srv *server, clk purgatory.Clock, opts ...Option) (a, b *purgatory.Factory, ea, eb *events) {
-	prefix := testPrefix()
+// two processes would have), sharing one Redis, prefix and clk.
+func twoFactories(t *testing.T, srv *server, prefix string, clk purgatory.Clock, opts ...Option) (a, b *purgatory.Factory, ea, eb *events) {
 	ea, eb = &events{}, &events{}
 	mk := func(ev *events) *purgatory.Factory {
 		st := New(newClient(t, srv), append([]Option{WithPrefix(prefix), WithTimeout(time.Second)}, opts...)...)
@@ -145,11 +144,12 @@ func twoFactories(t *testing.T, srv *server, clk purgatory.Clock, opts ...Option
 
 func TestTripRejectsInOtherFactory(t *testing.T) {
 	srv := needRedis(t)
-	fa, fb, _, _ := twoFactories(t, srv, nil)
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, nil)
 	cfg := purgatory.Config{Threshold: 3, TTL: time.Minute}
 	a, b := fa.Breaker("pay", cfg), fb.Breaker("pay", cfg)
 	ctx := context.Background()
-	waitSubscribed(t, srv, 2)
+	waitSubscribed(t, srv, prefix, 2)
 
 	for range 2 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
@@ -174,34 +174,23 @@ func TestTripRejectsInOtherFactory(t *testing.T) {
 	assert.Equal(t, "pay", oe.Circuit)
 }
 
-// waitSubscribed waits until some channel of srv with the "events" suffix
+// waitSubscribed waits until the channel of the stores with prefix on srv
 // has at least n subscribers (each store subscribes once).
-func waitSubscribed(t *testing.T, srv *server, n int) {
+func waitSubscribed(t *testing.T, srv *server, prefix string, n int) {
 	t.Helper()
 	c := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
 	defer c.Close()
 	require.Eventually(t, func() bool {
-		chans, err := c.PubSubChannels(context.Background(), "*events").Result()
-		if err != nil {
-			return false
-		}
-		m, err := c.PubSubNumSub(context.Background(), chans...).Result()
-		if err != nil {
-			return false
-		}
-		for _, k := range m {
-			if k >= int64(n) {
-				return true
-			}
-		}
-		return false
-	}, 5*time.Second, 5*time.Millisecond)
+		m, err := c.PubSubNumSub(context.Background(), prefix+"events").Result()
+		return err == nil && m[prefix+"events"] >= int64(n)
+	}, 10*time.Second, 5*time.Millisecond)
 }
 
 func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 	srv := needRedis(t)
 	clk := clocktest.New(time.Unix(1_700_000_000, 0))
-	fa, fb, _, _ := twoFactories(t, srv, clk)
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, clk)
 	cfg := purgatory.Config{Threshold: 1, TTL: 30 * time.Second, Trials: 2}
 	a, b := fa.Breaker("trials", cfg), fb.Breaker("trials", cfg)
 	ctx := context.Background()
@@ -232,7 +221,8 @@ func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 
 func TestConfigConflictAcrossFactories(t *testing.T) {
 	srv := needRedis(t)
-	fa, fb, ea, eb := twoFactories(t, srv, nil)
+	prefix := testPrefix()
+	fa, fb, ea, eb := twoFactories(t, srv, prefix, nil)
 	a := fa.Breaker("conf", purgatory.Config{Threshold: 3, TTL: time.Minute})
 	b := fb.Breaker("conf", purgatory.Config{Threshold: 7, TTL: time.Minute})
 	assert.Empty(t, ea.of(purgatory.EventConfigConflict))
@@ -311,7 +301,7 @@ func TestHelperProcess(t *testing.T) {
 	if b.State() != purgatory.Closed {
 		t.Fatalf("child: state %v at start", b.State())
 	}
-	waitSubscribed(t, &server{port: portOf(t, os.Getenv("PURGATORY_REDIS_ADDR"))}, 2)
+	waitSubscribed(t, &server{port: portOf(t, os.Getenv("PURGATORY_REDIS_ADDR"))}, os.Getenv("PURGATORY_REDIS_PREFIX"), 2)
 	fmt.Println("ready")
 	for range 3 {
 		_ = b.Do(ctx, fail)
@@ -348,11 +338,12 @@ func TestRedisGoesAway(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.stop() })
 	clk := clocktest.New(time.Unix(1_700_000_000, 0))
-	fa, fb, ea, eb := twoFactories(t, srv, clk, WithTimeout(100*time.Millisecond))
+	prefix := testPrefix()
+	fa, fb, ea, eb := twoFactories(t, srv, prefix, clk, WithTimeout(100*time.Millisecond))
 	cfg := purgatory.Config{Threshold: 3, TTL: time.Minute}
 	a, b := fa.Breaker("flaky", cfg), fb.Breaker("flaky", cfg)
 	ctx := context.Background()
-	waitSubscribed(t, srv, 2)
+	waitSubscribed(t, srv, prefix, 2)
 
 	srv.stop()
 	for range 2 {
@@ -379,7 +370,7 @@ func TestRedisGoesAway(t *testing.T) {
 	restarted, err := startServer(srv.port)
 	require.NoError(t, err)
 	t.Cleanup(func() { restarted.stop() })
-	waitSubscribed(t, restarted, 2) // both stores subscribed again by themselves
+	waitSubscribed(t, restarted, prefix, 2) // both stores subscribed again by themselves
 
 	// The record was lost with the server; the next store call recreates
 	// it and both factories agree again.
@@ -408,7 +399,7 @@ func TestResyncAfterReconnect(t *testing.T) {
 	require.NoError(t, err)
 	got := make(chan store.Snapshot, 64)
 	defer st.Watch("c", func(s store.Snapshot) { got <- s })()
-	waitSubscribed(t, srv, 1)
+	waitSubscribed(t, srv, prefix, 1)
 
 	// Change the record behind the store's back: no message is published.
 	require.NoError(t, st.client.HSet(ctx, st.Key("c"), "state", "open", "gen", "9", "seq", "999999999999999",
@@ -437,11 +428,12 @@ func TestResyncAfterReconnect(t *testing.T) {
 func TestGarbageInCircuitKey(t *testing.T) {
 	srv := needRedis(t)
 	clk := clocktest.New(time.Unix(1_700_000_000, 0))
-	fa, _, ea, _ := twoFactories(t, srv, clk)
+	prefix := testPrefix()
+	fa, _, ea, _ := twoFactories(t, srv, prefix, clk)
 	a := fa.Breaker("junk", purgatory.Config{Threshold: 3, TTL: time.Minute})
 	ctx := context.Background()
 	raw := newClient(t, srv)
-	key := findKey(t, raw, "junk")
+	key := prefix + "{junk}:state"
 	require.NoError(t, raw.Set(ctx, key, "not a circuit", 0).Err())
 	// Junk on the channel too: ignored by subscribers.
 	require.NoError(t, raw.Publish(ctx, strings.TrimSuffix(key, "{junk}:state")+"events", "1 open x y").Err())
@@ -469,12 +461,4 @@ func TestGarbageInCircuitKey(t *testing.T) {
 	state, err := raw.HGet(ctx, key, "state").Result()
 	require.NoError(t, err)
 	assert.Equal(t, "open", state)
-}
-
-// findKey returns the key of the named circuit on the server.
-func findKey(t *testing.T, c *goredis.Client, circuit string) string {
-	keys, err := c.Keys(context.Background(), "*{"+circuit+"}:state").Result()
-	require.NoError(t, err)
-	require.Len(t, keys, 1)
-	return keys[0]
 }

@@ -27,7 +27,8 @@ func TestStress(t *testing.T) {
 	if testing.Short() {
 		calls = 1_000
 	}
-	fa, fb, _, _ := twoFactories(t, srv, nil, WithTimeout(5*time.Second))
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, nil, WithTimeout(5*time.Second))
 	cfg := purgatory.Config{Threshold: 5, TTL: time.Millisecond, Trials: 2}
 	bs := []*purgatory.Breaker{fa.Breaker("stress", cfg), fb.Breaker("stress", cfg)}
 	ctx := context.Background()
@@ -63,7 +64,7 @@ func TestStress(t *testing.T) {
 	// Quiescent now: an open circuit expires to half-open by itself, then
 	// nothing moves. Both views must settle on the server's record.
 	raw := newClient(t, srv)
-	key := findKey(t, raw, "stress")
+	key := prefix + "{stress}:state"
 	var h map[string]string
 	require.Eventually(t, func() bool {
 		var err error
@@ -87,7 +88,8 @@ func TestStress(t *testing.T) {
 func TestFailuresAddUp(t *testing.T) {
 	srv := needRedis(t)
 	const goroutines, calls = 8, 500
-	fa, fb, _, _ := twoFactories(t, srv, nil, WithTimeout(5*time.Second))
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, nil, WithTimeout(5*time.Second))
 	cfg := purgatory.Config{Threshold: 1 << 30, TTL: time.Minute}
 	bs := []*purgatory.Breaker{fa.Breaker("adds", cfg), fb.Breaker("adds", cfg)}
 	var wg sync.WaitGroup
@@ -104,7 +106,7 @@ func TestFailuresAddUp(t *testing.T) {
 	}
 	wg.Wait()
 	raw := newClient(t, srv)
-	got, err := raw.HGet(context.Background(), findKey(t, raw, "adds"), "failures").Result()
+	got, err := raw.HGet(context.Background(), prefix+"{adds}:state", "failures").Result()
 	require.NoError(t, err)
 	assert.Equal(t, strconv.Itoa(2*goroutines*calls), got)
 }
