@@ -524,7 +524,8 @@ func (e *emitter) iface(im *ifaceModel) {
 	e.f.Line()
 
 	// The constructor.
-	n := e.baseNamer(im)
+	base := e.baseNamer(im)
+	n := base.clone()
 	innerName, factoryName := n.name("inner"), n.name("factory")
 	e.docf("New%s returns a %s that calls inner through the breakers that\n"+
 		"factory gives for its circuits (purgatory.Default() when factory is nil).\n"+
@@ -546,7 +547,7 @@ func (e *emitter) iface(im *ifaceModel) {
 	e.f.Line()
 
 	// WithFallback.
-	n = e.baseNamer(im)
+	n = base.clone()
 	recv, fb := n.name("c"), n.name("fb")
 	e.docf("WithFallback sets fb to be called, with the same arguments, instead of the\n"+
 		"inner %s while a method's circuit rejects calls, and returns c. Set it\n"+
@@ -558,7 +559,7 @@ func (e *emitter) iface(im *ifaceModel) {
 
 	for _, mm := range im.methods {
 		e.f.Line()
-		e.method(im, mm, inst(wrapper), fields)
+		e.method(im, mm, inst(wrapper), fields, base.clone())
 	}
 }
 
@@ -699,11 +700,11 @@ func lowerCamel(s string) string {
 	return out
 }
 
-// method writes one method of the wrapper.
-func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields map[*circuit]string) {
+// method writes one method of the wrapper; n holds the names it must not
+// declare.
+func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields map[*circuit]string, n namer) {
 	sig := mm.sig
 	name := mm.fn.Name()
-	n := e.baseNamer(im)
 	walkTypes(sig, func(t types.Type) { e.markLocal(n, t) })
 
 	// Parameters keep their names unless they are blank, unnamed or would
