@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -107,6 +108,7 @@ func BenchmarkPropagation(b *testing.B) {
 			if time.Now().After(deadline) {
 				b.Fatalf("the other factory never saw %v", s)
 			}
+			runtime.Gosched() // 2 cores: let the subscriber run
 		}
 	}
 	x.Open() // let both subscriptions settle
