@@ -22,7 +22,9 @@
 // the store's Lua script (loaded once; go-redis reloads it on NOSCRIPT).
 // Every transition is computed on the server by that script, atomically, with
 // the same rules as the pure functions of package store; nothing is
-// read, modified and written back by the client.
+// read, modified and written back by the client. Creating a breaker costs a
+// Register call and, in the background, a read of its record for its
+// watcher (and one subscription per store).
 //
 // # Key layout
 //
@@ -50,9 +52,11 @@
 // first operation on it (every operation carries the caller's settings). A
 // new record's seq is the Redis server time in microseconds, so that it is
 // newer than anything a breaker saw of a lost one. A key that holds
-// something else (another type, an unreadable field) is reported as a
-// [*CorruptError] naming the key, and replaced by a fresh record; nothing
-// panics. Records do not expire; delete the keys of circuits you retired.
+// something else (another type, an unreadable field) is treated as absent:
+// the operation replaces it with a fresh record and applies to that, and
+// returns a [*CorruptError] naming the key, which the breaker reports to its
+// listeners; nothing panics. Records do not expire; delete the keys of
+// circuits you retired.
 //
 // # Messages
 //
@@ -68,7 +72,9 @@
 // reconnection for instance, the store reads the record of every watched
 // circuit again and hands it to the watchers, so that nothing missed while
 // Redis was away lingers. Breakers also end an open period by their own
-// clock, so a lost message cannot keep a circuit open.
+// clock, so a lost message cannot keep a circuit open. On a Cluster the
+// subscription goes to one node; the Cluster forwards every published
+// message to all nodes.
 //
 // # Faults
 //
@@ -207,6 +213,7 @@ type CorruptError struct {
 	Reason string // what was wrong with it
 }
 
+// Error names the key and says what was wrong with it.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("purgatory/redis: corrupt circuit record at %q (%s); replaced by a fresh one", e.Key, e.Reason)
 }
