@@ -79,8 +79,9 @@ func (e *emitter) planImports() {
 		reserved[n] = true
 	}
 	for _, im := range e.m.ifaces {
-		reserved[im.name()+"Circuit"] = true
-		reserved["New"+im.name()+"Circuit"] = true
+		w, ctor := wrapperNames(im.name())
+		reserved[w] = true
+		reserved[ctor] = true
 		if tps := im.typeParams(); tps != nil {
 			for tp := range tps.TypeParams() {
 				reserved[tp.Obj().Name()] = true
@@ -138,16 +139,8 @@ func (e *emitter) planImports() {
 }
 
 // guessName is the package name a reader would guess from an import path:
-// its last element, or the one before a /vN suffix.
-func guessName(p string) string {
-	base := path.Base(p)
-	if len(base) >= 2 && base[0] == 'v' && strings.Trim(base[1:], "0123456789") == "" && path.Dir(p) != "." {
-		if strings.Contains(path.Dir(p), ".") || strings.Count(p, "/") > 1 {
-			base = path.Base(path.Dir(p))
-		}
-	}
-	return base
-}
+// its last element. Other packages get an explicit import name.
+func guessName(p string) string { return path.Base(p) }
 
 // sanitize keeps the letters and digits of s, lower-cased.
 func sanitize(s string) string {
@@ -431,7 +424,9 @@ func (e *emitter) baseNamer(im *ifaceModel) namer {
 		}
 	}
 	n[im.name()] = true
-	n[im.name()+"Circuit"] = true
+	w, ctor := wrapperNames(im.name())
+	n[w] = true
+	n[ctor] = true
 	for _, c := range im.circuits {
 		for _, x := range c.excludes {
 			if x.pkg == e.m.pkg {
@@ -474,7 +469,7 @@ func (e *emitter) typeParamDecls(im *ifaceModel) (decl, use []jen.Code) {
 // iface writes the wrapper of one interface.
 func (e *emitter) iface(im *ifaceModel) {
 	name := im.name()
-	wrapper := name + "Circuit"
+	wrapper, ctor := wrapperNames(name)
 	decl, use := e.typeParamDecls(im)
 	inst := func(id string) *jen.Statement {
 		s := jen.Id(id)
@@ -483,7 +478,7 @@ func (e *emitter) iface(im *ifaceModel) {
 		}
 		return s
 	}
-	fields := circuitFields(im.circuits)
+	fields := structFields(im)
 
 	// The type.
 	var doc strings.Builder
@@ -503,14 +498,14 @@ func (e *emitter) iface(im *ifaceModel) {
 	}
 	doc.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.")
 	e.doc(doc.String())
-	structFields := []jen.Code{
-		jen.Id("inner").Add(inst(name)),
-		jen.Id("fallback").Add(inst(name)),
+	members := []jen.Code{
+		jen.Id(fields.inner).Add(inst(name)),
+		jen.Id(fields.fallback).Add(inst(name)),
 	}
 	for _, c := range im.circuits {
-		structFields = append(structFields, jen.Id(fields[c]).Op("*").Qual(RuntimePath, "Breaker"))
+		members = append(members, jen.Id(fields.circuit[c]).Op("*").Qual(RuntimePath, "Breaker"))
 	}
-	e.f.Type().Id(wrapper).Types(decl...).Struct(structFields...)
+	e.f.Type().Id(wrapper).Types(decl...).Struct(members...)
 	e.f.Line()
 
 	// The compile-time check that the wrapper implements the interface.
@@ -527,23 +522,25 @@ func (e *emitter) iface(im *ifaceModel) {
 	base := e.baseNamer(im)
 	n := base.clone()
 	innerName, factoryName := n.name("inner"), n.name("factory")
-	e.docf("New%s returns a %s that calls inner through the breakers that\n"+
+	e.docf("%s returns a %s that calls inner through the breakers that\n"+
 		"factory gives for its circuits (purgatory.Default() when factory is nil).\n"+
-		"The first registration of a circuit name configures it.", wrapper, wrapper)
+		"The first registration of a circuit name configures it.", ctor, wrapper)
 	var lit []jen.Code
-	lit = append(lit, jen.Id("inner").Op(":").Id(innerName))
+	lit = append(lit, jen.Id(fields.inner).Op(":").Id(innerName))
 	for _, c := range im.circuits {
-		lit = append(lit, jen.Id(fields[c]).Op(":").Id(factoryName).Dot("Breaker").Call(jen.Lit(c.name), e.config(c)))
+		lit = append(lit, jen.Id(fields.circuit[c]).Op(":").Id(factoryName).Dot("Breaker").Call(jen.Lit(c.name), e.config(c)))
 	}
-	e.f.Func().Id("New"+wrapper).Types(decl...).Params(
+	e.f.Func().Id(ctor).Types(decl...).Params(
 		jen.Id(innerName).Add(inst(name)),
 		jen.Id(factoryName).Op("*").Qual(RuntimePath, "Factory"),
-	).Op("*").Add(inst(wrapper)).Block(
-		jen.If(jen.Id(factoryName).Op("==").Nil()).Block(
-			jen.Id(factoryName).Op("=").Qual(RuntimePath, "Default").Call(),
-		),
-		jen.Return(jen.Op("&").Add(inst(wrapper)).Custom(multi, lit...)),
-	)
+	).Op("*").Add(inst(wrapper)).BlockFunc(func(g *jen.Group) {
+		if len(im.circuits) > 0 {
+			g.If(jen.Id(factoryName).Op("==").Nil()).Block(
+				jen.Id(factoryName).Op("=").Qual(RuntimePath, "Default").Call(),
+			)
+		}
+		g.Return(jen.Op("&").Add(inst(wrapper)).Custom(multi, lit...))
+	})
 	e.f.Line()
 
 	// WithFallback.
@@ -553,7 +550,7 @@ func (e *emitter) iface(im *ifaceModel) {
 		"inner %s while a method's circuit rejects calls, and returns c. Set it\n"+
 		"before c is used.", name)
 	e.f.Func().Params(jen.Id(recv).Op("*").Add(inst(wrapper))).Id("WithFallback").Params(jen.Id(fb).Add(inst(name))).Op("*").Add(inst(wrapper)).Block(
-		jen.Id(recv).Dot("fallback").Op("=").Id(fb),
+		jen.Id(recv).Dot(fields.fallback).Op("=").Id(fb),
 		jen.Return(jen.Id(recv)),
 	)
 
@@ -576,6 +573,17 @@ func (e *emitter) doc(text string) {
 
 // docf is doc with formatting.
 func (e *emitter) docf(format string, args ...any) { e.doc(fmt.Sprintf(format, args...)) }
+
+// wrapperNames returns the names of the wrapper type and constructor of
+// interface name: FooCircuit and NewFooCircuit, or fooCircuit and
+// newFooCircuit for an unexported foo.
+func wrapperNames(name string) (wrapper, ctor string) {
+	wrapper = name + "Circuit"
+	if token.IsExported(name) {
+		return wrapper, "New" + wrapper
+	}
+	return wrapper, "new" + strings.ToUpper(name[:1]) + name[1:] + "Circuit"
+}
 
 // article returns "an" before a vowel sound, else "a".
 func article(word string) string {
@@ -660,22 +668,35 @@ func ttlCode(d time.Duration) jen.Code {
 	return jen.Lit(int(d))
 }
 
-// circuitFields names the struct field of each circuit after its name:
-// "payments-refund" → paymentsRefund.
-func circuitFields(cs []*circuit) map[*circuit]string {
-	out := map[*circuit]string{}
-	taken := map[string]bool{"inner": true, "fallback": true}
-	for _, c := range cs {
+// wrapperFields are the names of the wrapper's struct fields.
+type wrapperFields struct {
+	inner, fallback string
+	circuit         map[*circuit]string // one breaker per distinct circuit
+}
+
+// structFields names the fields of im's wrapper: inner, fallback and one
+// per circuit after its name ("payments-refund" → paymentsRefund), none
+// clashing with a method of the wrapper.
+func structFields(im *ifaceModel) wrapperFields {
+	taken := map[string]bool{"WithFallback": true}
+	for _, mm := range im.methods {
+		taken[mm.fn.Name()] = true
+	}
+	name := func(base string) string {
+		cand := base
+		for i := 2; taken[cand] || token.IsKeyword(cand); i++ {
+			cand = base + strconv.Itoa(i)
+		}
+		taken[cand] = true
+		return cand
+	}
+	out := wrapperFields{inner: name("inner"), fallback: name("fallback"), circuit: map[*circuit]string{}}
+	for _, c := range im.circuits {
 		base := lowerCamel(c.name)
 		if base == "" || token.IsKeyword(base) || taken[base] {
 			base += "Circuit"
 		}
-		cand := base
-		for i := 2; taken[cand]; i++ {
-			cand = base + strconv.Itoa(i)
-		}
-		taken[cand] = true
-		out[c] = cand
+		out.circuit[c] = name(base)
 	}
 	return out
 }
@@ -702,7 +723,7 @@ func lowerCamel(s string) string {
 
 // method writes one method of the wrapper; n holds the names it must not
 // declare.
-func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields map[*circuit]string, n namer) {
+func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields wrapperFields, n namer) {
 	sig := mm.sig
 	name := mm.fn.Name()
 	walkTypes(sig, func(t types.Type) { e.markLocal(n, t) })
@@ -738,7 +759,7 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 	newFn := func() *jen.Statement {
 		return e.f.Func().Params(jen.Id(recv).Op("*").Add(recvType)).Id(name).Add(e.signature(sig, params))
 	}
-	call := jen.Id(recv).Dot("inner").Dot(name).Call(args...)
+	call := jen.Id(recv).Dot(fields.inner).Dot(name).Call(args...)
 
 	if mm.circuit == nil {
 		why := "it has no error result"
@@ -755,7 +776,7 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 		return
 	}
 
-	field := fields[mm.circuit]
+	field := fields.circuit[mm.circuit]
 	breaker := jen.Id(recv).Dot(field)
 	ctx := jen.Qual("context", "Background").Call()
 	if ctxParam(sig) == 0 {
@@ -770,7 +791,7 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 
 	// While open: the fallback, or zero values and the rejection.
 	var rejected []jen.Code
-	rejected = append(rejected, jen.If(jen.Id(fb).Op(":=").Id(recv).Dot("fallback"), jen.Id(fb).Op("!=").Nil()).Block(
+	rejected = append(rejected, jen.If(jen.Id(fb).Op(":=").Id(recv).Dot(fields.fallback), jen.Id(fb).Op("!=").Nil()).Block(
 		jen.Return(jen.Id(fb).Dot(name).Call(args...)),
 	))
 	var zeros []jen.Code

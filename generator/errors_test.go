@@ -223,3 +223,53 @@ type A interface {
 		})
 	}
 }
+
+func TestErrorsGeneratedNames(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+type ACircuit struct{}
+
+//purgatory:circuit
+type A interface{ Do() error }
+
+//purgatory:circuit
+type B interface {
+	WithFallback(B) B
+	Do() error
+}
+`})
+	assert.Equal(t, "bad.go:5:13: cannot generate ACircuit: it is already declared at bad.go:3:6\n"+
+		"bad.go:9:6: B has a method WithFallback, which the generated wrapper declares itself", generateErr(t, dir))
+}
+
+func TestErrorsUnexportedFromOtherPackage(t *testing.T) {
+	dir := badModule(t, map[string]string{
+		"bad.go": `package bad
+
+import "example.com/bad/dep"
+
+//purgatory:circuit
+type A interface {
+	dep.Hidden
+}
+
+//purgatory:circuit
+type B interface {
+	dep.Getter
+	Alias() (dep.Exposed, error) // fine: the alias is exported
+}
+`})
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "dep"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "dep", "dep.go"), []byte(`package dep
+
+type Hidden interface{ hidden() error }
+
+type secret struct{}
+
+type Exposed = secret
+
+type Getter interface{ Get() (secret, error) }
+`), 0o644))
+	assert.Equal(t, "bad.go:6:6: A has the unexported method hidden of package example.com/bad/dep, which cannot be implemented outside it\n"+
+		"bad.go:11:6: method Get of B uses example.com/bad/dep.secret, which is not exported by its package", generateErr(t, dir))
+}

@@ -223,9 +223,16 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type", ts.Name.Name)
 					continue
 				}
+				wrapper, ctor := wrapperNames(obj.Name())
+				for _, gen := range []string{wrapper, ctor} {
+					if m.taken[gen] {
+						other := m.pkg.Scope().Lookup(gen)
+						v.errorf(d.pos, "cannot generate %s: it is already declared at %s", gen, position(v.fset, v.dir, other.Pos()))
+					}
+				}
 				found[obj.Name()] = true
-				v.generated[obj.Name()+"Circuit"] = true
-				v.generated["New"+obj.Name()+"Circuit"] = true
+				v.generated[wrapper] = true
+				v.generated[ctor] = true
 				if !want(obj.Name()) {
 					continue
 				}
@@ -385,6 +392,10 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	for _, fn := range order {
 		if !fn.Exported() && fn.Pkg() != v.l.pkg.Types {
 			v.errorf(ts.Name.Pos(), "%s has the unexported method %s of package %s, which cannot be implemented outside it", obj.Name(), fn.Name(), fn.Pkg().Path())
+			continue
+		}
+		if fn.Name() == "WithFallback" {
+			v.errorf(ts.Name.Pos(), "%s has a method WithFallback, which the generated wrapper declares itself", obj.Name())
 			continue
 		}
 		sig := fn.Type().(*types.Signature)

@@ -5,7 +5,7 @@ package imports
 import (
 	context2 "context"
 	purgatoryrt "github.com/purgatory-go/purgatory/runtime"
-	v1 "github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
+	"github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
 	realname "github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
 	"time"
