@@ -137,7 +137,8 @@ type Store struct {
 	prefix   string
 	channel  string
 	timeout  time.Duration
-	ctxAware bool // the client honours context deadlines itself
+	health   time.Duration // see healthInterval
+	ctxAware bool          // the client honours context deadlines itself
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -163,6 +164,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 		client:   client,
 		prefix:   DefaultPrefix,
 		timeout:  DefaultTimeout,
+		health:   healthInterval,
 		watchers: make(map[string]map[*watcher]struct{}),
 		pending:  make(map[string]struct{}),
 		kick:     make(chan struct{}, 1),

@@ -14,7 +14,7 @@ import (
 
 // healthInterval is how long the subscriber waits for a message before it
 // pings Redis; a second silent interval makes it reconnect.
-var healthInterval = 2 * time.Second
+const healthInterval = 2 * time.Second
 
 // Watch implements [store.Store]: fn gets every change of the named circuit
 // made through any store on the same Redis and prefix, and the current
@@ -88,7 +88,7 @@ func (s *Store) receive(ps *goredis.PubSub) {
 	pinged := false
 	backoff := 10 * time.Millisecond
 	for {
-		msg, err := ps.ReceiveTimeout(s.ctx, healthInterval)
+		msg, err := ps.ReceiveTimeout(s.ctx, s.health)
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -97,7 +97,7 @@ func (s *Store) receive(ps *goredis.PubSub) {
 				if pinged {
 					return // dead connection: start over with a new one
 				}
-				ctx, cancel := context.WithTimeout(s.ctx, healthInterval)
+				ctx, cancel := context.WithTimeout(s.ctx, s.health)
 				err = ps.Ping(ctx)
 				cancel()
 				pinged = err == nil
@@ -182,9 +182,11 @@ func (s *Store) resyncAll() {
 }
 
 // resyncer reads the records of pending circuits and hands them to their
-// watchers, until Close.
+// watchers, until Close. It tries again, backing off, those it could not
+// read.
 func (s *Store) resyncer() {
 	defer s.wg.Done()
+	backoff := 10 * time.Millisecond
 	for {
 		select {
 		case <-s.kick:
@@ -198,16 +200,35 @@ func (s *Store) resyncer() {
 		}
 		clear(s.pending)
 		s.mu.Unlock()
+		var failed []string
 		for _, name := range names {
 			snap, ok, err := s.get(s.ctx, name)
 			if s.ctx.Err() != nil {
 				return
 			}
-			if err == nil && ok {
+			switch {
+			case err != nil:
+				failed = append(failed, name)
+			case ok:
 				s.deliver(name, snap)
 			}
-			// On an error the next (re)subscription reads it again.
 		}
+		if len(failed) == 0 {
+			backoff = 10 * time.Millisecond
+			continue
+		}
+		s.mu.Lock()
+		for _, name := range failed {
+			if s.watchers[name] != nil {
+				s.pending[name] = struct{}{}
+			}
+		}
+		s.mu.Unlock()
+		if !s.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, time.Second)
+		s.wake()
 	}
 }
 
