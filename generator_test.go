@@ -183,14 +183,58 @@ type Svc interface {
 	goCmd(t, mod, "vet", "./...")
 }
 
+// TestDotlessModule generates for a module whose path has no dot, with two
+// packages named v1 and a package named unlike its directory, then builds
+// and vets the result.
+func TestDotlessModule(t *testing.T) {
+	mod := tempModulePath(t, "dotless", map[string]string{
+		"api/v1/v1.go":      "package v1\n\n// Req is a request.\ntype Req struct{}\n",
+		"store/v1/v1.go":    "package v1\n\n// Row is a row.\ntype Row struct{}\n",
+		"util/helpers/h.go": "package util\n\n// Opt is an option.\ntype Opt func()\n",
+		"svc/svc.go": `package svc
+
+import (
+	"context"
+
+	api "dotless/api/v1"
+	"dotless/store/v1"
+	"dotless/util/helpers"
+)
+
+// Svc uses both v1 packages.
+//
+//purgatory:circuit
+type Svc interface {
+	Get(ctx context.Context, r api.Req, opts ...util.Opt) (*v1.Row, error)
+}
+`,
+	})
+	files, err := generator.Generate(generator.Config{Dir: mod, Patterns: []string{"./..."}})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	src := string(files[0].Content)
+	assert.Contains(t, src, "\t\"dotless/api/v1\"\n")
+	assert.Contains(t, src, `storev1 "dotless/store/v1"`)
+	assert.Contains(t, src, `util "dotless/util/helpers"`)
+	assert.Contains(t, src, "Get(ctx context.Context, r v1.Req, opts ...util.Opt) (*storev1.Row, error)")
+	require.NoError(t, generator.Write(files))
+	goCmd(t, mod, "vet", "./...")
+}
+
 // tempModule writes a module that requires this one (replaced by the
 // checkout) with the given files, and returns its directory.
 func tempModule(t testing.TB, files map[string]string) string {
 	t.Helper()
+	return tempModulePath(t, "example.com/tmp", files)
+}
+
+// tempModulePath is tempModule with a module path.
+func tempModulePath(t testing.TB, modPath string, files map[string]string) string {
+	t.Helper()
 	root, err := filepath.Abs(".")
 	require.NoError(t, err)
 	dir := t.TempDir()
-	gomod := "module example.com/tmp\n\ngo 1.24\n\nrequire github.com/purgatory-go/purgatory v0.0.0\n\nreplace github.com/purgatory-go/purgatory => " + root + "\n"
+	gomod := "module " + modPath + "\n\ngo 1.24\n\nrequire github.com/purgatory-go/purgatory v0.0.0\n\nreplace github.com/purgatory-go/purgatory => " + root + "\n"
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644))
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	require.NoError(t, err)

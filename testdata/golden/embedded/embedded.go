@@ -29,3 +29,14 @@ type Blob interface {
 type Transport interface {
 	http.RoundTripper
 }
+
+// Reader is a defined type whose underlying type is a third-party
+// interface.
+//
+//purgatory:circuit name=reader
+type Reader io.Reader
+
+// Closer is an alias of a third-party interface.
+//
+//purgatory:circuit name=closer
+type Closer = io.Closer

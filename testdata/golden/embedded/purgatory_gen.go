@@ -174,3 +174,115 @@ func (c *TransportCircuit) RoundTrip(p0 *http.Request) (*http.Response, error) {
 	c.http.Done(context.Background(), t, r1)
 	return r0, r1
 }
+
+// ReaderCircuit wraps a Reader with circuit breakers:
+//   - Read: circuit "reader"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type ReaderCircuit struct {
+	inner    Reader
+	fallback Reader
+	reader   *purgatory.Breaker
+}
+
+var _ Reader = (*ReaderCircuit)(nil)
+
+// NewReaderCircuit returns a ReaderCircuit that calls inner through the breakers that
+// factory gives for its circuits (purgatory.Default() when factory is nil).
+// The first registration of a circuit name configures it.
+func NewReaderCircuit(inner Reader, factory *purgatory.Factory) *ReaderCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &ReaderCircuit{
+		inner:  inner,
+		reader: factory.Breaker("reader", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner Reader while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *ReaderCircuit) WithFallback(fb Reader) *ReaderCircuit {
+	c.fallback = fb
+	return c
+}
+
+// Read calls the inner Reader through circuit "reader".
+func (c *ReaderCircuit) Read(p []byte) (int, error) {
+	t, err := c.reader.Allow(context.Background())
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Read(p)
+		}
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.reader.Done(context.Background(), t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Read(p)
+	done = true
+	c.reader.Done(context.Background(), t, r1)
+	return r0, r1
+}
+
+// CloserCircuit wraps a Closer with circuit breakers:
+//   - Close: circuit "closer"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type CloserCircuit struct {
+	inner    Closer
+	fallback Closer
+	closer   *purgatory.Breaker
+}
+
+var _ Closer = (*CloserCircuit)(nil)
+
+// NewCloserCircuit returns a CloserCircuit that calls inner through the breakers that
+// factory gives for its circuits (purgatory.Default() when factory is nil).
+// The first registration of a circuit name configures it.
+func NewCloserCircuit(inner Closer, factory *purgatory.Factory) *CloserCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &CloserCircuit{
+		inner:  inner,
+		closer: factory.Breaker("closer", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner Closer while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *CloserCircuit) WithFallback(fb Closer) *CloserCircuit {
+	c.fallback = fb
+	return c
+}
+
+// Close calls the inner Closer through circuit "closer".
+func (c *CloserCircuit) Close() error {
+	t, err := c.closer.Allow(context.Background())
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Close()
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.closer.Done(context.Background(), t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Close()
+	done = true
+	c.closer.Done(context.Background(), t, r0)
+	return r0
+}

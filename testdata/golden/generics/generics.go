@@ -40,3 +40,13 @@ type Cache[K ~int | ~string, N Key, V interface{ ~[]byte | ~string }] interface 
 type Ints interface {
 	Repository[string, int]
 }
+
+// IntBase is an alias of an instantiated generic interface.
+type IntBase = Base[int]
+
+// ViaAlias embeds the alias of an instantiated generic interface.
+//
+//purgatory:circuit name=via-alias
+type ViaAlias interface {
+	IntBase
+}

@@ -440,3 +440,59 @@ func (c *IntsCircuit) Watch(ctx context.Context) (chan<- int, error) {
 	c.repo.Done(ctx, t, r1)
 	return r0, r1
 }
+
+// ViaAliasCircuit wraps a ViaAlias with circuit breakers:
+//   - All: circuit "via-alias"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type ViaAliasCircuit struct {
+	inner    ViaAlias
+	fallback ViaAlias
+	viaAlias *purgatory.Breaker
+}
+
+var _ ViaAlias = (*ViaAliasCircuit)(nil)
+
+// NewViaAliasCircuit returns a ViaAliasCircuit that calls inner through the breakers that
+// factory gives for its circuits (purgatory.Default() when factory is nil).
+// The first registration of a circuit name configures it.
+func NewViaAliasCircuit(inner ViaAlias, factory *purgatory.Factory) *ViaAliasCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &ViaAliasCircuit{
+		inner:    inner,
+		viaAlias: factory.Breaker("via-alias", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner ViaAlias while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *ViaAliasCircuit) WithFallback(fb ViaAlias) *ViaAliasCircuit {
+	c.fallback = fb
+	return c
+}
+
+// All calls the inner ViaAlias through circuit "via-alias".
+func (c *ViaAliasCircuit) All(ctx context.Context) ([]int, error) {
+	t, err := c.viaAlias.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.All(ctx)
+		}
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.viaAlias.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.All(ctx)
+	done = true
+	c.viaAlias.Done(ctx, t, r1)
+	return r0, r1
+}

@@ -11,6 +11,7 @@ import (
 	av1 "github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
 	"github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
+	"github.com/purgatory-go/purgatory/testdata/golden/imports/pub"
 )
 
 // purgatory is a package-scope name: the runtime import is renamed.
@@ -26,4 +27,5 @@ type API interface {
 	Call(ctx ctxpkg.Context, req av1.Request) (bv1.Response, error)
 	Thing(t realname.Thing, d Duration) (*realname.Thing, error)
 	NoContext(d Duration) error
+	Receive(ctx ctxpkg.Context, f func(ctxpkg.Context, *pub.Message)) (pub.Message, error)
 }

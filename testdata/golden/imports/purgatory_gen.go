@@ -8,6 +8,7 @@ import (
 	"github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
 	realname "github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
+	"github.com/purgatory-go/purgatory/testdata/golden/imports/pub"
 	"time"
 )
 
@@ -15,6 +16,7 @@ import (
 //   - Call: circuit "api"
 //   - Thing: circuit "api"
 //   - NoContext: circuit "api"
+//   - Receive: circuit "api"
 //
 // While a circuit is open its methods return zero values and a
 // *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
@@ -112,4 +114,26 @@ func (c *APICircuit) NoContext(d time.Duration) error {
 	done = true
 	c.api.Done(context2.Background(), t, r0)
 	return r0
+}
+
+// Receive calls the inner API through circuit "api".
+func (c *APICircuit) Receive(ctx context2.Context, f func(context2.Context, *pub.Message)) (pub.Message, error) {
+	t, err := c.api.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Receive(ctx, f)
+		}
+		var r0 pub.Message
+		return r0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.api.Done(ctx, t, purgatoryrt.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Receive(ctx, f)
+	done = true
+	c.api.Done(ctx, t, r1)
+	return r0, r1
 }

@@ -23,6 +23,7 @@ import (
 //   - Imports: circuit "shapes.Store"
 //   - Types: circuit "shapes.Store"
 //   - Stamp: circuit "shapes.Store"
+//   - Each: circuit "shapes.Store"
 //   - Chan: circuit "shapes.Store"
 //   - Anon: circuit "shapes.Store"
 //   - Slow: circuit "store-slow"
@@ -310,6 +311,27 @@ func (c *StoreCircuit) Stamp(ctx context.Context, at time.Time, s fmt.Stringer) 
 	done = true
 	c.shapesStore.Done(ctx, t, r1)
 	return r0, r1
+}
+
+// Each calls the inner Store through circuit "shapes.Store".
+func (c *StoreCircuit) Each(fn func(...string), more ...[]string) error {
+	t, err := c.shapesStore.Allow(context.Background())
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Each(fn, more...)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Each(fn, more...)
+	done = true
+	c.shapesStore.Done(context.Background(), t, r0)
+	return r0
 }
 
 // Chan calls the inner Store through circuit "shapes.Store".

@@ -50,6 +50,8 @@ type Store interface {
 	Types(Point, Level, string, error) (Point, error)
 	// Stamp uses the imports for real.
 	Stamp(ctx context.Context, at time.Time, s fmt.Stringer) (time.Duration, error)
+	// Each takes a func with a variadic parameter of its own.
+	Each(fn func(...string), more ...[]string) error
 	// Chan returns channels and funcs.
 	Chan() (<-chan int, chan<- string, chan (<-chan int), func(int) (bool, error), error)
 	// Anon uses unnamed struct and interface types.
