@@ -65,7 +65,7 @@ func (e *emitter) planImports() {
 			}
 			for _, x := range c.excludes {
 				if x.pkg != nil {
-					pkgs[x.pkg.Path()] = x.pkg
+					pkgs[importPath(x.pkg.Path())] = x.pkg
 				}
 			}
 		}
@@ -142,6 +142,16 @@ func (e *emitter) planImports() {
 // its last element. Other packages get an explicit import name.
 func guessName(p string) string { return path.Base(p) }
 
+// importPath returns the path code imports package path p by: a package
+// found in a vendor directory (GOPATH mode) is imported without the
+// vendor prefix, as mockgen and moq learnt to do.
+func importPath(p string) string {
+	if i := strings.LastIndex(p, "/vendor/"); i >= 0 {
+		return p[i+len("/vendor/"):]
+	}
+	return strings.TrimPrefix(p, "vendor/")
+}
+
 // sanitize keeps the letters and digits of s, lower-cased.
 func sanitize(s string) string {
 	var b strings.Builder
@@ -172,7 +182,7 @@ func collectPkgs(t types.Type, pkgs map[string]*types.Package) {
 			}
 		}
 		if obj != nil && obj.Pkg() != nil {
-			pkgs[obj.Pkg().Path()] = obj.Pkg()
+			pkgs[importPath(obj.Pkg().Path())] = obj.Pkg()
 		}
 	})
 }
@@ -325,7 +335,7 @@ func (e *emitter) named(obj *types.TypeName, args *types.TypeList) *jen.Statemen
 	case obj.Pkg() == nil || obj.Pkg() == e.m.pkg:
 		s = jen.Id(obj.Name())
 	default:
-		s = jen.Qual(obj.Pkg().Path(), obj.Name())
+		s = jen.Qual(importPath(obj.Pkg().Path()), obj.Name())
 	}
 	if args.Len() > 0 {
 		var codes []jen.Code
@@ -634,7 +644,7 @@ func (e *emitter) matcher(x exclude) jen.Code {
 	if x.pkg == nil || x.pkg == e.m.pkg {
 		ref = jen.Id(x.name)
 	} else {
-		ref = jen.Qual(x.pkg.Path(), x.name)
+		ref = jen.Qual(importPath(x.pkg.Path()), x.name)
 	}
 	switch x.kind {
 	case exVar:

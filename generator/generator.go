@@ -70,6 +70,9 @@ func (e *Error) Error() string {
 		}
 		return e.Msg
 	}
+	if e.Pos.Column == 0 {
+		return fmt.Sprintf("%s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Msg)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, e.Msg)
 }
 
