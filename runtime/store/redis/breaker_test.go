@@ -462,3 +462,43 @@ func TestGarbageInCircuitKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "open", state)
 }
+
+// TestSlowRedis: while Redis does not answer (paused), calls are not held
+// past the store timeout: they go on with local state, and the store error
+// is reported once. When Redis answers again the breaker uses it again.
+func TestSlowRedis(t *testing.T) {
+	srv := needRedis(t)
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	prefix := testPrefix()
+	fa, fb, ea, _ := twoFactories(t, srv, prefix, clk, WithTimeout(20*time.Millisecond))
+	cfg := purgatory.Config{Threshold: 3, TTL: time.Minute}
+	a, b := fa.Breaker("slow", cfg), fb.Breaker("slow", cfg)
+	ctx := context.Background()
+	waitSubscribed(t, srv, prefix, 2)
+
+	admin := newClient(t, srv)
+	require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err())
+	unpaused := false
+	unpause := func() {
+		if !unpaused {
+			unpaused = true
+			require.NoError(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
+		}
+	}
+	t.Cleanup(unpause)
+	for range 3 {
+		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	}
+	assert.Equal(t, purgatory.Open, a.State(), "tripped on local state")
+	errs := ea.of(purgatory.EventStoreError)
+	require.Len(t, errs, 1)
+	assert.ErrorIs(t, errs[0].Err, context.DeadlineExceeded)
+	assert.Equal(t, purgatory.Closed, b.State(), "the trip did not reach Redis")
+	unpause()
+
+	clk.Advance(2 * time.Second) // past the breaker's back-off
+	a.Open()
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+		"once Redis answers, changes are shared again")
+	assert.Len(t, ea.of(purgatory.EventStoreError), 1)
+}

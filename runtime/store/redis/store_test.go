@@ -351,7 +351,7 @@ func TestTimeout(t *testing.T) {
 		require.NoError(t, err)
 
 		admin := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
-		require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", "300", "ALL").Err())
+		require.NoError(t, admin.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err())
 		_, err = s.Failure(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: 1, Now: time.Unix(1, 0)})
 		require.Error(t, err, "ctxAware=%v", ctxAware)
 		assert.True(t, errors.Is(err, context.DeadlineExceeded) || isTimeout(err), "ctxAware=%v: %v", ctxAware, err)
