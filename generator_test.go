@@ -23,6 +23,7 @@ import (
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
 	"github.com/purgatory-go/purgatory/testdata/golden/basic"
+	"github.com/purgatory-go/purgatory/testdata/golden/shared"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -411,6 +412,7 @@ func TestWrapperExcludes(t *testing.T) {
 	excluded := []error{
 		basic.ErrNotFound, // error variable
 		fmt.Errorf("wrapped: %w", basic.ErrNotFound), // matched with errors.Is
+		basic.ErrBadRequest,                          // matched by the IsClientError predicate
 		&basic.NotFoundError{ID: "x"},                // *T error type
 		basic.ValidationError{Field: "f"},            // T error type
 		sql.ErrNoRows,                                // qualified variable
@@ -501,6 +503,36 @@ func TestWrapperHalfOpenTrial(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "r1", r.ID)
 	assert.Equal(t, purgatory.Closed, state(f, "payments"))
+}
+
+type fakeUsers struct{ err error }
+
+func (f fakeUsers) User(context.Context, int) (string, error) { return "u", f.err }
+
+type fakeOrders struct{ calls int }
+
+func (f *fakeOrders) Order(context.Context, int) (string, error) { f.calls++; return "o", nil }
+
+// TestWrapperSharedCircuit trips the circuit two interfaces share through
+// one of them and expects the other rejected too.
+func TestWrapperSharedCircuit(t *testing.T) {
+	f := purgatory.NewFactory(purgatory.WithClock(clocktest.New(time.Unix(0, 0))))
+	users := shared.NewUsersCircuit(fakeUsers{err: errBoom}, f)
+	orders := &fakeOrders{}
+	ordersC := shared.NewOrdersCircuit(orders, f)
+	ctx := context.Background()
+	for range 4 {
+		_, err := users.User(ctx, 1)
+		require.ErrorIs(t, err, errBoom)
+	}
+	_, err := ordersC.Order(ctx, 1)
+	var open *purgatory.OpenError
+	require.ErrorAs(t, err, &open)
+	assert.Equal(t, "db", open.Circuit)
+	assert.Zero(t, orders.calls)
+
+	// Mail has its own circuit, named after the package and interface.
+	assert.Equal(t, purgatory.Closed, state(f, "shared.Mail"))
 }
 
 // paymentsDirect is the inner client of the benchmarks.

@@ -33,8 +33,11 @@ type ValidationError struct{ Field string }
 
 func (e ValidationError) Error() string { return "invalid " + e.Field }
 
+// ErrBadRequest is matched by the IsClientError predicate.
+var ErrBadRequest = errors.New("bad request")
+
 // IsClientError reports whether err is the caller's fault.
-func IsClientError(err error) bool { return errors.Is(err, ErrNotFound) }
+func IsClientError(err error) bool { return errors.Is(err, ErrBadRequest) }
 
 // PaymentClient talks to the payment provider.
 //

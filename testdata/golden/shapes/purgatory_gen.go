@@ -229,11 +229,11 @@ func (c *StoreCircuit) Blank(p01 context.Context, p1 int, p0 string) error {
 }
 
 // Clash calls the inner Store through circuit "shapes.Store".
-func (c1 *StoreCircuit) Clash(c string, t string, err string, done string, fb string, inner string, r0 string) (bool, error) {
+func (c1 *StoreCircuit) Clash(c string, t string, err string, done string, fb string, inner string, r0 string, ctx string, factory string) (bool, error) {
 	t1, err1 := c1.shapesStore.Allow(context.Background())
 	if err1 != nil {
 		if fb1 := c1.fallback; fb1 != nil {
-			return fb1.Clash(c, t, err, done, fb, inner, r0)
+			return fb1.Clash(c, t, err, done, fb, inner, r0, ctx, factory)
 		}
 		return false, err1
 	}
@@ -243,7 +243,7 @@ func (c1 *StoreCircuit) Clash(c string, t string, err string, done string, fb st
 			c1.shapesStore.Done(context.Background(), t1, purgatory.ErrPanicked)
 		}
 	}()
-	r01, r1 := c1.inner.Clash(c, t, err, done, fb, inner, r0)
+	r01, r1 := c1.inner.Clash(c, t, err, done, fb, inner, r0, ctx, factory)
 	done1 = true
 	c1.shapesStore.Done(context.Background(), t1, r1)
 	return r01, r1

@@ -43,7 +43,7 @@ type Store interface {
 	// Blank has blank parameters.
 	Blank(_ context.Context, _ int, p0 string) error
 	// Clash has parameters named like everything the wrapper uses.
-	Clash(c, t, err, done, fb, inner, r0 string) (bool, error)
+	Clash(c, t, err, done, fb, inner, r0, ctx, factory string) (bool, error)
 	// Imports has parameters named like the imports.
 	Imports(errors, context, time, fmt, purgatory, runtime int) error
 	// Types has parameters named like types the body names.
