@@ -44,6 +44,10 @@ func load(cfg Config) ([]*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	wildcard := false
+	for _, pat := range patterns {
+		wildcard = wildcard || strings.Contains(pat, "...")
+	}
 	var out []*loaded
 	for _, p := range pkgs {
 		l := &loaded{pkg: p}
@@ -79,6 +83,9 @@ func load(cfg Config) ([]*loaded, error) {
 			l.errs = append(l.errs, &Error{Pos: token.Position{Filename: p.PkgPath}, Msg: "no type information"})
 		}
 		if len(p.GoFiles) == 0 && len(l.errs) == 0 {
+			if wildcard {
+				continue // a directory of tests only, matched by ./...
+			}
 			l.errs = append(l.errs, &Error{Pos: token.Position{Filename: p.PkgPath}, Msg: "no Go files"})
 		}
 		out = append(out, l)
