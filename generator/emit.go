@@ -532,9 +532,9 @@ func (e *emitter) iface(im *ifaceModel) {
 	base := e.baseNamer(im)
 	n := base.clone()
 	innerName, factoryName := n.name("inner"), n.name("factory")
-	e.docf("%s returns a %s that calls inner through the breakers that\n"+
-		"factory gives for its circuits (purgatory.Default() when factory is nil).\n"+
-		"The first registration of a circuit name configures it.", ctor, wrapper)
+	e.docf("%s returns a %s that calls %s through the\n"+
+		"breakers of %s (purgatory.Default() when %s is nil). The first\n"+
+		"registration of a circuit name configures it.", ctor, wrapper, innerName, factoryName, factoryName)
 	var lit []jen.Code
 	lit = append(lit, jen.Id(fields.inner).Op(":").Id(innerName))
 	for _, c := range im.circuits {

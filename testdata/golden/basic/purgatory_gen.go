@@ -29,9 +29,9 @@ type PaymentClientCircuit struct {
 
 var _ PaymentClient = (*PaymentClientCircuit)(nil)
 
-// NewPaymentClientCircuit returns a PaymentClientCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewPaymentClientCircuit returns a PaymentClientCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewPaymentClientCircuit(inner PaymentClient, factory *purgatory.Factory) *PaymentClientCircuit {
 	if factory == nil {
 		factory = purgatory.Default()

@@ -21,9 +21,9 @@ type AlwaysCircuit struct {
 
 var _ Always = (*AlwaysCircuit)(nil)
 
-// NewAlwaysCircuit returns a AlwaysCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewAlwaysCircuit returns a AlwaysCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewAlwaysCircuit(inner Always, factory *purgatory.Factory) *AlwaysCircuit {
 	if factory == nil {
 		factory = purgatory.Default()

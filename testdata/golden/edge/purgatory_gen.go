@@ -26,9 +26,9 @@ type storeCircuit struct {
 
 var _ store = (*storeCircuit)(nil)
 
-// newStoreCircuit returns a storeCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// newStoreCircuit returns a storeCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func newStoreCircuit(inner store, factory *purgatory.Factory) *storeCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -147,9 +147,9 @@ type NothingCircuit struct {
 
 var _ Nothing = (*NothingCircuit)(nil)
 
-// NewNothingCircuit returns a NothingCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewNothingCircuit returns a NothingCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewNothingCircuit(inner Nothing, factory *purgatory.Factory) *NothingCircuit {
 	return &NothingCircuit{
 		inner: inner,
@@ -178,9 +178,9 @@ type ForwardedCircuit struct {
 
 var _ Forwarded = (*ForwardedCircuit)(nil)
 
-// NewForwardedCircuit returns a ForwardedCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewForwardedCircuit returns a ForwardedCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewForwardedCircuit(inner Forwarded, factory *purgatory.Factory) *ForwardedCircuit {
 	return &ForwardedCircuit{
 		inner: inner,

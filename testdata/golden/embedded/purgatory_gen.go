@@ -26,9 +26,9 @@ type BlobCircuit struct {
 
 var _ Blob = (*BlobCircuit)(nil)
 
-// NewBlobCircuit returns a BlobCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewBlobCircuit returns a BlobCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewBlobCircuit(inner Blob, factory *purgatory.Factory) *BlobCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -131,9 +131,9 @@ type TransportCircuit struct {
 
 var _ Transport = (*TransportCircuit)(nil)
 
-// NewTransportCircuit returns a TransportCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewTransportCircuit returns a TransportCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewTransportCircuit(inner Transport, factory *purgatory.Factory) *TransportCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -189,9 +189,9 @@ type ReaderCircuit struct {
 
 var _ Reader = (*ReaderCircuit)(nil)
 
-// NewReaderCircuit returns a ReaderCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewReaderCircuit returns a ReaderCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewReaderCircuit(inner Reader, factory *purgatory.Factory) *ReaderCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -245,9 +245,9 @@ type CloserCircuit struct {
 
 var _ Closer = (*CloserCircuit)(nil)
 
-// NewCloserCircuit returns a CloserCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewCloserCircuit returns a CloserCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewCloserCircuit(inner Closer, factory *purgatory.Factory) *CloserCircuit {
 	if factory == nil {
 		factory = purgatory.Default()

@@ -29,9 +29,9 @@ func _[K comparable, V any]() {
 	var _ Repository[K, V] = (*RepositoryCircuit[K, V])(nil)
 }
 
-// NewRepositoryCircuit returns a RepositoryCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewRepositoryCircuit returns a RepositoryCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewRepositoryCircuit[K comparable, V any](inner Repository[K, V], factory *purgatory.Factory) *RepositoryCircuit[K, V] {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -203,9 +203,9 @@ func _[K ~int | ~string, N Key, V interface {
 	var _ Cache[K, N, V] = (*CacheCircuit[K, N, V])(nil)
 }
 
-// NewCacheCircuit returns a CacheCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewCacheCircuit returns a CacheCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewCacheCircuit[K ~int | ~string, N Key, V interface {
 	~[]byte | ~string
 }](inner Cache[K, N, V], factory *purgatory.Factory) *CacheCircuit[K, N, V] {
@@ -289,9 +289,9 @@ type IntsCircuit struct {
 
 var _ Ints = (*IntsCircuit)(nil)
 
-// NewIntsCircuit returns a IntsCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewIntsCircuit returns a IntsCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewIntsCircuit(inner Ints, factory *purgatory.Factory) *IntsCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -455,9 +455,9 @@ type ViaAliasCircuit struct {
 
 var _ ViaAlias = (*ViaAliasCircuit)(nil)
 
-// NewViaAliasCircuit returns a ViaAliasCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewViaAliasCircuit returns a ViaAliasCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewViaAliasCircuit(inner ViaAlias, factory *purgatory.Factory) *ViaAliasCircuit {
 	if factory == nil {
 		factory = purgatory.Default()

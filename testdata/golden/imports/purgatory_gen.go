@@ -29,9 +29,9 @@ type APICircuit struct {
 
 var _ API = (*APICircuit)(nil)
 
-// NewAPICircuit returns a APICircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewAPICircuit returns a APICircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewAPICircuit(inner API, factory *purgatoryrt.Factory) *APICircuit {
 	if factory == nil {
 		factory = purgatoryrt.Default()

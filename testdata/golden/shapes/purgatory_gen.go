@@ -40,9 +40,9 @@ type StoreCircuit struct {
 
 var _ Store = (*StoreCircuit)(nil)
 
-// NewStoreCircuit returns a StoreCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewStoreCircuit returns a StoreCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewStoreCircuit(inner Store, factory *purgatory.Factory) *StoreCircuit {
 	if factory == nil {
 		factory = purgatory.Default()

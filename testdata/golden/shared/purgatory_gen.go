@@ -21,9 +21,9 @@ type UsersCircuit struct {
 
 var _ Users = (*UsersCircuit)(nil)
 
-// NewUsersCircuit returns a UsersCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewUsersCircuit returns a UsersCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewUsersCircuit(inner Users, factory *purgatory.Factory) *UsersCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -80,9 +80,9 @@ type OrdersCircuit struct {
 
 var _ Orders = (*OrdersCircuit)(nil)
 
-// NewOrdersCircuit returns a OrdersCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewOrdersCircuit returns a OrdersCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewOrdersCircuit(inner Orders, factory *purgatory.Factory) *OrdersCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
@@ -139,9 +139,9 @@ type MailCircuit struct {
 
 var _ Mail = (*MailCircuit)(nil)
 
-// NewMailCircuit returns a MailCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewMailCircuit returns a MailCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewMailCircuit(inner Mail, factory *purgatory.Factory) *MailCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
