@@ -9,8 +9,9 @@
 //	f := purgatory.NewFactory(purgatory.WithStore(st))
 //
 // It works with any go-redis v9 [goredis.UniversalClient]: a single node,
-// Sentinel or Cluster. It needs Redis 5 or later (scripts that read the
-// server clock before writing).
+// Sentinel or Cluster (its tests run the conformance suite on a three-node
+// Cluster too). It needs Redis 5 or later (scripts that read the server
+// clock before writing).
 //
 // # Round trips
 //
