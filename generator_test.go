@@ -535,11 +535,6 @@ func TestWrapperSharedCircuit(t *testing.T) {
 	assert.Equal(t, purgatory.Closed, state(f, "shared.Mail"))
 }
 
-// paymentsDirect is the inner client of the benchmarks.
-type paymentsDirect struct {
-	fakePayments
-}
-
 // altCircuit is the other shape benchmarked against the generated one: a
 // deferred call of a plain function with a pointer to the done flag
 // instead of a deferred closure.
@@ -602,7 +597,7 @@ func BenchmarkGenerated(b *testing.B) {
 	}
 	for _, name := range []string{"direct", "generated", "alt-deferfn", "ref-no-defer"} {
 		b.Run("closed-success/"+name, func(b *testing.B) {
-			inner := &paymentsDirect{fakePayments{receipt: &basic.Receipt{ID: "r"}}}
+			inner := &fakePayments{receipt: &basic.Receipt{ID: "r"}}
 			s := shapes(purgatory.NewFactory(), inner)[name]
 			b.ReportAllocs()
 			for b.Loop() {
@@ -614,7 +609,7 @@ func BenchmarkGenerated(b *testing.B) {
 	}
 	for _, name := range []string{"generated", "alt-deferfn", "ref-no-defer"} {
 		b.Run("open-rejection/"+name, func(b *testing.B) {
-			inner := &paymentsDirect{fakePayments{receipt: &basic.Receipt{ID: "r"}}}
+			inner := &fakePayments{receipt: &basic.Receipt{ID: "r"}}
 			f := purgatory.NewFactory()
 			s := shapes(f, inner)[name]
 			f.Breaker("payments", purgatory.Config{}).Open()
