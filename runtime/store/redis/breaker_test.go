@@ -502,3 +502,38 @@ func TestSlowRedis(t *testing.T) {
 		"once Redis answers, changes are shared again")
 	assert.Len(t, ea.of(purgatory.EventStoreError), 1)
 }
+
+// TestRevertedRecord: Redis goes back in time (restarted from an older
+// snapshot, or failed over to a replica that missed writes). The breakers'
+// generation is now ahead of the record's; the first operation they send
+// re-announces the record with a newer seq, so that they all adopt it
+// instead of staying open, waiting for a generation that never comes.
+func TestRevertedRecord(t *testing.T) {
+	srv := needRedis(t)
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, clk)
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Minute}
+	a, b := fa.Breaker("rev", cfg), fb.Breaker("rev", cfg)
+	ctx := context.Background()
+	raw := newClient(t, srv)
+	key := prefix + "{rev}:state"
+	snapshot, err := raw.HGetAll(ctx, key).Result()
+	require.NoError(t, err)
+
+	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	require.Equal(t, purgatory.Open, a.State())
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
+
+	// Back to the closed record of before the trip, without a message.
+	require.NoError(t, raw.Del(ctx, key).Err())
+	require.NoError(t, raw.HSet(ctx, key, snapshot).Err())
+	clk.Advance(time.Minute) // both try to expire their open generation
+	assert.Equal(t, purgatory.Closed, a.State(), "the record in Redis wins")
+	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
+
+	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	require.Equal(t, purgatory.Open, a.State())
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+		"and the circuit is shared again")
+}

@@ -52,7 +52,12 @@
 // A record is created by the first registration or, if it was lost, by the
 // first operation on it (every operation carries the caller's settings). A
 // new record's seq is the Redis server time in microseconds, so that it is
-// newer than anything a breaker saw of a lost one. A key that holds
+// newer than anything a breaker saw of a lost one. A record can also go
+// back in time (Redis restarted from an older snapshot, or failed over to a
+// replica that missed writes): an operation from a generation later than
+// the record's leaves it as it is, as the pure transitions say, but gives it
+// such a newer seq and publishes it, so that every breaker adopts it rather
+// than wait for a generation that will not come. A key that holds
 // something else (another type, an unreadable field) is treated as absent:
 // the operation replaces it with a fresh record and applies to that, and
 // returns a [*CorruptError] naming the key, which the breaker reports to its

@@ -135,14 +135,19 @@ end
 -- number comes from the server clock (microseconds), so that it is newer
 -- than anything a breaker saw of a record that was lost (a Redis restart
 -- without persistence, an eviction, a repair).
+-- clockSeq is the server time in microseconds.
+local function clockSeq()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
 local function fresh()
   local set = {threshold = int(ARGV[4], 1), ttl = split(ARGV[5]), trials = int(ARGV[6], 1)}
   if set.threshold == nil or set.trials == nil or not positive(set.ttl) then
     return redis.error_reply('purgatory: bad settings for circuit ' .. circuit)
   end
-  local t = redis.call('TIME')
   return {
-    state = 'closed', gen = 1, seq = tonumber(t[1]) * 1000000 + tonumber(t[2]),
+    state = 'closed', gen = 1, seq = clockSeq(),
     failures = 0, claimed = 0, succeeded = 0,
     threshold = set.threshold, ttl = set.ttl, trials = set.trials,
   }
@@ -273,6 +278,18 @@ elseif op == 'force' then
   changed = true
 elseif op ~= 'register' then
   return redis.error_reply('purgatory: unknown operation ' .. tostring(op))
+end
+
+-- A caller in a later generation than the record has seen a history the
+-- record lost (Redis restarted from an older snapshot, or failed over to a
+-- replica that missed writes), or moved on by itself while Redis was away.
+-- Either way the record is the truth now: leave it as it is, but give it a
+-- sequence number newer than anything of the lost history (the server time,
+-- as for a new record) and announce it, so that every breaker adopts it
+-- instead of waiting forever for a generation that will not come.
+if not changed and gen ~= nil and gen > r.gen and op ~= 'register' then
+  r.seq = math.max(r.seq + 1, clockSeq())
+  changed = true
 end
 
 if changed or created then
