@@ -377,3 +377,22 @@ func TestTimeout(t *testing.T) {
 		require.NoError(t, c.Close())
 	}
 }
+
+func TestCloseStopsSubscriber(t *testing.T) {
+	srv := needRedis(t)
+	prefix := testPrefix()
+	c := newClient(t, srv)
+	s := New(c, WithPrefix(prefix))
+	stop := s.Watch("c", func(store.Snapshot) {})
+	waitSubscribed(t, srv, prefix, 1)
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "Close twice is fine")
+	stop()
+	require.Eventually(t, func() bool {
+		n, err := c.PubSubNumSub(context.Background(), prefix+"events").Result()
+		return err == nil && n[prefix+"events"] == 0
+	}, 5*time.Second, 5*time.Millisecond, "the subscription ends with Close")
+	s.Watch("c", func(store.Snapshot) { t.Error("a closed store delivers nothing") })()
+	_, _, err := s.Register(context.Background(), "c", testSettings)
+	assert.NoError(t, err, "store calls still work after Close; the client is the caller's")
+}
