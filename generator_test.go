@@ -186,6 +186,24 @@ type Svc interface {
 	require.NoError(t, err)
 	assert.Empty(t, stale)
 	goCmd(t, mod, "vet", "./...")
+
+	// The annotation goes: the file is stale, and regenerating removes it.
+	b, err = os.ReadFile(src)
+	require.NoError(t, err)
+	b = bytes.Replace(b, []byte("//purgatory:circuit name=svc\n"), nil, 1)
+	require.NoError(t, os.WriteFile(src, b, 0o644))
+	stale, err = generator.Check(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join("svc", "purgatory_gen.go")}, stale)
+	files, err = generator.Generate(cfg)
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Nil(t, files[0].Content)
+	require.NoError(t, generator.Write(files))
+	assert.NoFileExists(t, filepath.Join(mod, "svc", "purgatory_gen.go"))
+	stale, err = generator.Check(cfg)
+	require.NoError(t, err)
+	assert.Empty(t, stale)
 }
 
 // TestDotlessModule generates for a module whose path has no dot, with two

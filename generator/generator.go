@@ -52,8 +52,11 @@ type Config struct {
 
 // File is one generated file.
 type File struct {
-	Path    string // absolute path of the file to write
-	Content []byte // gofmt-formatted source
+	Path string // absolute path of the file to write
+	// Content is the gofmt-formatted source, or nil when the file is to be
+	// removed: an earlier run generated it and its package has no annotated
+	// interface left.
+	Content []byte
 }
 
 // Error is one problem found while generating, at a position in the source.
@@ -136,7 +139,14 @@ func Generate(cfg Config) ([]File, error) {
 	for _, p := range pkgs {
 		model, perrs := validate(p, cfg, found)
 		errs = append(errs, perrs...)
-		if len(perrs) > 0 || model == nil || len(model.ifaces) == 0 {
+		if len(perrs) > 0 || model == nil {
+			continue
+		}
+		if len(model.ifaces) == 0 {
+			if p.gen != nil && len(cfg.Types) == 0 {
+				// No annotated interface is left: the old file goes.
+				files = append(files, File{Path: p.genPath})
+			}
 			continue
 		}
 		src, err := emit(model)
@@ -156,9 +166,16 @@ func Generate(cfg Config) ([]File, error) {
 	return files, nil
 }
 
-// Write writes files, each with permission 0o644.
+// Write writes files, each with permission 0o644, and removes those
+// whose Content is nil.
 func Write(files []File) error {
 	for _, f := range files {
+		if f.Content == nil {
+			if err := os.Remove(f.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			continue
+		}
 		if err := os.WriteFile(f.Path, f.Content, 0o644); err != nil {
 			return err
 		}
@@ -167,8 +184,8 @@ func Write(files []File) error {
 }
 
 // Check generates without writing and returns the paths of the files whose
-// content on disk differs from what Generate would write (missing files
-// included), relative to cfg.Dir where possible.
+// content on disk differs from what Generate would write (missing files and
+// files that would be removed included), relative to cfg.Dir where possible.
 func Check(cfg Config) ([]string, error) {
 	files, err := Generate(cfg)
 	if err != nil {
@@ -180,7 +197,11 @@ func Check(cfg Config) ([]string, error) {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		if err != nil || !bytes.Equal(old, f.Content) {
+		missing := err != nil
+		if f.Content == nil && missing {
+			continue
+		}
+		if missing || f.Content == nil || !bytes.Equal(old, f.Content) {
 			stale = append(stale, relPath(cfg.Dir, f.Path))
 		}
 	}

@@ -20,7 +20,8 @@ type loaded struct {
 	// gen is the previously generated output file, if the package has one;
 	// its type errors are ignored (it is about to be replaced) and its
 	// declarations do not count as taken names.
-	gen *ast.File
+	gen     *ast.File
+	genPath string
 }
 
 // loadMode is what the generator needs: syntax and types of the target
@@ -59,6 +60,7 @@ func load(cfg Config) ([]*loaded, error) {
 			name := p.Fset.Position(f.Package).Filename
 			if filepath.Base(name) == cfg.Output && isOurs(f) {
 				l.gen = f
+				l.genPath = name
 				genPath = name
 			}
 		}
