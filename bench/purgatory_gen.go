@@ -22,9 +22,9 @@ type ServiceCircuit struct {
 
 var _ Service = (*ServiceCircuit)(nil)
 
-// NewServiceCircuit returns a ServiceCircuit that calls inner through the breakers that
-// factory gives for its circuits (purgatory.Default() when factory is nil).
-// The first registration of a circuit name configures it.
+// NewServiceCircuit returns a ServiceCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
 func NewServiceCircuit(inner Service, factory *purgatory.Factory) *ServiceCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
