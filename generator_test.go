@@ -156,6 +156,13 @@ type Svc interface {
 	Do(ctx context.Context) error
 }
 `,
+		// Code that uses the wrapper: a stale wrapper breaks it, which must
+		// not stop the regeneration.
+		"svc/use.go": `package svc
+
+// Wrap wraps s with the default factory.
+func Wrap(s Svc) Svc { return NewSvcCircuit(s, nil) }
+`,
 	})
 	cfg := generator.Config{Dir: mod, Patterns: []string{"./svc"}}
 	stale, err := generator.Check(cfg)
@@ -188,6 +195,7 @@ type Svc interface {
 	goCmd(t, mod, "vet", "./...")
 
 	// The annotation goes: the file is stale, and regenerating removes it.
+	require.NoError(t, os.Remove(filepath.Join(mod, "svc", "use.go")))
 	b, err = os.ReadFile(src)
 	require.NoError(t, err)
 	b = bytes.Replace(b, []byte("//purgatory:circuit name=svc\n"), nil, 1)

@@ -33,11 +33,32 @@ const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
 // loaded. It fails only when the go command does; problems in the packages
 // are returned in each loaded.errs with the compiler's messages.
 func load(cfg Config) ([]*loaded, error) {
+	pkgs, err := loadOnce(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	// A stale generated file can break the code that uses it ("does not
+	// implement", wrong arguments): load again with it emptied, so that
+	// such code only misses names this run generates.
+	overlay := map[string][]byte{}
+	for _, l := range pkgs {
+		if l.gen != nil && len(l.errs) > 0 {
+			overlay[l.genPath] = []byte(header + "\n\npackage " + l.pkg.Name + "\n")
+		}
+	}
+	if len(overlay) == 0 {
+		return pkgs, nil
+	}
+	return loadOnce(cfg, overlay)
+}
+
+// loadOnce is one go/packages load, with the overlay.
+func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 	patterns := cfg.Patterns
 	if len(patterns) == 0 {
 		patterns = []string{"."}
 	}
-	pc := &packages.Config{Mode: loadMode, Dir: cfg.Dir, Tests: false}
+	pc := &packages.Config{Mode: loadMode, Dir: cfg.Dir, Tests: false, Overlay: overlay}
 	if len(cfg.Tags) > 0 {
 		pc.BuildFlags = []string{"-tags=" + strings.Join(cfg.Tags, ",")}
 	}
