@@ -74,7 +74,9 @@
 // (1 is the format version; the circuit name is the rest of the line and may
 // contain spaces). A store subscribes once, on the first [Store.Watch], and
 // hands each message to the watchers of its circuit; messages it cannot
-// parse are ignored. When the subscription is (re)established, after a
+// parse are ignored. An idle subscription is pinged every 2 s, and one that
+// stays silent (a dead peer that never closed the connection) is replaced.
+// When the subscription is (re)established, after a
 // reconnection for instance, the store reads the record of every watched
 // circuit again and hands it to the watchers, so that nothing missed while
 // Redis was away lingers. Breakers also end an open period by their own
