@@ -492,7 +492,14 @@ func (e *emitter) iface(im *ifaceModel) {
 
 	// The type.
 	var doc strings.Builder
-	fmt.Fprintf(&doc, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
+	switch {
+	case len(im.methods) == 0:
+		fmt.Fprintf(&doc, "%s wraps %s %s, which has no methods.\n", wrapper, article(name), name)
+	case len(im.circuits) == 0:
+		fmt.Fprintf(&doc, "%s wraps %s %s; no method goes through a breaker:\n", wrapper, article(name), name)
+	default:
+		fmt.Fprintf(&doc, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
+	}
 	for _, mm := range im.methods {
 		switch {
 		case mm.circuit != nil:
@@ -503,11 +510,10 @@ func (e *emitter) iface(im *ifaceModel) {
 			fmt.Fprintf(&doc, "  - %s: forwarded without a breaker (no error result)\n", mm.fn.Name())
 		}
 	}
-	if len(im.methods) == 0 {
-		fmt.Fprintf(&doc, "it has no methods.\n")
+	if len(im.circuits) > 0 {
+		doc.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.\n")
 	}
-	doc.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.")
-	e.doc(doc.String())
+	e.doc(strings.TrimSuffix(doc.String(), "\n"))
 	members := []jen.Code{
 		jen.Id(fields.inner).Add(inst(name)),
 		jen.Id(fields.fallback).Add(inst(name)),

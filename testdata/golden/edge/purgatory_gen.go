@@ -134,12 +134,7 @@ func (c *storeCircuit) storeGetV2() (Handler, error) {
 	return r0, r1
 }
 
-// NothingCircuit wraps a Nothing with circuit breakers:
-// it has no methods.
-//
-// While a circuit is open its methods return zero values and a
-// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
-// fallback set with WithFallback.
+// NothingCircuit wraps a Nothing, which has no methods.
 type NothingCircuit struct {
 	inner    Nothing
 	fallback Nothing
@@ -164,13 +159,9 @@ func (c *NothingCircuit) WithFallback(fb Nothing) *NothingCircuit {
 	return c
 }
 
-// ForwardedCircuit wraps a Forwarded with circuit breakers:
+// ForwardedCircuit wraps a Forwarded; no method goes through a breaker:
 //   - Name: forwarded without a breaker (no error result)
 //   - Close: forwarded without a breaker (//purgatory:skip)
-//
-// While a circuit is open its methods return zero values and a
-// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
-// fallback set with WithFallback.
 type ForwardedCircuit struct {
 	inner    Forwarded
 	fallback Forwarded
