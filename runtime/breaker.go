@@ -282,7 +282,11 @@ func (b *Breaker) update(ctx context.Context, gen uint64, needNow bool,
 		snap, err := remote(ctx, op)
 		if err == nil {
 			b.mu.Lock()
-			force := b.degraded // the store is back: its word wins
+			// The store's word wins when it is back after a failure, and
+			// when it answers with an older generation than we asked about:
+			// it lost writes (a restore, a failover), and reordering cannot
+			// explain that.
+			force := b.degraded || snap.Gen < op.Gen
 			b.degraded = false
 			b.mu.Unlock()
 			return b.adoptSnapshot(snap, force)

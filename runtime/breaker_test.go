@@ -533,3 +533,23 @@ func TestStoreDownKeepsWorkingLocally(t *testing.T) {
 	assert.Equal(t, purgatory.Open, b.State())
 	assert.Len(t, e.rec.of(purgatory.EventStoreError), 1)
 }
+
+// forgetfulStore loses its records on demand, as a Redis restored from an
+// old snapshot does.
+type forgetfulStore struct{ *store.Memory }
+
+func (s *forgetfulStore) forget() { s.Memory = store.NewMemory() }
+
+func TestStoreThatLostWritesWins(t *testing.T) {
+	fs := &forgetfulStore{Memory: store.NewMemory()}
+	e := newEnv(t, purgatory.WithStore(fs))
+	b := e.f.Breaker("lost", purgatory.Config{Threshold: 1, TTL: time.Second})
+	b.Open()
+	b.Close()
+	trip(t, b) // generation 4 here, open
+	fs.forget()
+	e.clk.Advance(time.Second) // expiry asks the store, which is at generation 1
+	assert.Equal(t, purgatory.Closed, b.State(), "the store's older record is adopted, not ignored forever")
+	require.ErrorIs(t, call(b, errBoom), errBoom)
+	assert.Equal(t, purgatory.Open, b.State(), "and the breaker works on it")
+}
