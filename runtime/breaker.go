@@ -360,7 +360,9 @@ func (b *Breaker) setLocked(s store.Snapshot) (prev store.Snapshot) {
 func (b *Breaker) armLocked(s store.Snapshot, floor time.Duration) {
 	left := s.OpenUntil.Sub(b.f.clock.Now())
 	if left > 0 {
-		b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: left})
+		// Rounded up to the millisecond: never shorter than the time left.
+		retry := (left + time.Millisecond - 1).Truncate(time.Millisecond)
+		b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: retry})
 	}
 	next := max(min(left, retryStep(b.cfg.TTL)), floor, 0)
 	b.stopTimer = b.f.clock.AfterFunc(next, func() { b.tick(s.Gen) })

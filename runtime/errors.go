@@ -20,7 +20,8 @@ var ErrPanicked = errors.New("purgatory: call panicked")
 // RetryAfter is how long the circuit stays open. So that a rejection reads
 // no clock and allocates nothing, it is refreshed by the breaker's timer
 // rather than computed per call: it is never shorter than the time left and
-// longer by at most a tenth of the TTL (at least 1ms, at most 1s). It is zero
+// longer by at most a tenth of the TTL (at least 1ms, at most 1s), rounded
+// up to the millisecond. It is zero
 // when the circuit is half-open and all its trial slots are taken. The
 // returned value is shared: do not modify it.
 type OpenError struct {
