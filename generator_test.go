@@ -642,7 +642,9 @@ func BenchmarkGenerated(b *testing.B) {
 			inner := &fakePayments{receipt: &basic.Receipt{ID: "r"}}
 			f := purgatory.NewFactory()
 			s := shapes(f, inner)[name]
-			f.Breaker("payments", purgatory.Config{}).Open()
+			br, ok := f.Lookup("payments")
+			require.True(b, ok)
+			br.Open()
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := s.Charge(ctx, req); err == nil {

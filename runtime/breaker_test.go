@@ -553,3 +553,14 @@ func TestStoreThatLostWritesWins(t *testing.T) {
 	require.ErrorIs(t, call(b, errBoom), errBoom)
 	assert.Equal(t, purgatory.Open, b.State(), "and the breaker works on it")
 }
+
+func TestLookup(t *testing.T) {
+	e := newEnv(t)
+	_, ok := e.f.Lookup("nope")
+	assert.False(t, ok)
+	b := e.f.Breaker("here", purgatory.Config{Threshold: 2})
+	got, ok := e.f.Lookup("here")
+	require.True(t, ok)
+	assert.Same(t, b, got)
+	assert.Empty(t, e.rec.of(purgatory.EventConfigConflict), "looking up registers nothing")
+}

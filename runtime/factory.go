@@ -145,6 +145,19 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	return b
 }
 
+// Lookup returns the breaker named name if the factory has made one. Use it
+// to reach a circuit by name (to read its state, or to Open or Close it)
+// without registering it.
+func (f *Factory) Lookup(name string) (*Breaker, bool) {
+	f.mu.Lock()
+	b, ok := f.breakers[name]
+	f.mu.Unlock()
+	if ok {
+		<-b.ready
+	}
+	return b, ok
+}
+
 func (f *Factory) resolve(cfg Config) Config {
 	mustNotNegative := func(what string, v int64) {
 		if v < 0 {

@@ -53,7 +53,7 @@ func run(w io.Writer, clock purgatory.Clock, sleep func(time.Duration)) {
 
 	provider := &flakyProvider{}
 	client := NewPaymentClientCircuit(provider, factory)
-	breaker := factory.Breaker("payments", purgatory.Config{})
+	breaker, _ := factory.Lookup("payments")
 	defer client.Close()
 
 	ctx := context.Background()
