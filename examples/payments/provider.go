@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-//go:generate go run ../../cmd/purgatorygen
+//go:generate go tool purgatorygen
 
 // ChargeRequest asks the provider to charge a card.
 type ChargeRequest struct {
