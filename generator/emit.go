@@ -169,7 +169,7 @@ func sanitize(s string) string {
 
 // collectPkgs adds the packages of the named types in t.
 func collectPkgs(t types.Type, pkgs map[string]*types.Package) {
-	walkTypes(t, func(t types.Type) {
+	walkTypes(t, func(t types.Type) bool {
 		var obj *types.TypeName
 		switch t := t.(type) {
 		case *types.Named:
@@ -184,11 +184,13 @@ func collectPkgs(t types.Type, pkgs map[string]*types.Package) {
 		if obj != nil && obj.Pkg() != nil {
 			pkgs[importPath(obj.Pkg().Path())] = obj.Pkg()
 		}
+		return true
 	})
 }
 
-// walkTypes calls fn for t and every type it is written with.
-func walkTypes(t types.Type, fn func(types.Type)) {
+// walkTypes calls fn for t and every type it is written with, once each,
+// outside in; it does not descend into a type for which fn returns false.
+func walkTypes(t types.Type, fn func(types.Type) bool) {
 	seen := map[types.Type]bool{}
 	var walk func(t types.Type)
 	walk = func(t types.Type) {
@@ -196,7 +198,9 @@ func walkTypes(t types.Type, fn func(types.Type)) {
 			return
 		}
 		seen[t] = true
-		fn(t)
+		if !fn(t) {
+			return
+		}
 		switch t := t.(type) {
 		case *types.Named:
 			for a := range t.TypeArgs().Types() {
@@ -430,7 +434,7 @@ func (e *emitter) baseNamer(im *ifaceModel) namer {
 	if tps := im.typeParams(); tps != nil {
 		for tp := range tps.TypeParams() {
 			n[tp.Obj().Name()] = true
-			walkTypes(tp.Constraint(), func(t types.Type) { e.markLocal(n, t) })
+			walkTypes(tp.Constraint(), func(t types.Type) bool { e.markLocal(n, t); return true })
 		}
 	}
 	n[im.name()] = true
@@ -742,7 +746,7 @@ func lowerCamel(s string) string {
 func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields wrapperFields, n namer) {
 	sig := mm.sig
 	name := mm.fn.Name()
-	walkTypes(sig, func(t types.Type) { e.markLocal(n, t) })
+	walkTypes(sig, func(t types.Type) bool { e.markLocal(n, t); return true })
 
 	// Parameters keep their names unless they are blank, unnamed or would
 	// shadow something the body uses.

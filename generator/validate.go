@@ -702,74 +702,38 @@ func exportedNames(scope *types.Scope) []string {
 // cannot name, or "".
 func unexportedIn(sig *types.Signature, local *types.Package) string {
 	found := ""
-	var walk func(t types.Type)
-	seen := map[types.Type]bool{}
-	walk = func(t types.Type) {
-		if found != "" || t == nil || seen[t] {
-			return
+	foreign := func(pkg *types.Package) bool { return pkg != nil && pkg != local }
+	walkTypes(sig, func(t types.Type) bool {
+		if found != "" {
+			return false
 		}
-		seen[t] = true
+		var obj *types.TypeName
 		switch t := t.(type) {
 		case *types.Named:
-			if o := t.Obj(); o.Pkg() != nil && o.Pkg() != local && !o.Exported() {
-				found = o.Pkg().Path() + "." + o.Name()
-				return
-			}
-			for a := range t.TypeArgs().Types() {
-				walk(a)
-			}
+			obj = t.Obj()
 		case *types.Alias:
-			if o := t.Obj(); o.Pkg() != nil && o.Pkg() != local && !o.Exported() {
-				found = o.Pkg().Path() + "." + o.Name()
-				return
-			}
-			for a := range t.TypeArgs().Types() {
-				walk(a)
-			}
-		case *types.Pointer:
-			walk(t.Elem())
-		case *types.Slice:
-			walk(t.Elem())
-		case *types.Array:
-			walk(t.Elem())
-		case *types.Map:
-			walk(t.Key())
-			walk(t.Elem())
-		case *types.Chan:
-			walk(t.Elem())
-		case *types.Signature:
-			for p := range t.Params().Variables() {
-				walk(p.Type())
-			}
-			for p := range t.Results().Variables() {
-				walk(p.Type())
-			}
+			obj = t.Obj()
 		case *types.Struct:
 			for f := range t.Fields() {
-				if !f.Exported() && f.Pkg() != local {
+				if !f.Exported() && foreign(f.Pkg()) {
 					found = "an unexported struct field of " + f.Pkg().Path()
-					return
+					return false
 				}
-				walk(f.Type())
 			}
 		case *types.Interface:
 			for m := range t.ExplicitMethods() {
-				if !m.Exported() && m.Pkg() != local {
+				if !m.Exported() && foreign(m.Pkg()) {
 					found = "an unexported method of " + m.Pkg().Path()
-					return
+					return false
 				}
-				walk(m.Type())
-			}
-			for e := range t.EmbeddedTypes() {
-				walk(e)
-			}
-		case *types.Union:
-			for i := range t.Len() {
-				walk(t.Term(i).Type())
 			}
 		}
-	}
-	walk(sig)
+		if obj != nil && foreign(obj.Pkg()) && !obj.Exported() {
+			found = obj.Pkg().Path() + "." + obj.Name()
+			return false
+		}
+		return true
+	})
 	return found
 }
 
