@@ -258,6 +258,11 @@ type B interface {
 	dep.Getter
 	Alias() (dep.Exposed, error) // fine: the alias is exported
 }
+
+//purgatory:circuit
+type C interface {
+	dep.Anon
+}
 `})
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "dep"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "dep", "dep.go"), []byte(`package dep
@@ -269,7 +274,15 @@ type secret struct{}
 type Exposed = secret
 
 type Getter interface{ Get() (secret, error) }
+
+type Anon interface {
+	Struct() (struct{ n int }, error)
+	Iface() (interface{ m() }, error)
+}
 `), 0o644))
 	assert.Equal(t, "bad.go:6:6: A has the unexported method hidden of package example.com/bad/dep, which cannot be implemented outside it\n"+
-		"bad.go:11:6: method Get of B uses example.com/bad/dep.secret, which is not exported by its package", generateErr(t, dir))
+		"bad.go:11:6: method Get of B uses example.com/bad/dep.secret, which is not exported by its package\n"+
+		"bad.go:17:6: method Iface of C uses an unexported method of example.com/bad/dep, which is not exported by its package\n"+
+		"bad.go:17:6: method Struct of C uses an unexported struct field of example.com/bad/dep, which is not exported by its package",
+		generateErr(t, dir))
 }
