@@ -542,9 +542,9 @@ func (e *emitter) iface(im *ifaceModel) {
 	base := e.baseNamer(im)
 	n := base.clone()
 	innerName, factoryName := n.name("inner"), n.name("factory")
-	e.docf("%s returns a %s that calls %s through the\n"+
+	e.docf("%s returns %s %s that calls %s through the\n"+
 		"breakers of %s (purgatory.Default() when %s is nil). The first\n"+
-		"registration of a circuit name configures it.", ctor, wrapper, innerName, factoryName, factoryName)
+		"registration of a circuit name configures it.", ctor, article(wrapper), wrapper, innerName, factoryName, factoryName)
 	var lit []jen.Code
 	lit = append(lit, jen.Id(fields.inner).Op(":").Id(innerName))
 	for _, c := range im.circuits {
@@ -605,9 +605,16 @@ func wrapperNames(name string) (wrapper, ctor string) {
 	return wrapper, "new" + strings.ToUpper(name[:1]) + name[1:] + "Circuit"
 }
 
-// article returns "an" before a vowel sound, else "a".
+// article returns "an" before a vowel sound, else "a". A leading u that
+// sounds like "you" (User, Unit, URL, Utility) takes "a".
 func article(word string) string {
-	if word != "" && strings.ContainsRune("AEIOUaeiou", rune(word[0])) {
+	lower := strings.ToLower(word)
+	for _, you := range []string{"us", "uni", "uti", "ur", "uu"} {
+		if strings.HasPrefix(lower, you) {
+			return "a"
+		}
+	}
+	if lower != "" && strings.ContainsRune("aeiou", rune(lower[0])) {
 		return "an"
 	}
 	return "a"

@@ -77,3 +77,12 @@ func TestWrapperNames(t *testing.T) {
 	w, c = wrapperNames("foo")
 	assert.Equal(t, []string{"fooCircuit", "newFooCircuit"}, []string{w, c})
 }
+
+func TestArticle(t *testing.T) {
+	for word, want := range map[string]string{
+		"APICircuit": "an", "OrdersCircuit": "an", "UsersCircuit": "a", "UnitCircuit": "a",
+		"URLCircuit": "a", "UpdaterCircuit": "an", "PaymentClient": "a", "": "a",
+	} {
+		assert.Equal(t, want, article(word), word)
+	}
+}

@@ -21,7 +21,7 @@ type AlwaysCircuit struct {
 
 var _ Always = (*AlwaysCircuit)(nil)
 
-// NewAlwaysCircuit returns a AlwaysCircuit that calls inner through the
+// NewAlwaysCircuit returns an AlwaysCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
 func NewAlwaysCircuit(inner Always, factory *purgatory.Factory) *AlwaysCircuit {

@@ -289,7 +289,7 @@ type IntsCircuit struct {
 
 var _ Ints = (*IntsCircuit)(nil)
 
-// NewIntsCircuit returns a IntsCircuit that calls inner through the
+// NewIntsCircuit returns an IntsCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
 func NewIntsCircuit(inner Ints, factory *purgatory.Factory) *IntsCircuit {

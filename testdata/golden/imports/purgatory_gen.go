@@ -29,7 +29,7 @@ type APICircuit struct {
 
 var _ API = (*APICircuit)(nil)
 
-// NewAPICircuit returns a APICircuit that calls inner through the
+// NewAPICircuit returns an APICircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
 func NewAPICircuit(inner API, factory *purgatoryrt.Factory) *APICircuit {

@@ -7,7 +7,7 @@ import (
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
-// UsersCircuit wraps an Users with circuit breakers:
+// UsersCircuit wraps a Users with circuit breakers:
 //   - User: circuit "db"
 //
 // While a circuit is open its methods return zero values and a
@@ -80,7 +80,7 @@ type OrdersCircuit struct {
 
 var _ Orders = (*OrdersCircuit)(nil)
 
-// NewOrdersCircuit returns a OrdersCircuit that calls inner through the
+// NewOrdersCircuit returns an OrdersCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
 func NewOrdersCircuit(inner Orders, factory *purgatory.Factory) *OrdersCircuit {
