@@ -60,7 +60,7 @@ type NotErr struct{}
 
 func Wrong(err error) string { return "" }
 
-//purgatory:circuit treshold=5 foo=1 threshold=0 ttl=5 trials=x name= exclude=ErrNotFoud,Limit,Count,Wrong,PtrErr,*NotErr,sqll.ErrNoRows,sql.ErrNoRow,,context
+//purgatory:circuit treshold=5 foo=1 threshold=0 ttl=5 trials=x name= exclude=ErrNotFoud,Limit,Count,Wrong,PtrErr,*NotErr,sqll.ErrNoRows,sql.ErrNoRow,,context,Qqqzzz
 type A interface {
 	Do(ctx context.Context) (*sql.Rows, error)
 }
@@ -123,13 +123,14 @@ func TestErrors(t *testing.T) {
 		`bad.go:23:138: exclude sql.ErrNoRow: undefined: sql.ErrNoRow (did you mean sql.ErrNoRows?)`,
 		`bad.go:23:151: bad value for exclude: empty entry`,
 		`bad.go:23:152: exclude context: context is a package, not an error variable, an error type or a func(error) bool`,
+		`bad.go:23:160: exclude Qqqzzz: undefined: Qqqzzz; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports`,
 		`bad.go:28:33: duplicate key "threshold" (the first is at bad.go:28:21)`,
 		`bad.go:28:49: bad value for ttl: "-1s" is not a duration > 0 such as 30s or 1m30s`,
 		`bad.go:28:53: expected key=value, got "bogus"`,
 		`bad.go:30:14: method Len has no error result for its circuit to count; remove //purgatory:circuit or use //purgatory:skip`,
 		`bad.go:32:14: //purgatory:skip takes no arguments`,
 		`bad.go:34:14: unknown directive //purgatory:skipp (did you mean //purgatory:skip?)`,
-		`bad.go:38:13: //purgatory:circuit on NotAnInterface, which is not an interface type`,
+		`bad.go:38:13: //purgatory:circuit on NotAnInterface, which is not an interface type; annotate the interface that your code calls`,
 		`bad.go:41:13: //purgatory:circuit must be in the doc comment of an interface type or of one of its methods`,
 		`bad.go:44:13: unknown directive //purgatory:circut (did you mean //purgatory:circuit?)`,
 		`bad.go:50:14: //purgatory:skip on a method of D, which has no //purgatory:circuit annotation`,

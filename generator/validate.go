@@ -220,7 +220,7 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					continue
 				}
 				if _, ok := obj.Type().Underlying().(*types.Interface); !ok {
-					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type", ts.Name.Name)
+					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type; annotate the interface that your code calls", ts.Name.Name)
 					continue
 				}
 				wrapper, ctor := wrapperNames(obj.Name())
@@ -597,6 +597,8 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, text)
 			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
 				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += "; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports"
 			}
 			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
 			return e, false
