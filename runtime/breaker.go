@@ -145,7 +145,16 @@ func (b *Breaker) force(to State) {
 		})
 }
 
+// allowSlow handles a circuit that is not closed: a small frame for the
+// common open rejection, the trial claim out of line.
 func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
+	if b.view.Load()&stateMask == uint64(Open) {
+		return 0, b.reject(b.openErr.Load())
+	}
+	return b.allowTrial(ctx)
+}
+
+func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 	w := b.view.Load()
 	for {
 		switch State(w & stateMask) {
