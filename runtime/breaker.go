@@ -149,7 +149,11 @@ func (b *Breaker) force(to State) {
 // common open rejection, the trial claim out of line.
 func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
 	if b.view.Load()&stateMask == uint64(Open) {
-		return 0, b.reject(b.openErr.Load())
+		err := b.openErr.Load()
+		if b.f.listeners.active() {
+			b.rejected(err)
+		}
+		return 0, err
 	}
 	return b.allowTrial(ctx)
 }
@@ -194,9 +198,14 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 
 func (b *Breaker) reject(err *OpenError) error {
 	if b.f.listeners.active() {
-		b.f.listeners.emit(Event{Kind: EventRejected, Circuit: b.name, Err: err})
+		b.rejected(err)
 	}
 	return err
+}
+
+//go:noinline
+func (b *Breaker) rejected(err *OpenError) { // out of line: keeps the rejection's frame small
+	b.f.listeners.emit(Event{Kind: EventRejected, Circuit: b.name, Err: err})
 }
 
 type outcome uint8
