@@ -149,6 +149,8 @@ func (b *Breaker) force(to State) {
 // common open rejection, the trial claim out of line.
 func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
 	if b.view.Load()&stateMask == uint64(Open) {
+		// reject, written out: called, it costs this path about 1 ns
+		// (it is over the inlining budget).
 		err := b.openErr.Load()
 		if b.f.listeners.active() {
 			b.rejected(err)
