@@ -32,6 +32,21 @@ type Config struct {
 	TTL       time.Duration      // how long the circuit stays open
 	Trials    int                // calls let through at once while half-open
 	Exclude   []func(error) bool // errors that are returned but not counted as failures
+
+	// FailureRate, in (0, 1], opens the circuit when, over the rolling
+	// Window, at least MinCalls calls were recorded and failures/calls >=
+	// FailureRate. Zero disables the rate policy. With FailureRate set and
+	// Threshold zero, only the rate opens the circuit.
+	FailureRate float64
+	Window      time.Duration // length of the rolling window (default 30s when FailureRate is set)
+	MinCalls    int           // calls needed in the window before the rate applies (default 20)
+	// SlowCall makes a call that takes longer count as a failure; its
+	// result is returned unchanged. Zero disables it.
+	SlowCall time.Duration
+	// MaxTTL makes each failed half-open trial double the next open
+	// period, up to MaxTTL; it goes back to TTL once the circuit closes.
+	// Zero (or a MaxTTL not above TTL) keeps the open period at TTL.
+	MaxTTL time.Duration
 }
 
 // Option configures a [Factory].
