@@ -375,10 +375,10 @@ func (b *Breaker) setLocked(s store.Snapshot) (prev store.Snapshot) {
 }
 
 // armLocked refreshes RetryAfter and schedules the next tick of an open
-// generation: every retryStep, exactly at OpenUntil, and not sooner than
+// generation: every retryStep, exactly at Until, and not sooner than
 // floor. b.mu is held.
 func (b *Breaker) armLocked(s store.Snapshot, floor time.Duration) {
-	left := s.OpenUntil.Sub(b.f.clock.Now())
+	left := s.Until.Sub(b.f.clock.Now())
 	if left > 0 {
 		// Rounded up to the millisecond: never shorter than the time left.
 		retry := (left + time.Millisecond - 1).Truncate(time.Millisecond)
@@ -397,7 +397,7 @@ func (b *Breaker) tick(gen uint64) {
 		b.mu.Unlock()
 		return
 	}
-	if s.OpenUntil.After(b.f.clock.Now()) {
+	if s.Until.After(b.f.clock.Now()) {
 		b.armLocked(s, 0)
 		b.mu.Unlock()
 		return
@@ -409,7 +409,7 @@ func (b *Breaker) tick(gen uint64) {
 	defer cancel()
 	b.update(ctx, gen, true,
 		func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Expire(ctx, op) },
-		func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Expire(op.Gen, op.Now) })
+		func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Expire(op.Settings, op.Gen, op.Now) })
 
 	// A store may keep the circuit open longer (another process opened it
 	// again at the same generation): look again later rather than never.

@@ -10,6 +10,10 @@ import (
 // store. Breakers from several factories that share one Memory share their
 // circuits, as processes sharing one Redis do.
 //
+// A circuit's record is dropped when the last watcher of it stops (its
+// breakers were removed or their factories closed) and it is closed with
+// nothing pending, so that per-key circuits do not pile up.
+//
 // The zero value is ready to use. A Memory must not be copied after first
 // use.
 type Memory struct {
@@ -20,6 +24,7 @@ type Memory struct {
 type memCircuit struct {
 	set      Settings
 	snap     Snapshot
+	window   Window
 	watchers []*watcher // copy-on-write: read after the lock is released
 }
 
@@ -45,6 +50,13 @@ func (m *Memory) circuit(name string, s Settings) *memCircuit {
 		c.set = s // first registration, or a record made by Watch
 	}
 	return c
+}
+
+// Len returns how many circuit records the store holds.
+func (m *Memory) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.circuits)
 }
 
 // Register implements Store.
@@ -108,7 +120,7 @@ func (m *Memory) Release(_ context.Context, op Op) (Snapshot, error) {
 // Expire implements Store.
 func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
 	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Expire(op.Gen, op.Now)
+		return c.snap.Expire(c.set, op.Gen, op.Now)
 	}), nil
 }
 
@@ -116,6 +128,22 @@ func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
 func (m *Memory) Force(_ context.Context, op Op, to State) (Snapshot, error) {
 	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
 		return c.snap.Force(c.set, to, op.Now), true
+	}), nil
+}
+
+// Record implements Store.
+func (m *Memory) Record(_ context.Context, op Op, calls, failed int) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		next, w, changed := c.snap.Record(c.window, c.set, op.Gen, calls, failed, op.Now)
+		c.window = w
+		return next, changed
+	}), nil
+}
+
+// Reconcile implements Store.
+func (m *Memory) Reconcile(_ context.Context, op Op, base uint64, want Snapshot) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.Reconcile(base, want)
 	}), nil
 }
 
@@ -128,9 +156,15 @@ func (m *Memory) Watch(name string, fn func(Snapshot)) (stop func()) {
 	c := m.circuit(name, Settings{})
 	c.watchers = append(slices.Clip(c.watchers), w)
 	m.mu.Unlock()
+	var once sync.Once
 	return func() {
-		m.mu.Lock()
-		c.watchers = slices.DeleteFunc(slices.Clone(c.watchers), func(x *watcher) bool { return x == w })
-		m.mu.Unlock()
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			c.watchers = slices.DeleteFunc(slices.Clone(c.watchers), func(x *watcher) bool { return x == w })
+			if len(c.watchers) == 0 && c.snap.State == Closed && c.snap.Failures == 0 && m.circuits[name] == c {
+				delete(m.circuits, name)
+			}
+		})
 	}
 }

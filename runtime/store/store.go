@@ -5,15 +5,34 @@
 // A breaker never asks its store on the hot path. It keeps a local view of
 // the circuit and calls the store only when something must change: a
 // failure, a success that resets pending failures, a half-open trial claim,
-// the end of an open period, a manual open or close. Every answer is a
-// [Snapshot] of the circuit after the operation; the breaker adopts it when
-// its Seq is newer than what it has seen.
+// the end of an open period or of a trial lease, a manual open, close or
+// isolation, a flush of a rate circuit's counts. Every answer is a
+// [Snapshot] of the circuit after the operation.
 //
-// Implementations must be safe for concurrent use and must make each
-// operation atomic: a store shared by several processes (see the redis
-// subpackage) applies the same transitions on its server. The functions on
-// [Snapshot] give the reference semantics; package storetest checks a store
-// against them.
+// # Rules every store keeps
+//
+//   - Atomic operations. Each operation is applied as one step, with the
+//     rules of the functions on [Snapshot] (the reference semantics; package
+//     storetest checks a store against them).
+//   - Generations. Gen counts state changes; a result is applied only to the
+//     generation in which its call was admitted. Seq counts every change of
+//     the record and orders the snapshots of one record. A store never
+//     makes Seq go backwards for a record it still has; a store that lost a
+//     record (a restart, a restore from an older snapshot) gives the record
+//     a Seq newer than any it handed out before, as the Redis store does
+//     with its server clock.
+//   - Leases. A half-open generation is a lease on the trial slots: its
+//     Until is the end of the lease (the open period's TTL after the
+//     circuit became half-open). A half-open circuit whose Until has passed
+//     is treated as a failed trial: the next Claim or Expire re-opens it. So
+//     a trial that never reports — a hung call, a lost goroutine, a killed
+//     process — cannot keep a circuit half-open for longer than the TTL.
+//   - Isolation. An [Isolated] circuit rejects calls until it is forced
+//     closed (or open); only Force and Reconcile move it.
+//   - Watch delivers only snapshots the store vouches for. A store that
+//     learns of changes through a channel others can write to (pub/sub)
+//     confirms a change of state or generation by reading the record before
+//     it delivers it.
 package store
 
 import (
@@ -26,15 +45,17 @@ type State uint8
 
 // The states of a circuit.
 const (
-	// Closed lets calls through and counts consecutive failures.
+	// Closed lets calls through and counts failures.
 	Closed State = iota
-	// Open rejects calls until its TTL has passed.
+	// Open rejects calls until its Until has passed.
 	Open
 	// HalfOpen lets a limited number of trial calls through.
 	HalfOpen
+	// Isolated rejects calls until an operator closes it.
+	Isolated
 )
 
-// String returns "closed", "open" or "half-open".
+// String returns "closed", "open", "half-open" or "isolated".
 func (s State) String() string {
 	switch s {
 	case Closed:
@@ -43,6 +64,8 @@ func (s State) String() string {
 		return "open"
 	case HalfOpen:
 		return "half-open"
+	case Isolated:
+		return "isolated"
 	}
 	return "invalid"
 }
@@ -50,10 +73,25 @@ func (s State) String() string {
 // Settings are the parts of a circuit's configuration that a store keeps
 // and shares. The first registration of a circuit name decides them.
 type Settings struct {
-	Threshold int           // consecutive failures that open the circuit, >= 1
-	TTL       time.Duration // how long the circuit stays open, > 0
+	// Threshold is the number of consecutive failures that open the
+	// circuit; 0 means only the failure rate opens it.
+	Threshold int
+	TTL       time.Duration // how long the circuit stays open, > 0; also the trial lease
 	Trials    int           // calls let through at once while half-open, >= 1
+	// MaxTTL, when above TTL, makes each failed half-open period double
+	// the next open period, up to MaxTTL.
+	MaxTTL time.Duration
+	// FailureRate in (0, 1] opens the circuit when the rolling Window
+	// holds at least MinCalls calls and failed/calls >= FailureRate; 0
+	// disables it.
+	FailureRate float64
+	Window      time.Duration // the rolling window's length, > 0 with FailureRate
+	MinCalls    int           // calls needed in the window, >= 1 with FailureRate
 }
+
+// Buckets is the number of buckets a rolling window is cut into: counts
+// age out of the window one bucket (Window/Buckets) at a time.
+const Buckets = 10
 
 // Snapshot is the shared state of one circuit at one moment.
 type Snapshot struct {
@@ -71,8 +109,26 @@ type Snapshot struct {
 	Claimed int
 	// Succeeded is the number of trial calls that succeeded while half-open.
 	Succeeded int
-	// OpenUntil is when an open circuit may become half-open.
-	OpenUntil time.Time
+	// Until is, while open, when the circuit may become half-open; while
+	// half-open, when the trial lease ends and the circuit re-opens unless
+	// its trials have closed it. It is zero in the other states.
+	Until time.Time
+	// Level counts the open periods in a row that ended in a failed trial
+	// (see Settings.MaxTTL). It goes back to 0 when the circuit closes.
+	Level int
+	// Calls and Failed are a rate circuit's window totals after the last
+	// Record (see [Window]).
+	Calls, Failed int
+}
+
+// Window is the rolling window of a rate circuit, kept by the store beside
+// the circuit's snapshot. It belongs to one closed generation: counts of
+// another generation start it afresh.
+type Window struct {
+	Gen    uint64         // the closed generation the counts belong to
+	Start  int64          // index of the newest bucket (time / bucket width)
+	Calls  [Buckets]int64 // Calls[i] is the bucket Start-i
+	Failed [Buckets]int64
 }
 
 // Op describes one store operation: which circuit, its settings (so that a
@@ -92,27 +148,34 @@ type Store interface {
 	// Register creates the circuit with s unless it exists, and returns the
 	// settings in force (those of the first registration) and its state.
 	Register(ctx context.Context, name string, s Settings) (Settings, Snapshot, error)
-	// Failure records a failed call admitted in generation op.Gen; it opens
-	// the circuit when the threshold is reached or when it was half-open.
+	// Failure records a failed call admitted in generation op.Gen (see
+	// [Snapshot.Failure]).
 	Failure(ctx context.Context, op Op) (Snapshot, error)
-	// Success records a successful call admitted in generation op.Gen: it
-	// resets the failure count while closed and counts a trial success
-	// while half-open, closing the circuit after Settings.Trials of them.
+	// Success records a successful call admitted in generation op.Gen (see
+	// [Snapshot.Success]).
 	Success(ctx context.Context, op Op) (Snapshot, error)
-	// Claim takes one half-open trial slot in generation op.Gen. It reports
-	// whether the slot was granted; at most Settings.Trials are held at once.
-	// Claiming an open circuit whose OpenUntil is not after op.Now first
-	// moves it to half-open.
+	// Claim takes one half-open trial slot in generation op.Gen and
+	// reports whether it was granted (see [Snapshot.Claim]).
 	Claim(ctx context.Context, op Op) (Snapshot, bool, error)
-	// Release gives back a trial slot whose call ended with neither success
-	// nor failure (the caller gave up).
+	// Release gives back a trial slot whose call ended with neither
+	// success nor failure (the caller gave up).
 	Release(ctx context.Context, op Op) (Snapshot, error)
-	// Expire moves an open circuit of generation op.Gen to half-open once
-	// op.Now is not before its OpenUntil.
+	// Expire ends the open period or the trial lease of generation op.Gen
+	// once op.Now has reached its Until (see [Snapshot.Expire]).
 	Expire(ctx context.Context, op Op) (Snapshot, error)
-	// Force opens (for Settings.TTL from op.Now) or closes the circuit,
-	// whatever its state and generation.
+	// Force moves the circuit to Open (for the open period from op.Now),
+	// Closed or Isolated, whatever its state and generation.
 	Force(ctx context.Context, op Op, to State) (Snapshot, error)
+	// Record merges counts of calls admitted in the closed generation
+	// op.Gen into the circuit's rolling window and opens the circuit when
+	// its failure rate is reached (see [Snapshot.Record]).
+	Record(ctx context.Context, op Op, calls, failed int) (Snapshot, error)
+	// Reconcile pushes a state the caller reached while it could not reach
+	// the store: when the record's Seq is still base, the record takes
+	// want's state, Until and Level in a new generation; otherwise the
+	// record moved on meanwhile and stays as it is (see
+	// [Snapshot.Reconcile]).
+	Reconcile(ctx context.Context, op Op, base uint64, want Snapshot) (Snapshot, error)
 	// Watch calls fn with every snapshot the store learns of for the named
 	// circuit, including changes made by other users of the store, until
 	// stop is called. fn must not block; snapshots may arrive out of order
@@ -123,28 +186,51 @@ type Store interface {
 // New returns the snapshot of a circuit that was just registered.
 func New() Snapshot { return Snapshot{State: Closed, Gen: 1, Seq: 1} }
 
+// OpenFor returns how long the circuit stays open when it opens at backoff
+// level level: TTL, doubled per level up to MaxTTL when MaxTTL is above TTL.
+func (set Settings) OpenFor(level int) time.Duration {
+	d := set.TTL
+	if set.MaxTTL <= d {
+		return d
+	}
+	for range level {
+		if d >= set.MaxTTL/2 {
+			return set.MaxTTL
+		}
+		d *= 2
+	}
+	return d
+}
+
 // Failure returns s after a failure of a call admitted in generation gen,
-// and whether it changed.
+// and whether it changed: while closed it counts a consecutive failure and
+// opens the circuit at the threshold (if there is one); while half-open it
+// re-opens it, one backoff level up.
 func (s Snapshot) Failure(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
 	if gen != s.Gen {
 		return s, false
 	}
 	switch s.State {
 	case Closed:
+		if set.Threshold <= 0 {
+			return s, false
+		}
 		s.Failures++
 		if s.Failures >= set.Threshold {
-			return s.open(set, now), true
+			return s.open(set, now, 0), true
 		}
 		s.Seq++
 		return s, true
 	case HalfOpen:
-		return s.open(set, now), true
+		return s.open(set, now, s.Level+1), true
 	}
 	return s, false
 }
 
 // Success returns s after a success of a call admitted in generation gen,
-// and whether it changed.
+// and whether it changed: it resets pending failures while closed, and
+// counts a trial success while half-open, closing the circuit after
+// Settings.Trials of them.
 func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 	if gen != s.Gen {
 		return s, false
@@ -169,15 +255,22 @@ func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 }
 
 // Claim returns s after an attempt to claim a trial slot in generation gen,
-// and whether the slot was granted. An open circuit whose OpenUntil is not
-// after now becomes half-open first; the claim then applies to that new
-// generation.
+// and whether the slot was granted. An open circuit whose Until is not
+// after now becomes half-open first, and the claim applies to that new
+// generation; a half-open circuit whose lease has run out re-opens
+// instead (see [Snapshot.Expire]).
 func (s Snapshot) Claim(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
-	if s.State == Open && s.Gen == gen && !now.Before(s.OpenUntil) {
-		s = s.to(HalfOpen)
+	if s.State == Open && s.Gen == gen && !now.Before(s.Until) {
+		s = s.halfOpen(set, now)
 		gen = s.Gen
 	}
-	if s.State != HalfOpen || s.Gen != gen || s.Claimed >= set.Trials {
+	if s.State != HalfOpen || s.Gen != gen {
+		return s, false
+	}
+	if !now.Before(s.Until) {
+		return s.open(set, now, s.Level+1), false
+	}
+	if s.Claimed >= set.Trials {
 		return s, false
 	}
 	s.Claimed++
@@ -196,28 +289,146 @@ func (s Snapshot) Release(gen uint64) (Snapshot, bool) {
 	return s, true
 }
 
-// Expire returns s moved to half-open if it is open in generation gen and
-// its OpenUntil is not after now, and whether it changed.
-func (s Snapshot) Expire(gen uint64, now time.Time) (Snapshot, bool) {
-	if s.State != Open || s.Gen != gen || now.Before(s.OpenUntil) {
+// Expire returns s after the end of generation gen's open period or trial
+// lease, and whether it changed: an open circuit whose Until is not after
+// now becomes half-open, with a trial lease until now+TTL; a half-open one
+// whose lease has run out re-opens, one backoff level up, as if a trial
+// had failed.
+func (s Snapshot) Expire(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
+	if s.Gen != gen || now.Before(s.Until) {
 		return s, false
 	}
-	return s.to(HalfOpen), true
+	switch s.State {
+	case Open:
+		return s.halfOpen(set, now), true
+	case HalfOpen:
+		return s.open(set, now, s.Level+1), true
+	}
+	return s, false
 }
 
-// Force returns s opened (until now+set.TTL) or closed, as asked. Forcing a
-// circuit into the state it is in starts a new generation all the same, so
-// that calls admitted before are ignored.
+// Force returns s moved to the state to: Open (for the open period of its
+// backoff level, from now), Closed, or Isolated. Forcing a circuit into the
+// state it is in starts a new generation all the same, so that calls
+// admitted before are ignored.
 func (s Snapshot) Force(set Settings, to State, now time.Time) Snapshot {
-	if to == Open {
-		return s.open(set, now)
+	switch to {
+	case Open:
+		return s.open(set, now, s.Level)
+	case HalfOpen:
+		return s.halfOpen(set, now)
 	}
 	return s.to(to)
 }
 
-func (s Snapshot) open(set Settings, now time.Time) Snapshot {
+// Record returns s after counts of the closed generation gen were merged
+// into the rolling window w, the window after it, and whether s changed. The
+// circuit opens when it is closed in generation gen, the window holds at
+// least MinCalls calls and failed/calls >= FailureRate.
+func (s Snapshot) Record(w Window, set Settings, gen uint64, calls, failed int, now time.Time) (Snapshot, Window, bool) {
+	if s.State != Closed || s.Gen != gen || set.FailureRate <= 0 || set.Window <= 0 || calls <= 0 {
+		return s, w, false
+	}
+	w = w.Add(set, gen, now, calls, failed)
+	s.Calls, s.Failed = w.Totals()
+	if s.Calls >= max(set.MinCalls, 1) && float64(s.Failed) >= set.FailureRate*float64(s.Calls) {
+		return s.open(set, now, 0), w, true
+	}
+	s.Seq++
+	return s, w, true
+}
+
+// Add returns w with calls and failed counted at now for generation gen,
+// after dropping the buckets that fell out of the window.
+func (w Window) Add(set Settings, gen uint64, now time.Time, calls, failed int) Window {
+	width := max(set.Window/Buckets, 1)
+	at := now.UnixNano() / int64(width)
+	switch {
+	case w.Gen != gen || at >= w.Start+Buckets:
+		w = Window{Gen: gen, Start: at}
+	case at > w.Start:
+		n := int(at - w.Start)
+		copy(w.Calls[n:], w.Calls[:Buckets-n])
+		copy(w.Failed[n:], w.Failed[:Buckets-n])
+		clear(w.Calls[:n])
+		clear(w.Failed[:n])
+		w.Start = at
+	case at <= w.Start-Buckets:
+		return w // older than the window: drop
+	}
+	i := max(int(w.Start-at), 0)
+	w.Calls[i] += int64(calls)
+	w.Failed[i] += int64(min(failed, calls))
+	return w
+}
+
+// Totals returns the calls and failures in w.
+func (w Window) Totals() (calls, failed int) {
+	for i := range Buckets {
+		calls += int(w.Calls[i])
+		failed += int(w.Failed[i])
+	}
+	return calls, failed
+}
+
+// Reconcile returns s after a push of the state want that its caller
+// reached while it could not reach the store, and whether it changed. When
+// s.Seq is still base — nobody changed the record since the caller last
+// saw it — the record takes want's State, Until and Level in a new
+// generation (a half-open want is pushed as open until want.Until, whose
+// trials this record never granted). Otherwise the record moved on and
+// wins: s is returned unchanged.
+func (s Snapshot) Reconcile(base uint64, want Snapshot) (Snapshot, bool) {
+	if s.Seq != base {
+		return s, false
+	}
+	st, until := want.State, want.Until
+	switch st {
+	case HalfOpen:
+		st = Open
+	case Closed, Isolated:
+		until = time.Time{}
+	case Open:
+	default:
+		return s, false
+	}
+	n := s.to(st)
+	n.Until, n.Level = until, want.Level
+	return n, true
+}
+
+// Clamp returns s with an Until no later than now plus the longest period
+// its state may last with set (the open period of the highest backoff
+// level, or a trial lease): the defence against clocks that disagree and
+// records that claim an open period nobody configured.
+func (s Snapshot) Clamp(set Settings, now time.Time) Snapshot {
+	var longest time.Duration
+	switch s.State {
+	case Open:
+		longest = max(set.MaxTTL, set.TTL)
+	case HalfOpen:
+		longest = set.TTL
+	default:
+		return s
+	}
+	if limit := now.Add(longest); s.Until.After(limit) {
+		s.Until = limit
+	}
+	return s
+}
+
+func (s Snapshot) open(set Settings, now time.Time, level int) Snapshot {
 	s = s.to(Open)
-	s.OpenUntil = now.Add(set.TTL)
+	s.Level = level
+	s.Until = now.Add(set.OpenFor(level))
+	return s
+}
+
+func (s Snapshot) halfOpen(set Settings, now time.Time) Snapshot {
+	level := s.Level
+	s = s.to(HalfOpen)
+	s.Level = level
+	s.Until = now.Add(set.TTL)
 	return s
 }
 

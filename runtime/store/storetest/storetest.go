@@ -45,6 +45,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UnregisteredCircuitIsCreated", testUnregistered},
 		{"CircuitsAreIndependent", testIndependent},
 		{"Watch", testWatch},
+		{"TrialLeaseRunsOut", testLease},
+		{"BackoffGrowsToMaxTTL", testBackoff},
+		{"Isolate", testIsolate},
+		{"RecordOpensAtRate", testRecord},
+		{"RecordWindowRolls", testRecordRolls},
+		{"ReconcileWhenUnchanged", testReconcile},
+		{"ReconcileLosesToNewerRecord", testReconcileLoses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -53,7 +60,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 var (
 	t0  = time.Unix(1_700_000_000, 0)
-	set = store.Settings{Threshold: 3, TTL: 10 * time.Second, Trials: 2}
+	set = store.Settings{Threshold: 3, TTL: 10 * time.Second, Trials: 2,
+		MaxTTL: 35 * time.Second, FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 4}
 )
 
 func ctx(t *testing.T) context.Context {
@@ -102,7 +110,7 @@ func halfOpen(t *testing.T, s store.Store, name string, gen uint64) store.Snapsh
 
 func testRegisterFirstWins(t *testing.T, s store.Store) {
 	name, _ := register(t, s, "a")
-	other := store.Settings{Threshold: 7, TTL: time.Minute, Trials: 1}
+	other := store.Settings{Threshold: 7, TTL: time.Minute, Trials: 1, FailureRate: 0.2, Window: time.Minute, MinCalls: 1}
 	got, snap, err := s.Register(ctx(t), name, other)
 	require.NoError(t, err)
 	assert.Equal(t, set, got, "the first registration's settings stay in force")
@@ -146,7 +154,7 @@ func testFailuresOpen(t *testing.T, s store.Store) {
 	assert.Equal(t, store.Open, next.State)
 	assert.Equal(t, snap.Gen+1, next.Gen)
 	assert.Zero(t, next.Failures)
-	assert.True(t, next.OpenUntil.Equal(t0.Add(set.TTL)), "OpenUntil = now + ttl, got %v", next.OpenUntil)
+	assert.True(t, next.Until.Equal(t0.Add(set.TTL)), "Until = now + ttl, got %v", next.Until)
 }
 
 func testSuccessResets(t *testing.T, s store.Store) {
@@ -209,7 +217,7 @@ func testExpire(t *testing.T, s store.Store) {
 	o := open(t, s, name, snap.Gen)
 	early, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL-time.Millisecond)))
 	require.NoError(t, err)
-	assert.Equal(t, store.Open, early.State, "not before OpenUntil")
+	assert.Equal(t, store.Open, early.State, "not before Until")
 	h, err := s.Expire(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
 	require.NoError(t, err)
 	assert.Equal(t, store.HalfOpen, h.State)
@@ -247,7 +255,7 @@ func testClaimExpiresOpen(t *testing.T, s store.Store) {
 	assert.False(t, ok, "no trial while open")
 	got, ok, err := s.Claim(ctx(t), op(name, o.Gen, t0.Add(set.TTL)))
 	require.NoError(t, err)
-	assert.True(t, ok, "a claim after OpenUntil moves the circuit to half-open and takes a slot")
+	assert.True(t, ok, "a claim after Until moves the circuit to half-open and takes a slot")
 	assert.Equal(t, store.HalfOpen, got.State)
 	assert.Equal(t, 1, got.Claimed)
 }
@@ -303,7 +311,7 @@ func testTrials(t *testing.T, s store.Store) {
 		require.NoError(t, err)
 		assert.Equal(t, store.Open, got.State)
 		assert.Equal(t, h.Gen+1, got.Gen)
-		assert.True(t, got.OpenUntil.Equal(now.Add(set.TTL)))
+		assert.True(t, got.Until.Equal(now.Add(set.OpenFor(1))), "a failed trial: one backoff level up")
 	})
 }
 
@@ -313,7 +321,7 @@ func testForce(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, store.Open, o.State)
 	assert.Equal(t, snap.Gen+1, o.Gen)
-	assert.True(t, o.OpenUntil.Equal(t0.Add(set.TTL)))
+	assert.True(t, o.Until.Equal(t0.Add(set.TTL)))
 	c, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
 	require.NoError(t, err)
 	assert.Equal(t, store.Closed, c.State)
@@ -382,4 +390,173 @@ func testWatch(t *testing.T, s store.Store) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Len(t, seen, n, "no deliveries after stop")
+}
+
+// testLease: a trial that never reports cannot hold the circuit half-open
+// past its lease (the TTL): Expire and Claim then re-open it, one backoff
+// level up, and the next half-open period grants fresh slots.
+func testLease(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "lease")
+	h := halfOpen(t, s, name, snap.Gen)
+	now := t0.Add(set.TTL)
+	assert.True(t, h.Until.Equal(now.Add(set.TTL)), "the trial lease ends a TTL after half-open, got %v", h.Until)
+	for range set.Trials {
+		_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	// Nobody reports. Before the lease ends nothing moves...
+	early, err := s.Expire(ctx(t), op(name, h.Gen, h.Until.Add(-time.Nanosecond)))
+	require.NoError(t, err)
+	assert.Equal(t, store.HalfOpen, early.State)
+	// ...at its end the circuit re-opens as if a trial had failed.
+	o, err := s.Expire(ctx(t), op(name, h.Gen, h.Until))
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, o.State, "a lease that ran out re-opens the circuit")
+	assert.Equal(t, h.Gen+1, o.Gen)
+	assert.Equal(t, 1, o.Level)
+	assert.True(t, o.Until.Equal(h.Until.Add(2*set.TTL)), "one level up: twice the TTL, got %v", o.Until.Sub(h.Until))
+
+	// Claim does the same when no timer ran Expire.
+	name2, snap2 := register(t, s, "lease-claim")
+	h2 := halfOpen(t, s, name2, snap2.Gen)
+	_, ok, err := s.Claim(ctx(t), op(name2, h2.Gen, t0.Add(set.TTL)))
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, ok, err := s.Claim(ctx(t), op(name2, h2.Gen, h2.Until.Add(time.Hour)))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Equal(t, store.Open, got.State, "a claim after the lease re-opens the circuit")
+	// The next half-open period has every slot free again.
+	h3, err := s.Expire(ctx(t), op(name2, got.Gen, got.Until))
+	require.NoError(t, err)
+	require.Equal(t, store.HalfOpen, h3.State)
+	assert.Zero(t, h3.Claimed)
+}
+
+// testBackoff: each failed trial doubles the open period up to MaxTTL; a
+// close resets it.
+func testBackoff(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "backoff")
+	o := open(t, s, name, snap.Gen)
+	assert.Zero(t, o.Level)
+	now := t0
+	want := []time.Duration{2 * set.TTL, 3*set.TTL + set.TTL/2, 3*set.TTL + set.TTL/2}
+	for i, w := range want {
+		now = o.Until
+		h, err := s.Expire(ctx(t), op(name, o.Gen, now))
+		require.NoError(t, err)
+		require.Equal(t, store.HalfOpen, h.State)
+		_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.True(t, ok)
+		o, err = s.Failure(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.Equal(t, store.Open, o.State)
+		assert.Equal(t, i+1, o.Level)
+		assert.Equal(t, w, o.Until.Sub(now), "open period after %d failed trials", i+1)
+	}
+	now = o.Until
+	h, err := s.Expire(ctx(t), op(name, o.Gen, now))
+	require.NoError(t, err)
+	var c store.Snapshot
+	for range set.Trials {
+		_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+		require.True(t, ok)
+		c, err = s.Success(ctx(t), op(name, h.Gen, now))
+		require.NoError(t, err)
+	}
+	require.Equal(t, store.Closed, c.State)
+	assert.Zero(t, c.Level, "closing resets the backoff")
+	o = open(t, s, name, c.Gen)
+	assert.True(t, o.Until.Equal(t0.Add(set.TTL)), "back to the TTL")
+}
+
+// testIsolate: an isolated circuit stays isolated through failures, trial
+// claims and expiries, however much time passes, until it is forced
+// closed.
+func testIsolate(t *testing.T, s store.Store) {
+	name, _ := register(t, s, "iso")
+	i, err := s.Force(ctx(t), op(name, 0, t0), store.Isolated)
+	require.NoError(t, err)
+	assert.Equal(t, store.Isolated, i.State)
+	later := t0.Add(24 * time.Hour)
+	_, err = s.Failure(ctx(t), op(name, i.Gen, later))
+	require.NoError(t, err)
+	_, err = s.Success(ctx(t), op(name, i.Gen, later))
+	require.NoError(t, err)
+	_, err = s.Expire(ctx(t), op(name, i.Gen, later))
+	require.NoError(t, err)
+	got, ok, err := s.Claim(ctx(t), op(name, i.Gen, later))
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Equal(t, store.Isolated, got.State, "only Force leaves isolation")
+	assert.Equal(t, i.Gen, got.Gen)
+	c, err := s.Force(ctx(t), op(name, 0, later), store.Closed)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, c.State)
+}
+
+// testRecord: merged counts open a rate circuit once the window holds
+// MinCalls calls at the failure rate, not before.
+func testRecord(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "rate")
+	got, err := s.Record(ctx(t), op(name, snap.Gen, t0), 3, 3)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State, "below MinCalls")
+	assert.Equal(t, 3, got.Calls)
+	assert.Equal(t, 3, got.Failed)
+	got, err = s.Record(ctx(t), op(name, snap.Gen, t0.Add(time.Second)), 5, 0)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State, "3 of 8 is below 50%")
+	got, err = s.Record(ctx(t), op(name, snap.Gen, t0.Add(2*time.Second)), 0+1, 1)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State, "4 of 9 is below 50%")
+	got, err = s.Record(ctx(t), op(name, snap.Gen, t0.Add(2*time.Second)), 1, 1)
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, got.State, "5 of 10 is exactly 50%: open")
+	assert.Equal(t, snap.Gen+1, got.Gen)
+	stale, err := s.Record(ctx(t), op(name, snap.Gen, t0.Add(3*time.Second)), 100, 100)
+	require.NoError(t, err)
+	assert.Equal(t, got.Seq, stale.Seq, "counts of an old generation are dropped")
+}
+
+// testRecordRolls: counts older than the window stop counting.
+func testRecordRolls(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "roll")
+	_, err := s.Record(ctx(t), op(name, snap.Gen, t0), 10, 4)
+	require.NoError(t, err)
+	got, err := s.Record(ctx(t), op(name, snap.Gen, t0.Add(set.Window+time.Second)), 2, 1)
+	require.NoError(t, err)
+	assert.Equal(t, 2, got.Calls, "the first counts rolled out of the window")
+	assert.Equal(t, store.Closed, got.State, "2 calls is below MinCalls")
+}
+
+// testReconcile: a state reached while the store was away is pushed when
+// the record did not change meanwhile.
+func testReconcile(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "rec")
+	o := open(t, s, name, snap.Gen)
+	want := store.Snapshot{State: store.Closed}
+	got, err := s.Reconcile(ctx(t), op(name, o.Gen, t0), o.Seq, want)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State, "the operator's close made during the outage is kept")
+	assert.Equal(t, o.Gen+1, got.Gen)
+	until := t0.Add(5 * time.Second)
+	got2, err := s.Reconcile(ctx(t), op(name, got.Gen, t0), got.Seq, store.Snapshot{State: store.Open, Until: until, Level: 2})
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, got2.State, "a trip made during the outage is kept")
+	assert.True(t, got2.Until.Equal(until))
+	assert.Equal(t, 2, got2.Level)
+}
+
+// testReconcileLoses: when the record moved on, it wins.
+func testReconcileLoses(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "rec-lose")
+	o := open(t, s, name, snap.Gen)
+	got, err := s.Reconcile(ctx(t), op(name, o.Gen, t0), snap.Seq, store.Snapshot{State: store.Closed})
+	require.NoError(t, err)
+	assert.Equal(t, o.Seq, got.Seq, "the record changed since the caller saw it: it stays")
+	assert.Equal(t, store.Open, got.State)
 }
