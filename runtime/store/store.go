@@ -385,20 +385,18 @@ func (w Window) Totals() (calls, failed int) {
 // reached while it could not reach the store, and whether it changed. When
 // s.Seq is still base — nobody changed the record since the caller last
 // saw it — the record takes want's State, Until and Level in a new
-// generation (a half-open want is pushed as open until want.Until, whose
-// trials this record never granted). Otherwise the record moved on and
-// wins: s is returned unchanged.
+// generation (half-open with no slot taken: trials the caller granted on
+// its own are not the record's). Otherwise the record moved on and wins:
+// s is returned unchanged.
 func (s Snapshot) Reconcile(base uint64, want Snapshot) (Snapshot, bool) {
 	if s.Seq != base {
 		return s, false
 	}
 	st, until := want.State, want.Until
 	switch st {
-	case HalfOpen:
-		st = Open
 	case Closed, Isolated:
 		until = time.Time{}
-	case Open:
+	case Open, HalfOpen:
 	default:
 		return s, false
 	}
