@@ -165,6 +165,20 @@ func matches(m func(error) bool, err error) (ok bool) {
 
 func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	c := b
+	if w := c.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^0xff == uint64(t)&^0xff && w&(stateMask|pendingBit) == 0 {
+		// A success of a closed call with nothing pending: count it.
+		st := c.stripes.mine()
+		if w&countBit != 0 {
+			st.success.Add(1)
+		}
+		if w&rateBit != 0 {
+			st.calls.Add(1)
+			if !c.flushing.Load() {
+				c.armFlush()
+			}
+		}
+		return
+	}
 	o := b.classify(ctx, err)
 	if t&timedBit != 0 && o != ignored && c.micros()-uint32(t>>32) > uint32(c.cfg.SlowCall/time.Microsecond) {
 		o, err = failure, &SlowCallError{Circuit: c.name, Err: err}

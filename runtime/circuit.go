@@ -48,7 +48,27 @@ type Breaker struct {
 	watch    func() // stops the store watch
 	removed  bool   // the factory dropped the circuit or was closed: local state only
 
-	ready chan struct{} // closed once registered
+	ready    chan struct{} // closed once registered
+	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
+	regFirst regKey        // the scalar fields of the first registration's Config
+}
+
+// regKey is the comparable part of a Config.
+type regKey struct {
+	threshold, trials, minCalls int
+	ttl, window, slow, maxTTL   time.Duration
+	rate                        float64
+}
+
+func keyOf(c Config) regKey {
+	return regKey{c.Threshold, c.Trials, c.MinCalls, c.TTL, c.Window, c.SlowCall, c.MaxTTL, c.FailureRate}
+}
+
+// wait returns once c is registered.
+func (c *Breaker) wait() {
+	if !c.isReady.Load() {
+		<-c.ready
+	}
 }
 
 // micros reads the factory clock in microseconds since the circuit's
@@ -683,7 +703,14 @@ func (c *Breaker) recordCall(failed bool) {
 			return
 		}
 	}
-	if !c.flushing.Load() && c.flushing.CompareAndSwap(false, true) {
+	if !c.flushing.Load() {
+		c.armFlush()
+	}
+}
+
+// armFlush arms the periodic flush of a rate circuit's local counts.
+func (c *Breaker) armFlush() {
+	if c.flushing.CompareAndSwap(false, true) {
 		c.f.clock.AfterFunc(c.flushEvery(), c.flushTick)
 	}
 }
