@@ -160,11 +160,17 @@ func (c *Breaker) adopt(s store.Snapshot) {
 	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.view.Load()>>genShift {
 		return // our own change coming back, or an old one: no lock
 	}
-	now := c.f.clock.Now()
+	var now time.Time
+	if s.State != Closed || s.Gen != c.view.Load()>>genShift {
+		now = c.f.clock.Now() // a closed count changing needs no clock
+	}
 	c.mu.Lock()
 	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen {
 		c.mu.Unlock()
 		return
+	}
+	if now.IsZero() && (s.Gen != c.snap.Gen || s.State != c.snap.State) {
+		now = c.f.clock.Now()
 	}
 	c.storeSeq.Store(max(s.Seq, c.storeSeq.Load()))
 	// The record moved on while this process had diverged: it wins.
