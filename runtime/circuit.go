@@ -20,7 +20,6 @@ type Breaker struct {
 	set  store.Settings // cfg as the store keeps it
 
 	openErr  atomic.Pointer[OpenError] // returned while open
-	fresh    atomic.Bool               // openErr's RetryAfter is recent (see refreshOpenErr)
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 	isoErr   *OpenError                // returned while isolated
 	stripes  stripes                   // per-call counts (counting or rate circuits)
@@ -44,6 +43,7 @@ type Breaker struct {
 	timer    func() bool    // stops the open/lease timer
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
+	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 	events   eventQueue
 	watch    func() // stops the store watch
 	removed  bool   // the factory dropped the circuit or was closed: local state only
@@ -82,6 +82,10 @@ func (c *Breaker) word(s store.Snapshot) uint64 {
 		w |= countBit
 	}
 	switch s.State {
+	case Open:
+		if c.stale {
+			w |= staleBit
+		}
 	case Closed:
 		if s.Failures > 0 {
 			w |= pendingBit
@@ -409,7 +413,7 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 				c.openedAt = now
 			}
 			c.openErr.Store(&OpenError{Circuit: c.name, RetryAfter: roundUp(s.Until.Sub(now))})
-			c.fresh.Store(true)
+			c.stale = false
 			c.f.stale(c)
 		case Isolated:
 			if prev.State == Closed {
@@ -481,21 +485,32 @@ func roundUp(d time.Duration) time.Duration {
 }
 
 // refreshOpenErr gives the open error a RetryAfter computed now. The
-// factory's refresher marks it stale again a refreshEvery later, so a busy
-// open circuit reads the clock and allocates once per refreshEvery and an
-// idle one costs nothing.
+// factory's refresher marks it stale again a refreshEvery later (staleBit
+// in the view), so a busy open circuit reads the clock and allocates once
+// per refreshEvery and an idle one costs nothing.
 func (c *Breaker) refreshOpenErr() *OpenError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.openErr.Load()
-	if c.fresh.Load() || c.snap.State != Open {
+	if !c.stale || c.snap.State != Open {
 		return e
 	}
 	e = &OpenError{Circuit: c.name, RetryAfter: roundUp(c.snap.Until.Sub(c.f.clock.Now()))}
 	c.openErr.Store(e)
-	c.fresh.Store(true)
+	c.stale = false
+	c.view.Store(c.word(c.snap))
 	c.f.stale(c)
 	return e
+}
+
+// markStale asks the next rejection to refresh RetryAfter.
+func (c *Breaker) markStale() {
+	c.mu.Lock()
+	if c.snap.State == Open {
+		c.stale = true
+		c.view.Store(c.word(c.snap))
+	}
+	c.mu.Unlock()
 }
 
 // reject counts and reports a rejection.

@@ -372,7 +372,7 @@ func (f *Factory) refreshTick() {
 	f.ticking = false
 	f.refreshMu.Unlock()
 	for _, c := range list {
-		c.fresh.Store(false)
+		c.markStale()
 	}
 }
 
