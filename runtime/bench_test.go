@@ -173,10 +173,16 @@ func BenchmarkBreaker(b *testing.B) {
 // time and bytes allocated per second.
 func BenchmarkIdleOpenCircuits(b *testing.B) {
 	const n = 100_000
+	var m0, m1 goruntime.MemStats
+	goruntime.GC()
+	goruntime.ReadMemStats(&m0)
 	f := purgatory.NewFactory(purgatory.WithTTL(time.Hour))
 	for i := range n {
 		f.Breaker("host-"+strconv.Itoa(i), purgatory.Config{}).Open()
 	}
+	goruntime.GC()
+	goruntime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/n, "B/circuit")
 	for b.Loop() {
 		var before, after goruntime.MemStats
 		goruntime.ReadMemStats(&before)

@@ -188,6 +188,9 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	c := b
 	if w := c.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^0xff == uint64(t)&^0xff && w&(stateMask|pendingBit) == 0 {
 		// A success of a closed call with nothing pending: count it.
+		if w&(countBit|rateBit) == 0 {
+			return
+		}
 		st := c.stripes.mine()
 		if w&countBit != 0 {
 			st.success.Add(1)
