@@ -14,10 +14,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/token"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -57,63 +55,6 @@ type File struct {
 	// removed: an earlier run generated it and its package has no annotated
 	// interface left.
 	Content []byte
-}
-
-// Error is one problem found while generating, at a position in the source.
-type Error struct {
-	Pos token.Position // Filename is relative to Config.Dir when it is below it
-	Msg string
-}
-
-// Error returns "file:line:col: message".
-func (e *Error) Error() string {
-	if !e.Pos.IsValid() {
-		if e.Pos.Filename != "" {
-			return e.Pos.Filename + ": " + e.Msg
-		}
-		return e.Msg
-	}
-	if e.Pos.Column == 0 {
-		return fmt.Sprintf("%s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, e.Msg)
-}
-
-// ErrorList is every problem found in one run, sorted by position.
-type ErrorList []*Error
-
-// Error returns the errors, one per line.
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
-
-// sort orders the list by file, line and column and drops duplicates.
-func (l ErrorList) sort() ErrorList {
-	sort.SliceStable(l, func(i, j int) bool {
-		a, b := l[i].Pos, l[j].Pos
-		if a.Filename != b.Filename {
-			return a.Filename < b.Filename
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Column < b.Column
-	})
-	out := l[:0]
-	for i, e := range l {
-		if i > 0 && e.Error() == l[i-1].Error() {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
 }
 
 // Generate loads the packages of cfg, and returns one file per package that

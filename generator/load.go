@@ -1,7 +1,6 @@
 package generator
 
 import (
-	"fmt"
 	"go/ast"
 	"go/token"
 	"path/filepath"
@@ -153,16 +152,4 @@ func parsePos(s string) token.Position {
 	}
 	p.Filename = rest
 	return p
-}
-
-// position returns the position of pos, with the file name relative to dir.
-func position(fset *token.FileSet, dir string, pos token.Pos) token.Position {
-	p := fset.Position(pos)
-	p.Filename = relPath(dir, p.Filename)
-	return p
-}
-
-// errorf returns an Error at pos.
-func errorf(fset *token.FileSet, dir string, pos token.Pos, format string, args ...any) *Error {
-	return &Error{Pos: position(fset, dir, pos), Msg: fmt.Sprintf(format, args...)}
 }
