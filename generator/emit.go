@@ -3,10 +3,14 @@ package generator
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dave/jennifer/jen"
+	"golang.org/x/tools/imports"
 )
 
 // emitter writes the file of one package.
@@ -32,7 +36,10 @@ func emit(m *model) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// Jennifer's output is gofmt-clean; goimports also groups the
+	// standard library's imports apart, as a reader expects. FormatOnly:
+	// the imports are already right, and finding them would load packages.
+	return imports.Process(DefaultOutput, buf.Bytes(), &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
 }
 
 // iface writes the wrapper of one interface.
@@ -50,29 +57,7 @@ func (e *emitter) iface(im *ifaceModel) {
 	fields := structFields(im)
 
 	// The type.
-	var doc strings.Builder
-	switch {
-	case len(im.methods) == 0:
-		fmt.Fprintf(&doc, "%s wraps %s %s, which has no methods.\n", wrapper, article(name), name)
-	case len(im.circuits) == 0:
-		fmt.Fprintf(&doc, "%s wraps %s %s; no method goes through a breaker:\n", wrapper, article(name), name)
-	default:
-		fmt.Fprintf(&doc, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
-	}
-	for _, mm := range im.methods {
-		switch {
-		case mm.circuit != nil:
-			fmt.Fprintf(&doc, "  - %s: circuit %q\n", mm.fn.Name(), mm.circuit.name)
-		case mm.skipped:
-			fmt.Fprintf(&doc, "  - %s: forwarded without a breaker (//purgatory:skip)\n", mm.fn.Name())
-		default:
-			fmt.Fprintf(&doc, "  - %s: forwarded without a breaker (no error result)\n", mm.fn.Name())
-		}
-	}
-	if len(im.circuits) > 0 {
-		doc.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.\n")
-	}
-	e.doc(strings.TrimSuffix(doc.String(), "\n"))
+	e.doc(typeDoc(im, wrapper))
 	members := []jen.Code{
 		jen.Id(fields.inner).Add(inst(name)),
 		jen.Id(fields.fallback).Add(inst(name)),
@@ -84,12 +69,13 @@ func (e *emitter) iface(im *ifaceModel) {
 	e.f.Line()
 
 	// The compile-time check that the wrapper implements the interface.
+	// The line a changed interface breaks says what to do.
+	assert := jen.Var().Id("_").Add(inst(name)).Op("=").Parens(jen.Op("*").Add(inst(wrapper))).Parens(jen.Nil()).
+		Comment("purgatorygen: if this fails, run go generate")
 	if decl == nil {
-		e.f.Var().Id("_").Id(name).Op("=").Parens(jen.Op("*").Id(wrapper)).Parens(jen.Nil())
+		e.f.Add(assert)
 	} else {
-		e.f.Func().Id("_").Types(decl...).Params().Block(
-			jen.Var().Id("_").Add(inst(name)).Op("=").Parens(jen.Op("*").Add(inst(wrapper))).Parens(jen.Nil()),
-		)
+		e.f.Func().Id("_").Types(decl...).Params().Block(assert)
 	}
 	e.f.Line()
 
@@ -109,11 +95,9 @@ func (e *emitter) iface(im *ifaceModel) {
 		jen.Id(innerName).Add(inst(name)),
 		jen.Id(factoryName).Op("*").Qual(RuntimePath, "Factory"),
 	).Op("*").Add(inst(wrapper)).BlockFunc(func(g *jen.Group) {
-		if len(im.circuits) > 0 {
-			g.If(jen.Id(factoryName).Op("==").Nil()).Block(
-				jen.Id(factoryName).Op("=").Qual(RuntimePath, "Default").Call(),
-			)
-		}
+		g.If(jen.Id(factoryName).Op("==").Nil()).Block(
+			jen.Id(factoryName).Op("=").Qual(RuntimePath, "Default").Call(),
+		)
 		g.Return(jen.Op("&").Add(inst(wrapper)).Custom(multi, lit...))
 	})
 	e.f.Line()
@@ -135,6 +119,80 @@ func (e *emitter) iface(im *ifaceModel) {
 	}
 }
 
+// typeDoc returns the doc comment of im's wrapper: what each method goes
+// through, listed, or summarised for a large interface.
+func typeDoc(im *ifaceModel, wrapper string) string {
+	var b strings.Builder
+	name := im.name()
+	if len(im.methods) <= maxListed {
+		fmt.Fprintf(&b, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
+		for _, mm := range im.methods {
+			if mm.circuit != nil {
+				fmt.Fprintf(&b, "  - %s: circuit %q\n", mm.fn.Name(), mm.circuit.name)
+			} else {
+				fmt.Fprintf(&b, "  - %s: forwarded without a breaker (%s)\n", mm.fn.Name(), forwardNote(mm.forward))
+			}
+		}
+	} else {
+		fmt.Fprintf(&b, "%s wraps %s %s with circuit breakers; of its %d methods,\n", wrapper, article(name), name, len(im.methods))
+		// One line per circuit and per reason to forward, in first-use order.
+		type group struct {
+			head  string
+			names []string
+		}
+		var groups []*group
+		byKey := map[string]*group{}
+		for _, mm := range im.methods {
+			key := "\x00" + forwardNote(mm.forward)
+			if mm.circuit != nil {
+				key = mm.circuit.name
+			}
+			g := byKey[key]
+			if g == nil {
+				g = &group{}
+				if mm.circuit != nil {
+					g.head = fmt.Sprintf("through circuit %q", mm.circuit.name)
+				} else {
+					g.head = fmt.Sprintf("forwarded without a breaker (%s)", forwardNote(mm.forward))
+				}
+				byKey[key] = g
+				groups = append(groups, g)
+			}
+			g.names = append(g.names, mm.fn.Name())
+		}
+		for _, g := range groups {
+			list := strings.Join(g.names, ", ")
+			if len(g.names) > 3 {
+				list = strings.Join(g.names[:3], ", ") + ", ..."
+			}
+			fmt.Fprintf(&b, "  - %d %s: %s\n", len(g.names), g.head, list)
+		}
+	}
+	b.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.")
+	return b.String()
+}
+
+// maxListed is the number of methods up to which the wrapper's doc lists
+// every method.
+const maxListed = 12
+
+// forwardNote says why a method is forwarded, for the docs.
+func forwardNote(r forwardReason) string {
+	switch r {
+	case forwardNoError:
+		return "no error result"
+	case forwardConcreteError:
+		return "its last result is a concrete error type, not error: declare it as error to guard it"
+	case forwardSkip:
+		return "//purgatory:skip"
+	case forwardSkipKey:
+		return "skip="
+	case forwardClose:
+		return "Close is not guarded unless annotated"
+	}
+	return ""
+}
+
 // doc writes a // comment, one line per line of text.
 func (e *emitter) doc(text string) {
 	for _, line := range strings.Split(text, "\n") {
@@ -149,16 +207,24 @@ func (e *emitter) doc(text string) {
 // docf is doc with formatting.
 func (e *emitter) docf(format string, args ...any) { e.doc(fmt.Sprintf(format, args...)) }
 
-// article returns "an" before a vowel sound, else "a". A leading u that
-// sounds like "you" (User, Unit, URL, Utility) takes "a".
+// article returns "an" before a vowel sound, else "a". An initialism
+// (URL, S3, HTTPClient) is read letter by letter: "an S3", "a URL". A
+// word's leading u that sounds like "you" (User, Unit, Utility) takes "a".
 func article(word string) string {
+	r := []rune(word)
+	if len(r) >= 2 && unicode.IsUpper(r[0]) && (unicode.IsUpper(r[1]) || unicode.IsDigit(r[1])) {
+		if strings.ContainsRune("AEFHILMNORSX", r[0]) {
+			return "an"
+		}
+		return "a"
+	}
 	lower := strings.ToLower(word)
 	for _, you := range []string{"us", "uni", "uti", "ur", "uu"} {
 		if strings.HasPrefix(lower, you) {
 			return "a"
 		}
 	}
-	if lower != "" && strings.ContainsRune("aeiou", rune(lower[0])) {
+	if first, _ := utf8.DecodeRuneInString(lower); strings.ContainsRune("aeiouàâäéèêëíîïóôöúùûü", first) {
 		return "an"
 	}
 	return "a"
@@ -192,6 +258,21 @@ func (e *emitter) config(c *circuit) jen.Code {
 			list = list.Values(ms...)
 		}
 		items = append(items, jen.Id("Exclude").Op(":").Add(list))
+	}
+	if c.rate > 0 {
+		items = append(items, jen.Id("FailureRate").Op(":").Op(strconv.FormatFloat(c.rate/100, 'g', -1, 64)))
+	}
+	if c.window > 0 {
+		items = append(items, jen.Id("Window").Op(":").Add(ttlCode(c.window)))
+	}
+	if c.minCalls > 0 {
+		items = append(items, jen.Id("MinCalls").Op(":").Lit(c.minCalls))
+	}
+	if c.slow > 0 {
+		items = append(items, jen.Id("SlowCall").Op(":").Add(ttlCode(c.slow)))
+	}
+	if c.maxTTL > 0 {
+		items = append(items, jen.Id("MaxTTL").Op(":").Add(ttlCode(c.maxTTL)))
 	}
 	if len(items) == 0 {
 		return jen.Qual(RuntimePath, "Config").Values()

@@ -9,20 +9,6 @@ import (
 	"github.com/dave/jennifer/jen"
 )
 
-// ctxParam returns the index of the first parameter when it is a
-// context.Context, or -1.
-func ctxParam(sig *types.Signature) int {
-	if sig.Params().Len() == 0 {
-		return -1
-	}
-	if n, ok := types.Unalias(sig.Params().At(0).Type()).(*types.Named); ok {
-		if o := n.Obj(); o.Pkg() != nil && o.Pkg().Path() == "context" && o.Name() == "Context" {
-			return 0
-		}
-	}
-	return -1
-}
-
 // method writes one method of the wrapper; n holds the names it must not
 // declare.
 func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statement, fields wrapperFields, n namer) {
@@ -64,11 +50,7 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 	call := jen.Id(recv).Dot(fields.inner).Dot(name).Call(args...)
 
 	if mm.circuit == nil {
-		why := "it has no error result"
-		if mm.skipped {
-			why = "it is marked //purgatory:skip"
-		}
-		e.docf("%s calls the inner %s directly, without a breaker: %s.", name, im.name(), why)
+		e.docf("%s calls the inner %s directly, without a breaker: %s.", name, im.name(), forwardWhy(mm.forward))
 		fn := newFn()
 		if sig.Results().Len() == 0 {
 			fn.Block(call)
@@ -80,9 +62,24 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 
 	field := fields.circuit[mm.circuit]
 	breaker := jen.Id(recv).Dot(field)
-	ctx := jen.Qual("context", "Background").Call()
-	if ctxParam(sig) == 0 {
-		ctx = jen.Id(params[0])
+	// The call's context; nil tells the breaker that none is known (then a
+	// context.Canceled is not counted as a failure).
+	var prologue []jen.Code
+	ctx := jen.Nil()
+	switch src := mm.ctx; {
+	case src.param < 0:
+	case !src.method:
+		ctx = jen.Id(params[src.param])
+	case !src.nilable:
+		ctx = jen.Id(n.name("ctx"))
+		prologue = append(prologue, ctx.Clone().Op(":=").Id(params[src.param]).Dot("Context").Call())
+	default:
+		ctx = jen.Id(n.name("ctx"))
+		prologue = append(prologue,
+			jen.Var().Add(ctx.Clone()).Qual("context", "Context"),
+			jen.If(jen.Id(params[src.param]).Op("!=").Nil()).Block(
+				ctx.Clone().Op("=").Id(params[src.param]).Dot("Context").Call(),
+			))
 	}
 	t, err, done, fb := n.name("t"), n.name("err"), n.name("done"), n.name("fb")
 	nres := sig.Results().Len()
@@ -114,7 +111,7 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 		resIDs = append(resIDs, jen.Id(r))
 	}
 	e.docf("%s calls the inner %s through circuit %q.", name, im.name(), mm.circuit.name)
-	newFn().Block(
+	newFn().Block(append(prologue,
 		jen.List(jen.Id(t), jen.Id(err)).Op(":=").Add(breaker.Clone().Dot("Allow").Call(ctx)),
 		jen.If(jen.Id(err).Op("!=").Nil()).Block(rejected...),
 		jen.Id(done).Op(":=").False(),
@@ -127,5 +124,22 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 		jen.Id(done).Op("=").True(),
 		breaker.Clone().Dot("Done").Call(ctx.Clone(), jen.Id(t), jen.Id(results[nres-1])),
 		jen.Return(resIDs...),
-	)
+	)...)
+}
+
+// forwardWhy says why a method is forwarded, for its doc comment.
+func forwardWhy(r forwardReason) string {
+	switch r {
+	case forwardNoError:
+		return "it has no error result"
+	case forwardConcreteError:
+		return "its last result is not of type error"
+	case forwardSkip:
+		return "it is marked //purgatory:skip"
+	case forwardSkipKey:
+		return "it is in the skip= list of the annotation"
+	case forwardClose:
+		return "a wrapper must never keep the inner client from closing (a method annotation can guard it)"
+	}
+	return ""
 }

@@ -108,13 +108,13 @@ func TestErrors(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": badSource})
 	want := []string{
 		`bad.go:23:21: unknown key "treshold" (did you mean "threshold"?)`,
-		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude)`,
+		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, skip, rate, window, min, slow, maxttl)`,
 		`bad.go:23:48: bad value for threshold: "0" is not an integer >= 1`,
 		`bad.go:23:54: bad value for ttl: "5" is not a duration > 0 such as 30s or 1m30s`,
 		`bad.go:23:63: bad value for trials: "x" is not an integer >= 1`,
 		`bad.go:23:70: bad value for name: empty`,
 		`bad.go:23:79: exclude ErrNotFoud: undefined: ErrNotFoud (did you mean ErrNotFound?)`,
-		`bad.go:23:90: exclude Limit: Limit is a constant, not an error variable, an error type or a func(error) bool`,
+		`bad.go:23:90: exclude Limit: Limit is a constant of type untyped int, which does not implement error; exclude takes an error variable, an error type or a func(error) bool`,
 		`bad.go:23:96: exclude Count: variable of type int is not an error`,
 		`bad.go:23:102: exclude Wrong: func Wrong has type func(err error) string, not func(error) bool`,
 		`bad.go:23:108: exclude PtrErr: type PtrErr does not implement error (did you mean *PtrErr?)`,
@@ -239,7 +239,7 @@ type B interface {
 	Do() error
 }
 `})
-	assert.Equal(t, "bad.go:5:13: cannot generate ACircuit: it is already declared at bad.go:3:6\n"+
+	assert.Equal(t, "bad.go:5:13: cannot generate ACircuit: it is already declared at bad.go:3:6; rename one of them\n"+
 		"bad.go:9:6: B has a method WithFallback, which the generated wrapper declares itself", generateErr(t, dir))
 }
 

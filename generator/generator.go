@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,14 +47,25 @@ type Config struct {
 	Types []string
 	// Tags are build tags, as for go build -tags.
 	Tags []string
+	// KeepEmpty, when a package has a generated file but no annotated
+	// interface left, has Generate empty the file (keep the header and the
+	// package clause) rather than remove it. go generate lists a package's
+	// files before it runs the generators, and fails on one that a
+	// generator removed: purgatorygen sets KeepEmpty when it runs under go
+	// generate ($GOFILE is set). Check treats such a file as absent.
+	KeepEmpty bool
+	// Warn, if set, receives the warnings of a successful run, sorted:
+	// methods of an annotated interface that are forwarded without a
+	// breaker only because they have no error result.
+	Warn func(*Error)
 }
 
 // File is one generated file.
 type File struct {
 	Path string // absolute path of the file to write
-	// Content is the gofmt-formatted source, or nil when the file is to be
+	// Content is the formatted source, or nil when the file is to be
 	// removed: an earlier run generated it and its package has no annotated
-	// interface left.
+	// interface left (see Config.KeepEmpty).
 	Content []byte
 }
 
@@ -74,19 +86,26 @@ func Generate(cfg Config) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs ErrorList
+	var errs, warns ErrorList
 	var files []File
 	found := map[string]bool{}
 	for _, p := range pkgs {
-		model, perrs := validate(p, cfg, found)
+		model, perrs, pwarns := validate(p, cfg, found)
 		errs = append(errs, perrs...)
+		warns = append(warns, pwarns...)
 		if len(perrs) > 0 || model == nil {
 			continue
 		}
 		if len(model.ifaces) == 0 {
 			if p.gen != nil && len(cfg.Types) == 0 {
 				// No annotated interface is left: the old file goes.
-				files = append(files, File{Path: p.genPath})
+				f := File{Path: p.genPath}
+				if cfg.KeepEmpty && !isEmptyFile(p.gen) {
+					f.Content = emptyFile(p.pkg.Name)
+				}
+				if f.Content != nil || !cfg.KeepEmpty {
+					files = append(files, f)
+				}
 			}
 			continue
 		}
@@ -104,8 +123,28 @@ func Generate(cfg Config) ([]File, error) {
 	if len(errs) > 0 {
 		return nil, errs.sort()
 	}
+	if cfg.Warn != nil {
+		for _, w := range warns.sort() {
+			cfg.Warn(w)
+		}
+	}
 	return files, nil
 }
+
+// emptyFile is the content of a generated file with nothing left to
+// declare (see Config.KeepEmpty).
+func emptyFile(pkg string) []byte {
+	return []byte(header + "\n\npackage " + pkg + "\n")
+}
+
+// isEmptyContent reports whether b is what emptyFile gives.
+func isEmptyContent(b []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(header+"\n\npackage "))
+	return ok && bytes.IndexByte(rest, '\n') == len(rest)-1
+}
+
+// isEmptyFile reports whether f, a file we generated, declares nothing.
+func isEmptyFile(f *ast.File) bool { return len(f.Decls) == 0 }
 
 // Write writes files, each with permission 0o644, and removes those
 // whose Content is nil.
@@ -139,8 +178,8 @@ func Check(cfg Config) ([]string, error) {
 			return nil, err
 		}
 		missing := err != nil
-		if f.Content == nil && missing {
-			continue
+		if f.Content == nil && (missing || isEmptyContent(old)) {
+			continue // absent, or emptied under go generate: both fine
 		}
 		if missing || f.Content == nil || !bytes.Equal(old, f.Content) {
 			stale = append(stale, relPath(cfg.Dir, f.Path))

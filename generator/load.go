@@ -24,9 +24,10 @@ type loaded struct {
 }
 
 // loadMode is what the generator needs: syntax and types of the target
-// packages, export data for their dependencies.
+// packages, export data for their dependencies, and the go command's
+// errors about their imports (a missing module).
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
-	packages.NeedTypes | packages.NeedTypesInfo
+	packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports
 
 // load loads the packages of cfg with go/packages. _test.go files are not
 // loaded. It fails only when the go command does; problems in the packages
@@ -84,7 +85,24 @@ func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 				genPath = name
 			}
 		}
+		// The go command says why an import failed ("no required module
+		// provides package ...; to add it: go get ..."); the type checker
+		// only that it could not import it.
+		importErrs := map[string]string{}
+		for path, ip := range p.Imports {
+			for _, e := range ip.Errors {
+				if e.Kind == packages.ListError {
+					importErrs[path] = e.Msg
+					break
+				}
+			}
+		}
 		for _, e := range p.Errors {
+			if rest, ok := strings.CutPrefix(e.Msg, "could not import "); ok {
+				if path, _, _ := strings.Cut(rest, " "); importErrs[path] != "" {
+					e.Msg = importErrs[path]
+				}
+			}
 			if e.Kind == packages.ListError && strings.HasPrefix(e.Msg, "# ") {
 				// The compiler's output when go list -export builds the
 				// package: the type checker reports the same errors, and

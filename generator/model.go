@@ -5,6 +5,7 @@ package generator
 import (
 	"go/token"
 	"go/types"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -31,10 +32,14 @@ type ifaceModel struct {
 // name returns the interface's name.
 func (m *ifaceModel) name() string { return m.obj.Name() }
 
-// typeParams returns the interface's type parameters, if it is generic.
+// typeParams returns the interface's type parameters, if it is generic (a
+// generic defined type or a generic alias).
 func (m *ifaceModel) typeParams() *types.TypeParamList {
-	if n, ok := types.Unalias(m.obj.Type()).(*types.Named); ok && m.obj.Type() == n {
-		return n.TypeParams()
+	switch t := m.obj.Type().(type) {
+	case *types.Named:
+		return t.TypeParams()
+	case *types.Alias:
+		return t.TypeParams()
 	}
 	return nil
 }
@@ -43,8 +48,28 @@ func (m *ifaceModel) typeParams() *types.TypeParamList {
 type methodModel struct {
 	fn      *types.Func
 	sig     *types.Signature
-	circuit *circuit // nil when forwarded
-	skipped bool     // forwarded because of //purgatory:skip (else: no error result)
+	circuit *circuit      // nil when forwarded
+	forward forwardReason // why it is forwarded, or guarded
+	ctx     ctxSource     // where a guarded call takes its context from
+}
+
+// forwardReason says why a method is forwarded without a breaker.
+type forwardReason uint8
+
+const (
+	guarded              forwardReason = iota
+	forwardNoError                     // its last result is not error
+	forwardConcreteError               // its last result is a concrete error type (*MyErr)
+	forwardSkip                        // //purgatory:skip
+	forwardSkipKey                     // in the interface's skip= list
+	forwardClose                       // Close() error, never guarded unless annotated
+)
+
+// ctxSource says where a guarded method's context comes from.
+type ctxSource struct {
+	param   int  // index of the parameter, or -1: no context is known
+	method  bool // the parameter's Context() (*http.Request), not the parameter
+	nilable bool // method only: the parameter may be nil (then no context is known)
 }
 
 // excludeKind says how an exclude entry matches errors.
@@ -78,21 +103,25 @@ func (e exclude) key() string {
 }
 
 // settings are what a //purgatory:circuit annotation configures. Zero
-// numbers leave the factory's default.
+// values leave the factory's default.
 type settings struct {
 	name      string
 	threshold int
 	ttl       time.Duration
 	trials    int
 	excludes  []exclude
+	rate      float64 // percent, in [1, 100]; 0: no rate policy
+	window    time.Duration
+	minCalls  int
+	slow      time.Duration
+	maxTTL    time.Duration
 }
 
 // equal reports whether a and b configure the same breaker.
 func (s *settings) equal(o *settings) bool {
-	if s.name != o.name || s.threshold != o.threshold || s.ttl != o.ttl || s.trials != o.trials {
-		return false
-	}
-	return slices.Equal(s.excludeKeys(), o.excludeKeys())
+	a, b := *s, *o
+	a.excludes, b.excludes = nil, nil
+	return reflect.DeepEqual(a, b) && slices.Equal(s.excludeKeys(), o.excludeKeys())
 }
 
 func (s *settings) excludeKeys() []string {
@@ -122,6 +151,20 @@ func (s *settings) String() string {
 			ex = append(ex, e.text)
 		}
 		parts = append(parts, keyExclude+"="+strings.Join(ex, ","))
+	}
+	if s.rate > 0 {
+		parts = append(parts, keyRate+"="+strconv.FormatFloat(s.rate, 'f', -1, 64)+"%")
+	}
+	for _, d := range []struct {
+		key string
+		d   time.Duration
+	}{{keyWindow, s.window}, {keySlow, s.slow}, {keyMaxTTL, s.maxTTL}} {
+		if d.d > 0 {
+			parts = append(parts, d.key+"="+d.d.String())
+		}
+	}
+	if s.minCalls > 0 {
+		parts = append(parts, keyMin+"="+strconv.Itoa(s.minCalls))
 	}
 	if len(parts) == 0 {
 		return "the factory's defaults"

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // planImports names every package the file refers to, so that no two
@@ -26,12 +27,12 @@ func (e *emitter) planImports() {
 		}
 		for _, mm := range im.methods {
 			collectPkgs(mm.sig, pkgs)
-			if mm.circuit != nil && ctxParam(mm.sig) < 0 {
-				usesContext = true
+			if mm.circuit != nil && mm.ctx.nilable {
+				usesContext = true // var ctx context.Context
 			}
 		}
 		for _, c := range im.circuits {
-			if c.ttl > 0 {
+			if c.ttl > 0 || c.window > 0 || c.slow > 0 || c.maxTTL > 0 {
 				usesTime = true
 			}
 			for _, x := range c.excludes {
@@ -60,17 +61,25 @@ func (e *emitter) planImports() {
 		}
 	}
 	taken := map[string]bool{}
+	free := func(name string) bool { return !reserved[name] && !taken[name] && !token.IsKeyword(name) }
 	claim := func(p, name string) {
-		cand := name
-		if reserved[cand] || taken[cand] || token.IsKeyword(cand) {
-			if p == RuntimePath {
-				cand = "purgatoryrt"
-			} else if parent := sanitize(path.Base(path.Dir(p))); parent != "" && parent != name {
-				cand = parent + name
+		cands := []string{name}
+		if p == RuntimePath {
+			cands = append(cands, "purgatoryrt")
+		} else {
+			cands = append(cands, pathNames(p, name)...)
+		}
+		cand := ""
+		for _, c := range cands {
+			if free(c) {
+				cand = c
+				break
 			}
 		}
-		for i := 2; reserved[cand] || taken[cand] || token.IsKeyword(cand); i++ {
-			cand = name + strconv.Itoa(i)
+		for i := 2; cand == ""; i++ {
+			if c := cands[len(cands)-1] + strconv.Itoa(i); free(c) {
+				cand = c
+			}
 		}
 		taken[cand] = true
 		e.imports[p] = cand
@@ -107,6 +116,24 @@ func (e *emitter) planImports() {
 	for _, n := range types.Universe.Names() {
 		e.fileNames[n] = true
 	}
+}
+
+// pathNames returns import names for package path p, named name, taken
+// from its path, nearest elements first: k8s.io/api/core/v1 gives corev1,
+// apicorev1, k8sioapicorev1.
+func pathNames(p, name string) []string {
+	var out []string
+	elems := strings.Split(p, "/")
+	cand := name
+	for i := len(elems) - 2; i >= 0; i-- {
+		el := sanitize(elems[i])
+		if el == "" || el == name && i == len(elems)-2 {
+			continue
+		}
+		cand = el + cand
+		out = append(out, cand)
+	}
+	return out
 }
 
 // guessName is the package name a reader would guess from an import path:
@@ -212,7 +239,8 @@ func wrapperNames(name string) (wrapper, ctor string) {
 	if token.IsExported(name) {
 		return wrapper, "New" + wrapper
 	}
-	return wrapper, "new" + strings.ToUpper(name[:1]) + name[1:] + "Circuit"
+	r, size := utf8.DecodeRuneInString(name)
+	return wrapper, "new" + string(unicode.ToUpper(r)) + name[size:] + "Circuit"
 }
 
 // wrapperFields are the names of the wrapper's struct fields.

@@ -7,33 +7,47 @@ import (
 	"go/types"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // validator checks the annotations of one package and builds its model.
 type validator struct {
 	l        *loaded
+	cfg      Config
 	fset     *token.FileSet
 	dir      string
 	errs     ErrorList
+	warns    ErrorList
 	circuits map[string]*circuit
-	// generated are the names the file declares (FooCircuit, NewFooCircuit).
-	generated map[string]bool
+	// generated are the names the output file declares (FooCircuit,
+	// NewFooCircuit), each with the interface it is generated for.
+	generated map[string]*types.TypeName
+	// intended are names of wrappers the user evidently wants (annotated
+	// interfaces, with a mistake or not): "undefined: NewFooCircuit" is
+	// then not worth reporting.
+	intended map[string]bool
+	// deps are the packages the package depends on, by path, with those
+	// loaded for exclude entries (see dependencies and importPackage).
+	deps map[string]*types.Package
 }
 
 func (v *validator) errorf(pos token.Pos, format string, args ...any) {
 	v.errs = append(v.errs, errorf(v.fset, v.dir, pos, format, args...))
 }
 
-// validate checks the annotations of l and returns its model; found
-// collects the names of the interfaces seen (for -type).
-func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) {
+func (v *validator) warnf(pos token.Pos, format string, args ...any) {
+	v.warns = append(v.warns, errorf(v.fset, v.dir, pos, format, args...))
+}
+
+// validate checks the annotations of l and returns its model, its errors
+// and its warnings; found collects the names of the interfaces seen (for
+// -type).
+func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, ErrorList) {
 	if l.pkg.Types == nil || l.pkg.TypesInfo == nil || len(l.pkg.Syntax) == 0 {
-		return nil, l.errs
+		return nil, l.errs, nil
 	}
-	v := &validator{l: l, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{}, generated: map[string]bool{}}
+	v := &validator{l: l, cfg: cfg, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{},
+		generated: map[string]*types.TypeName{}, intended: map[string]bool{}}
 	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
 	genNames := map[string]bool{}
 	if l.gen != nil {
@@ -53,11 +67,12 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 		if f == l.gen {
 			continue
 		}
+		misses := nearMisses(f)
 		all := map[*ast.Comment]*directive{}
 		for _, d := range directives(f.Comments...) {
 			all[d.comment] = d
 		}
-		if len(all) == 0 {
+		if len(all) == 0 && len(misses) == 0 {
 			continue
 		}
 		used := func(ds []*directive) []*directive {
@@ -78,6 +93,10 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					docs = append(docs, gd.Doc)
 				}
 				ds := used(directives(docs...))
+				if len(ds) > 0 || hasNearMiss(misses, docs...) {
+					wrapper, ctor := wrapperNames(ts.Name.Name)
+					v.intended[wrapper], v.intended[ctor] = true, true
+				}
 				var methodDirs map[string][]*directive
 				if it, ok := ts.Type.(*ast.InterfaceType); ok {
 					methodDirs = v.methodDirectives(it, used)
@@ -92,6 +111,10 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 				if d == nil {
 					continue
 				}
+				if ts.Name.Name == "_" {
+					v.errorf(d.pos, "//purgatory:circuit on the blank type _, which code cannot name; give the interface a name")
+					continue
+				}
 				obj, _ := l.pkg.TypesInfo.Defs[ts.Name].(*types.TypeName)
 				if obj == nil {
 					continue
@@ -100,19 +123,11 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type; annotate the interface that your code calls", ts.Name.Name)
 					continue
 				}
-				wrapper, ctor := wrapperNames(obj.Name())
-				for _, gen := range []string{wrapper, ctor} {
-					if m.taken[gen] {
-						other := m.pkg.Scope().Lookup(gen)
-						v.errorf(d.pos, "cannot generate %s: it is already declared at %s", gen, position(v.fset, v.dir, other.Pos()))
-					}
-				}
 				found[obj.Name()] = true
-				v.generated[wrapper] = true
-				v.generated[ctor] = true
 				if !want(obj.Name()) {
-					continue
+					continue // -type leaves it out: nothing of it is checked
 				}
+				v.claimNames(m, obj, d)
 				if im := v.iface(f, ts, obj, d, methodDirs); im != nil {
 					m.ifaces = append(m.ifaces, im)
 				}
@@ -125,11 +140,53 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 				v.unknownDirective(d)
 			}
 		}
+		for c, kind := range misses {
+			if kind == "" {
+				kind = dirCircuit
+			}
+			v.errorf(c.Slash, "this comment is not read as a directive: write //purgatory:%s, with no space after // (the go tool's rule for directives)", kind)
+		}
 	}
-	if errs := typeErrors(l.errs, v.generated); len(errs) > 0 {
-		return nil, errs
+	errs := append(typeErrors(l.errs, v.intended), v.errs...)
+	if len(errs) > 0 {
+		return nil, errs, nil
 	}
-	return m, v.errs
+	return m, nil, v.warns
+}
+
+// hasNearMiss reports whether one of the comment groups holds a near miss.
+func hasNearMiss(misses map[*ast.Comment]string, groups ...*ast.CommentGroup) bool {
+	for _, g := range groups {
+		if g == nil {
+			continue
+		}
+		for _, c := range g.List {
+			if _, ok := misses[c]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// claimNames takes the names of obj's wrapper and constructor, reporting a
+// clash with a declaration of the package or with a name generated for
+// another interface (Foo and NewFoo both want NewFooCircuit).
+func (v *validator) claimNames(m *model, obj *types.TypeName, d *directive) {
+	wrapper, ctor := wrapperNames(obj.Name())
+	for _, gen := range []string{wrapper, ctor} {
+		if m.taken[gen] {
+			other := m.pkg.Scope().Lookup(gen)
+			v.errorf(d.pos, "cannot generate %s: it is already declared at %s; rename one of them", gen, position(v.fset, v.dir, other.Pos()))
+			continue
+		}
+		if other, ok := v.generated[gen]; ok {
+			v.errorf(d.pos, "cannot generate %s for %s: it is also generated for %s (at %s); rename one of the interfaces, or generate them into different files with -type and -o",
+				gen, obj.Name(), other.Name(), position(v.fset, v.dir, other.Pos()))
+			continue
+		}
+		v.generated[gen] = obj
+	}
 }
 
 // typeErrors drops from errs those that only say that a name this run
@@ -222,16 +279,14 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	scope := v.l.pkg.TypesInfo.Scopes[f]
 	base := &settings{name: v.l.pkg.Types.Name() + "." + obj.Name()}
 	nerr := len(v.errs)
-	top := v.settings(d, scope, base)
+	top, skips := v.settings(d, scope, base, true)
 	// With a bad interface annotation the methods are still checked, but
 	// no circuit is registered (it could only report spurious clashes).
 	topBad := len(v.errs) > nerr
-	var topCircuit *circuit
 	if !topBad {
 		// Declared even when no method uses it, so that contradicting
 		// annotations are reported.
-		topCircuit = v.register(top, d.pos)
-		topBad = topCircuit == nil
+		topBad = v.register(top, d.pos) == nil
 	}
 	it := obj.Type().Underlying().(*types.Interface)
 	if !it.IsMethodSet() {
@@ -239,32 +294,23 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 		return nil
 	}
 	im := &ifaceModel{obj: obj}
-	// Explicit methods in source order, then the embedded ones by name.
-	var order []*types.Func
-	seen := map[string]bool{}
-	if itAST, ok := ts.Type.(*ast.InterfaceType); ok {
-		for _, field := range itAST.Methods.List {
-			if len(field.Names) == 0 {
-				continue
-			}
-			if i, fn := lookupMethod(it, field.Names[0].Name); i >= 0 {
-				order = append(order, fn)
-				seen[fn.Name()] = true
-			}
-		}
-	}
-	var rest []*types.Func
-	for i := range it.NumMethods() {
-		if fn := it.Method(i); !seen[fn.Name()] {
-			rest = append(rest, fn)
-		}
-	}
-	sort.Slice(rest, func(i, j int) bool { return rest[i].Name() < rest[j].Name() })
-	order = append(order, rest...)
+	order := methodOrder(ts, it)
 	for name, ds := range methodDirs {
 		if i, _ := lookupMethod(it, name); i < 0 {
 			v.errorf(ds[0].pos, "method %s is not in the method set of %s", name, obj.Name())
 		}
+	}
+	skipped := map[string]item{}
+	for _, s := range skips {
+		if i, _ := lookupMethod(it, s.text); i < 0 {
+			msg := fmt.Sprintf("skip %s: %s has no method %s", s.text, obj.Name(), s.text)
+			if sug := suggest(s.text, methodNames(it)); sug != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", sug)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, s.pos, "%s", msg))
+			continue
+		}
+		skipped[s.text] = s
 	}
 	for _, fn := range order {
 		if !fn.Exported() && fn.Pkg() != v.l.pkg.Types {
@@ -276,23 +322,22 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 			continue
 		}
 		sig := fn.Type().(*types.Signature)
-		if what := unexportedIn(sig, v.l.pkg.Types); what != "" {
-			v.errorf(ts.Name.Pos(), "method %s of %s uses %s, which is not exported by its package", fn.Name(), obj.Name(), what)
+		if what := unreachableIn(sig, v.l.pkg.Types); what != "" {
+			v.errorf(ts.Name.Pos(), "method %s of %s uses %s", fn.Name(), obj.Name(), what)
 			continue
 		}
-		mm := &methodModel{fn: fn, sig: sig}
-		hasErr := returnsError(sig)
-		var cd *directive
+		mm := &methodModel{fn: fn, sig: sig, ctx: contextOf(sig)}
+		var cd, sd *directive
 		for _, x := range methodDirs[fn.Name()] {
 			switch x.kind {
 			case dirSkip:
 				if len(x.args) > 0 || len(x.bad) > 0 {
 					v.errorf(x.pos, "//purgatory:skip takes no arguments")
 				}
-				if mm.skipped {
+				if sd != nil {
 					v.errorf(x.pos, "duplicate //purgatory:skip")
 				}
-				mm.skipped = true
+				sd = x
 			case dirCircuit:
 				if cd != nil {
 					v.errorf(x.pos, "duplicate //purgatory:circuit (the first is at %s)", position(v.fset, v.dir, cd.pos))
@@ -303,21 +348,38 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 				v.unknownDirective(x)
 			}
 		}
-		if mm.skipped && cd != nil {
+		sk, inSkip := skipped[fn.Name()]
+		switch {
+		case sd != nil && cd != nil:
 			v.errorf(cd.pos, "method %s has both //purgatory:skip and //purgatory:circuit", fn.Name())
 			continue
+		case inSkip && cd != nil:
+			v.errorf(cd.pos, "method %s has //purgatory:circuit but is in the skip list at %s; remove one of them", fn.Name(), position(v.fset, v.dir, sk.pos))
+			continue
+		case sd != nil:
+			mm.forward = forwardSkip
+		case inSkip:
+			mm.forward = forwardSkipKey
+		case !returnsError(sig):
+			mm.forward = forwardNoError
+			if concreteError(sig) {
+				mm.forward = forwardConcreteError
+			}
+		case isClose(fn) && cd == nil:
+			mm.forward = forwardClose
 		}
-		if cd != nil && !hasErr {
+		if cd != nil && (mm.forward == forwardNoError || mm.forward == forwardConcreteError) {
 			v.errorf(cd.pos, "method %s has no error result for its circuit to count; remove //purgatory:circuit or use //purgatory:skip", fn.Name())
 			continue
 		}
-		if !mm.skipped && hasErr {
+		if mm.forward == guarded {
 			s, pos := top, d.pos
 			if cd != nil {
 				inherit := *top
 				inherit.name = top.name + "." + fn.Name()
 				nerr := len(v.errs)
-				s, pos = v.settings(cd, scope, &inherit), cd.pos
+				s, _ = v.settings(cd, scope, &inherit, false)
+				pos = cd.pos
 				if len(v.errs) > nerr {
 					continue
 				}
@@ -338,7 +400,150 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	if topBad {
 		return nil
 	}
+	if len(v.errs) == nerr {
+		v.reportUnguarded(ts, d, im)
+	}
 	return im
+}
+
+// reportUnguarded reports an interface of which no method is guarded (an
+// error: the wrapper would only forward), and warns about the methods that
+// are forwarded only because they have no error result.
+func (v *validator) reportUnguarded(ts *ast.TypeSpec, d *directive, im *ifaceModel) {
+	// The forwarded methods by reason, in the order of the reasons.
+	byReason := map[forwardReason][]string{}
+	for _, mm := range im.methods {
+		if mm.circuit == nil {
+			byReason[mm.forward] = append(byReason[mm.forward], mm.fn.Name())
+		}
+	}
+	why := func(reasons ...forwardReason) (string, int) {
+		var parts []string
+		n := 0
+		for _, r := range reasons {
+			if names := byReason[r]; len(names) > 0 {
+				parts = append(parts, fmt.Sprintf("%s (%s)", summary(names, 6), forwardNote(r)))
+				n += len(names)
+			}
+		}
+		return strings.Join(parts, "; "), n
+	}
+	if len(im.circuits) == 0 {
+		msg := "it has no methods"
+		if len(im.methods) > 0 {
+			msg, _ = why(forwardNoError, forwardConcreteError, forwardClose, forwardSkip, forwardSkipKey)
+		}
+		v.errorf(d.pos, "no method of %s goes through a breaker: %s; the wrapper would only forward calls: remove //purgatory:circuit", im.name(), msg)
+		return
+	}
+	if msg, n := why(forwardNoError, forwardConcreteError); n > 0 {
+		verb, them := "are", "them"
+		if n == 1 {
+			verb, them = "is", "it"
+		}
+		v.warnf(ts.Name.Pos(), "%s: %d of %d methods %s forwarded without a breaker: %s; list %s in skip= to silence this warning",
+			im.name(), n, len(im.methods), verb, msg, them)
+	}
+}
+
+// summary joins up to n names, and says how many more there are.
+func summary(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
+// methodOrder returns the methods of it: the explicit ones in source
+// order, then the embedded ones by name.
+func methodOrder(ts *ast.TypeSpec, it *types.Interface) []*types.Func {
+	var order []*types.Func
+	seen := map[string]bool{}
+	if itAST, ok := ts.Type.(*ast.InterfaceType); ok {
+		for _, field := range itAST.Methods.List {
+			if len(field.Names) == 0 {
+				continue
+			}
+			if i, fn := lookupMethod(it, field.Names[0].Name); i >= 0 {
+				order = append(order, fn)
+				seen[fn.Name()] = true
+			}
+		}
+	}
+	var rest []*types.Func
+	for i := range it.NumMethods() {
+		if fn := it.Method(i); !seen[fn.Name()] {
+			rest = append(rest, fn)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Name() < rest[j].Name() })
+	return append(order, rest...)
+}
+
+// methodNames returns the names of the methods of it.
+func methodNames(it *types.Interface) []string {
+	var out []string
+	for i := range it.NumMethods() {
+		out = append(out, it.Method(i).Name())
+	}
+	return out
+}
+
+// isClose reports whether fn is Close() error, which is forwarded unless
+// a method annotation says otherwise: a wrapper must never keep an inner
+// client from closing.
+func isClose(fn *types.Func) bool {
+	sig := fn.Type().(*types.Signature)
+	return fn.Name() == "Close" && sig.Params().Len() == 0 && sig.Results().Len() == 1 && returnsError(sig)
+}
+
+// concreteError reports whether the last result of sig is a type other
+// than error that implements error (*MyErr).
+func concreteError(sig *types.Signature) bool {
+	r := sig.Results()
+	return r.Len() > 0 && types.Implements(r.At(r.Len()-1).Type(), errorIface)
+}
+
+// contextOf returns where a guarded method of signature sig takes its
+// context from: the first context.Context parameter, else the first
+// parameter with a Context() context.Context method (*http.Request), else
+// none.
+func contextOf(sig *types.Signature) ctxSource {
+	for i := range sig.Params().Len() {
+		if isContext(sig.Params().At(i).Type()) {
+			return ctxSource{param: i}
+		}
+	}
+	for i := range sig.Params().Len() {
+		p := sig.Params().At(i)
+		if sig.Variadic() && i == sig.Params().Len()-1 {
+			break
+		}
+		obj, _, _ := types.LookupFieldOrMethod(p.Type(), true, p.Pkg(), "Context")
+		fn, ok := obj.(*types.Func)
+		if !ok {
+			continue
+		}
+		ms := fn.Type().(*types.Signature)
+		if ms.Params().Len() == 0 && ms.Results().Len() == 1 && isContext(ms.Results().At(0).Type()) {
+			switch types.Unalias(p.Type()).Underlying().(type) {
+			case *types.Pointer, *types.Interface:
+				return ctxSource{param: i, method: true, nilable: true}
+			}
+			return ctxSource{param: i, method: true}
+		}
+	}
+	return ctxSource{param: -1}
+}
+
+// isContext reports whether t is context.Context.
+func isContext(t types.Type) bool {
+	n, ok := types.Unalias(t).(*types.Named)
+	if !ok {
+		return false
+	}
+	o := n.Obj()
+	return o.Pkg() != nil && o.Pkg().Path() == "context" && o.Name() == "Context"
 }
 
 // lookupMethod finds the method called name in it.
@@ -357,87 +562,15 @@ func returnsError(sig *types.Signature) bool {
 	return r.Len() > 0 && types.Identical(r.At(r.Len()-1).Type(), errorType)
 }
 
-var errorType = types.Universe.Lookup("error").Type()
+var (
+	errorType  = types.Universe.Lookup("error").Type()
+	errorIface = errorType.Underlying().(*types.Interface)
+)
 
-// register returns the package's circuit called s.name, creating it, or
-// reports a clash when it exists with other settings.
-func (v *validator) register(s *settings, pos token.Pos) *circuit {
-	if c, ok := v.circuits[s.name]; ok {
-		if !c.equal(s) {
-			v.errorf(pos, "circuit %q is declared here with %s but at %s with %s", s.name, s, c.pos, &c.settings)
-			return nil
-		}
-		return c
-	}
-	c := &circuit{settings: *s, pos: position(v.fset, v.dir, pos)}
-	v.circuits[s.name] = c
-	return c
-}
-
-// settings parses a //purgatory:circuit directive on top of inherit.
-func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings) *settings {
-	s := *inherit
-	s.excludes = slices.Clone(inherit.excludes)
-	for _, b := range d.bad {
-		v.errorf(b.pos, "expected key=value, got %q", b.text)
-	}
-	seen := map[string]token.Pos{}
-	for _, a := range d.args {
-		if !slices.Contains(keys, a.key) {
-			msg := fmt.Sprintf("unknown key %q", a.key)
-			if sug := suggest(a.key, keys); sug != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", sug)
-			} else {
-				msg += " (the keys are " + strings.Join(keys, ", ") + ")"
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, a.keyPos, "%s", msg))
-			continue
-		}
-		if first, dup := seen[a.key]; dup {
-			v.errorf(a.keyPos, "duplicate key %q (the first is at %s)", a.key, position(v.fset, v.dir, first))
-			continue
-		}
-		seen[a.key] = a.keyPos
-		switch a.key {
-		case keyName:
-			if a.value == "" {
-				v.errorf(a.valPos, "bad value for name: empty")
-				continue
-			}
-			s.name = a.value
-		case keyThreshold, keyTrials:
-			n, err := strconv.Atoi(a.value)
-			if err != nil || n < 1 {
-				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
-				continue
-			}
-			if a.key == keyThreshold {
-				s.threshold = n
-			} else {
-				s.trials = n
-			}
-		case keyTTL:
-			ttl, err := time.ParseDuration(a.value)
-			if err != nil || ttl <= 0 {
-				v.errorf(a.valPos, "bad value for ttl: %q is not a duration > 0 such as 30s or 1m30s", a.value)
-				continue
-			}
-			s.ttl = ttl
-		case keyExclude:
-			s.excludes = nil
-			for _, it := range a.items() {
-				if e, ok := v.resolveExclude(it, scope); ok {
-					s.excludes = append(s.excludes, e)
-				}
-			}
-		}
-	}
-	return &s
-}
-
-// unexportedIn returns the first type in sig that code outside its package
-// cannot name, or "".
-func unexportedIn(sig *types.Signature, local *types.Package) string {
+// unreachableIn describes the first type in sig that code outside its
+// package cannot name (unexported, or in an internal package that local
+// cannot import), or returns "".
+func unreachableIn(sig *types.Signature, local *types.Package) string {
 	found := ""
 	foreign := func(pkg *types.Package) bool { return pkg != nil && pkg != local }
 	walkTypes(sig, func(t types.Type) bool {
@@ -453,23 +586,54 @@ func unexportedIn(sig *types.Signature, local *types.Package) string {
 		case *types.Struct:
 			for f := range t.Fields() {
 				if !f.Exported() && foreign(f.Pkg()) {
-					found = "an unexported struct field of " + f.Pkg().Path()
+					found = "an unexported struct field of " + f.Pkg().Path() + ", which is not exported by its package"
 					return false
 				}
 			}
 		case *types.Interface:
 			for m := range t.ExplicitMethods() {
 				if !m.Exported() && foreign(m.Pkg()) {
-					found = "an unexported method of " + m.Pkg().Path()
+					found = "an unexported method of " + m.Pkg().Path() + ", which is not exported by its package"
 					return false
 				}
 			}
 		}
-		if obj != nil && foreign(obj.Pkg()) && !obj.Exported() {
-			found = obj.Pkg().Path() + "." + obj.Name()
-			return false
+		if obj == nil || !foreign(obj.Pkg()) {
+			return true
 		}
-		return true
+		switch {
+		case !obj.Exported():
+			found = obj.Pkg().Path() + "." + obj.Name() + ", which is not exported by its package"
+		case !canImport(local.Path(), importPath(obj.Pkg().Path())):
+			found = fmt.Sprintf("%s.%s, from an internal package that %s cannot import; declare the method in %s with a type it can name",
+				obj.Pkg().Path(), obj.Name(), local.Path(), local.Name())
+		}
+		return found == ""
 	})
 	return found
+}
+
+// canImport reports whether package from may import package path under
+// the go command's rule for internal packages: a path with an internal
+// element is importable only from the tree rooted at that element's
+// parent (the standard library's own internal packages only from it).
+func canImport(from, path string) bool {
+	i := -1
+	switch {
+	case strings.HasSuffix(path, "/internal"):
+		i = len(path) - len("internal")
+	case strings.Contains(path, "/internal/"):
+		i = strings.LastIndex(path, "/internal/") + 1
+	case path == "internal" || strings.HasPrefix(path, "internal/"):
+		i = 0
+	}
+	if i < 0 {
+		return true
+	}
+	if i == 0 {
+		first, _, _ := strings.Cut(from, "/")
+		return !strings.Contains(first, ".") // the standard library
+	}
+	parent := path[:i] // with its trailing slash
+	return strings.HasPrefix(from+"/", parent)
 }
