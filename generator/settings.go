@@ -126,7 +126,7 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 	}
 	// The policy keys that need another, checked on what is in force after
 	// inheritance but reported where this annotation says something.
-	if s.rate == 0 {
+	if _, given := seen[keyRate]; s.rate == 0 && !given {
 		for _, k := range []string{keyWindow, keyMin} {
 			if pos, ok := seen[k]; ok {
 				v.errorf(pos, "%s= applies to the failure rate, which is not set; add rate= (such as rate=50%%) or remove %s=", k, k)
