@@ -524,7 +524,7 @@ type A interface {
 }
 `})
 	for name, src := range map[string]string{
-		"dep/dep.go":          "package dep\n\nimport \"example.com/bad/dep/internal/wire\"\n\n// API uses an internal type.\ntype API interface{ Send(wire.Msg) error }\n",
+		"dep/dep.go":           "package dep\n\nimport \"example.com/bad/dep/internal/wire\"\n\n// API uses an internal type.\ntype API interface{ Send(wire.Msg) error }\n",
 		"dep/internal/wire.go": "package wire\n\n// Msg is internal to dep.\ntype Msg struct{}\n",
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
