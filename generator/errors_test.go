@@ -524,13 +524,10 @@ type A interface {
 }
 `})
 	for name, src := range map[string]string{
-		"dep/dep.go":           "package dep\n\nimport \"example.com/bad/dep/internal/wire\"\n\n// API uses an internal type.\ntype API interface{ Send(wire.Msg) error }\n",
-		"dep/internal/wire.go": "package wire\n\n// Msg is internal to dep.\ntype Msg struct{}\n",
+		"dep/dep.go":                "package dep\n\nimport \"example.com/bad/dep/internal/wire\"\n\n// API uses an internal type.\ntype API interface{ Send(wire.Msg) error }\n",
+		"dep/internal/wire/wire.go": "package wire\n\n// Msg is internal to dep.\ntype Msg struct{}\n",
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
-		if name == "dep/internal/wire.go" {
-			p = filepath.Join(dir, "dep", "internal", "wire", "wire.go")
-		}
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
 	}
