@@ -62,13 +62,9 @@ func (e *emitter) planImports() {
 	}
 	taken := map[string]bool{}
 	free := func(name string) bool { return !reserved[name] && !taken[name] && !token.IsKeyword(name) }
-	claim := func(p, name string) {
-		cands := []string{name}
-		if p == RuntimePath {
-			cands = append(cands, "purgatoryrt")
-		} else {
-			cands = append(cands, pathNames(p, name)...)
-		}
+	// claim gives package path p the first free name of cands, or the last
+	// one numbered.
+	claim := func(p string, cands []string) {
 		cand := ""
 		for _, c := range cands {
 			if free(c) {
@@ -84,12 +80,12 @@ func (e *emitter) planImports() {
 		taken[cand] = true
 		e.imports[p] = cand
 	}
-	claim(RuntimePath, "purgatory")
+	claim(RuntimePath, []string{"purgatory", "purgatoryrt"})
 	if usesContext {
-		claim("context", "context")
+		claim("context", []string{"context"})
 	}
 	if usesTime {
-		claim("time", "time")
+		claim("time", []string{"time"})
 	}
 	paths := make([]string, 0, len(pkgs))
 	for p := range pkgs {
@@ -98,8 +94,19 @@ func (e *emitter) planImports() {
 		}
 	}
 	sort.Strings(paths)
+	// Packages that share a name are all named after their paths (corev1,
+	// policyv1), so that none keeps a bare name the reader cannot place.
+	shared := map[string]int{}
 	for _, p := range paths {
-		claim(p, pkgs[p].Name())
+		shared[pkgs[p].Name()]++
+	}
+	for _, p := range paths {
+		name := pkgs[p].Name()
+		cands := append([]string{name}, pathNames(p, name)...)
+		if shared[name] > 1 && len(cands) > 1 {
+			cands = cands[1:]
+		}
+		claim(p, cands)
 	}
 	for p, name := range e.imports {
 		real := map[string]string{RuntimePath: "runtime", "context": "context", "time": "time"}[p]

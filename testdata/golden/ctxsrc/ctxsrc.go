@@ -9,10 +9,10 @@ import (
 )
 
 // Envelope has a Context method on its value.
-type Envelope struct{ ctx context.Context }
+type Envelope struct{ Ctx context.Context }
 
 // Context returns the envelope's context.
-func (e Envelope) Context() context.Context { return e.ctx }
+func (e Envelope) Context() context.Context { return e.Ctx }
 
 // Contexter is an interface with a Context method.
 type Contexter interface {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	purgatoryrt "github.com/purgatory-go/purgatory/runtime"
-	"github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
+	av1 "github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
 	realname "github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
 	"github.com/purgatory-go/purgatory/testdata/golden/imports/pub"
@@ -54,7 +54,7 @@ func (c *APICircuit) WithFallback(fb API) *APICircuit {
 }
 
 // Call calls the inner API through circuit "api".
-func (c *APICircuit) Call(ctx context2.Context, req v1.Request) (bv1.Response, error) {
+func (c *APICircuit) Call(ctx context2.Context, req av1.Request) (bv1.Response, error) {
 	t, err := c.api.Allow(ctx)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
