@@ -226,14 +226,7 @@ func (e *emitter) baseNamer(im *ifaceModel) namer {
 // markLocal takes the name of t when it is a package-scope type of the
 // generated package.
 func (e *emitter) markLocal(n namer, t types.Type) {
-	var obj *types.TypeName
-	switch t := t.(type) {
-	case *types.Named:
-		obj = t.Obj()
-	case *types.Alias:
-		obj = t.Obj()
-	}
-	if obj != nil && obj.Pkg() == e.m.pkg {
+	if obj := typeName(t); obj != nil && obj.Pkg() == e.m.pkg {
 		n[obj.Name()] = true
 	}
 }

@@ -72,30 +72,14 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
 				continue
 			}
-			switch a.key {
-			case keyThreshold:
-				s.threshold = n
-			case keyTrials:
-				s.trials = n
-			default:
-				s.minCalls = n
-			}
+			*s.count(a.key) = n
 		case keyTTL, keyWindow, keySlow, keyMaxTTL:
 			d, err := time.ParseDuration(a.value)
 			if err != nil || d <= 0 {
 				v.errorf(a.valPos, "bad value for %s: %q is not a duration > 0 such as 30s or 1m30s", a.key, a.value)
 				continue
 			}
-			switch a.key {
-			case keyTTL:
-				s.ttl = d
-			case keyWindow:
-				s.window = d
-			case keySlow:
-				s.slow = d
-			default:
-				s.maxTTL = d
-			}
+			*s.duration(a.key) = d
 		case keyRate:
 			pct, ok := parseRate(a.value)
 			if !ok {
@@ -143,6 +127,30 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 		}
 	}
 	return &s, skips
+}
+
+// count returns the field of an integer key.
+func (s *settings) count(key string) *int {
+	switch key {
+	case keyThreshold:
+		return &s.threshold
+	case keyTrials:
+		return &s.trials
+	}
+	return &s.minCalls
+}
+
+// duration returns the field of a duration key.
+func (s *settings) duration(key string) *time.Duration {
+	switch key {
+	case keyTTL:
+		return &s.ttl
+	case keyWindow:
+		return &s.window
+	case keySlow:
+		return &s.slow
+	}
+	return &s.maxTTL
 }
 
 // parseRate parses a percentage from 1% to 100% ("50%", "12.5%").

@@ -14,22 +14,26 @@ import (
 // collectPkgs adds the packages of the named types in t.
 func collectPkgs(t types.Type, pkgs map[string]*types.Package) {
 	walkTypes(t, func(t types.Type) bool {
-		var obj *types.TypeName
-		switch t := t.(type) {
-		case *types.Named:
-			obj = t.Obj()
-		case *types.Alias:
-			obj = t.Obj()
-		case *types.Basic:
-			if t.Kind() == types.UnsafePointer {
-				pkgs["unsafe"] = types.Unsafe
-			}
+		if b, ok := t.(*types.Basic); ok && b.Kind() == types.UnsafePointer {
+			pkgs["unsafe"] = types.Unsafe
 		}
-		if obj != nil && obj.Pkg() != nil {
+		if obj := typeName(t); obj != nil && obj.Pkg() != nil {
 			pkgs[importPath(obj.Pkg().Path())] = obj.Pkg()
 		}
 		return true
 	})
+}
+
+// typeName returns the name of a named type or alias, or nil for other
+// types.
+func typeName(t types.Type) *types.TypeName {
+	switch t := t.(type) {
+	case *types.Named:
+		return t.Obj()
+	case *types.Alias:
+		return t.Obj()
+	}
+	return nil
 }
 
 // walkTypes calls fn for t and every type it is written with, once each,

@@ -577,12 +577,7 @@ func unreachableIn(sig *types.Signature, local *types.Package) string {
 		if found != "" {
 			return false
 		}
-		var obj *types.TypeName
 		switch t := t.(type) {
-		case *types.Named:
-			obj = t.Obj()
-		case *types.Alias:
-			obj = t.Obj()
 		case *types.Struct:
 			for f := range t.Fields() {
 				if !f.Exported() && foreign(f.Pkg()) {
@@ -598,6 +593,7 @@ func unreachableIn(sig *types.Signature, local *types.Package) string {
 				}
 			}
 		}
+		obj := typeName(t)
 		if obj == nil || !foreign(obj.Pkg()) {
 			return true
 		}
