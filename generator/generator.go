@@ -3,11 +3,19 @@
 // annotated interface Foo, a FooCircuit type that calls an inner Foo through
 // the circuit breakers of github.com/purgatory-go/purgatory/runtime.
 //
-// The work is a pipeline, one step per file: load (go/packages with types),
-// annotations (parse the comments), validate (check keys, values and
-// exclude entries with go/types, build the model), emit (jennifer).
-// Every mistake is collected and reported as "file:line:col: message";
-// when there is any, nothing is generated.
+// The work is a pipeline, one step per file:
+//
+//   - load.go: load the packages with go/packages (syntax and types);
+//   - annotations.go: find the //purgatory: comments and split them;
+//   - validate.go, settings.go, exclude.go, methods.go: check keys, values,
+//     exclude entries (with go/types) and methods, and build the model
+//     (model.go);
+//   - emit.go, emit_method.go, types.go: write the file with jennifer,
+//     naming.go choosing import names and identifiers that collide with
+//     nothing.
+//
+// Every mistake is collected and reported as "file:line:col: message"
+// (errors.go); when there is any, nothing is generated.
 package generator
 
 import (
