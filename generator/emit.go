@@ -3,6 +3,8 @@ package generator
 import (
 	"bytes"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"strconv"
 	"strings"
 	"time"
@@ -36,10 +38,29 @@ func emit(m *model) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, err
 	}
-	// Jennifer's output is gofmt-clean; goimports also groups the
-	// standard library's imports apart, as a reader expects. FormatOnly:
-	// the imports are already right, and finding them would load packages.
-	return imports.Process(DefaultOutput, buf.Bytes(), &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+	return groupImports(buf.Bytes())
+}
+
+// groupImports formats the import block of src, gofmt-clean source, with
+// goimports: the standard library's imports apart, as a reader expects.
+// Only the head of the file goes through goimports (FormatOnly: the
+// imports are right already), because it parses and prints what it gets
+// twice, and the head is all it changes.
+func groupImports(src []byte) ([]byte, error) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, DefaultOutput, src, parser.ImportsOnly|parser.ParseComments)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Imports) == 0 {
+		return src, nil
+	}
+	end := fset.Position(f.Decls[len(f.Decls)-1].End()).Offset // the last import declaration
+	head, err := imports.Process(DefaultOutput, src[:end], &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+	if err != nil {
+		return nil, err
+	}
+	return append(bytes.TrimSuffix(head, []byte("\n")), src[end:]...), nil
 }
 
 // iface writes the wrapper of one interface.
