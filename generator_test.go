@@ -8,12 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"go/format"
+	"io"
+	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +28,10 @@ import (
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
 	"github.com/purgatory-go/purgatory/testdata/golden/basic"
+	"github.com/purgatory-go/purgatory/testdata/golden/ctxsrc"
+	"github.com/purgatory-go/purgatory/testdata/golden/embedded"
+	"github.com/purgatory-go/purgatory/testdata/golden/excludes"
+	"github.com/purgatory-go/purgatory/testdata/golden/policies"
 	"github.com/purgatory-go/purgatory/testdata/golden/shared"
 )
 
@@ -244,10 +252,10 @@ type Svc interface {
 	require.NoError(t, err)
 	require.Len(t, files, 1)
 	src := string(files[0].Content)
-	assert.Contains(t, src, "\t\"dotless/api/v1\"\n")
+	assert.Contains(t, src, `apiv1 "dotless/api/v1"`)
 	assert.Contains(t, src, `storev1 "dotless/store/v1"`)
 	assert.Contains(t, src, `util "dotless/util/helpers"`)
-	assert.Contains(t, src, "Get(ctx context.Context, r v1.Req, opts ...util.Opt) (*storev1.Row, error)")
+	assert.Contains(t, src, "Get(ctx context.Context, r apiv1.Req, opts ...util.Opt) (*storev1.Row, error)")
 	require.NoError(t, generator.Write(files))
 	goCmd(t, mod, "vet", "./...")
 }
@@ -680,4 +688,295 @@ func BenchmarkGenerate300x10(b *testing.B) {
 			b.Fatal("want one file")
 		}
 	}
+}
+
+// fakeTransport is the inner ctxsrc.Transport: every method returns err.
+type fakeTransport struct {
+	err    error
+	calls  int
+	closed int
+	gotReq *http.Request
+}
+
+func (f *fakeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.calls++
+	f.gotReq = r
+	return nil, f.err
+}
+func (f *fakeTransport) Send(string, context.Context) error        { f.calls++; return f.err }
+func (f *fakeTransport) Post(*http.Request, context.Context) error { f.calls++; return f.err }
+func (f *fakeTransport) Deliver(ctxsrc.Envelope) error             { f.calls++; return f.err }
+func (f *fakeTransport) Handle(ctxsrc.Contexter, int) error        { f.calls++; return f.err }
+func (f *fakeTransport) Flush() error                              { f.calls++; return f.err }
+func (f *fakeTransport) Close() error                              { f.closed++; return nil }
+
+// newFactory returns a factory with a fake clock.
+func newFactory() *purgatory.Factory {
+	return purgatory.NewFactory(purgatory.WithClock(clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))))
+}
+
+// TestWrapperContextFromRequest: a method without a context.Context
+// parameter takes the request's context, so the caller's cancellation is
+// not a failure, and a deadline is.
+func TestWrapperContextFromRequest(t *testing.T) {
+	f := newFactory()
+	fake := &fakeTransport{err: context.Canceled}
+	c := ctxsrc.NewTransportCircuit(fake, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://example.com", nil)
+	require.NoError(t, err)
+	for range 10 {
+		_, err := c.RoundTrip(req)
+		require.ErrorIs(t, err, context.Canceled)
+	}
+	assert.Same(t, req, fake.gotReq)
+	assert.Equal(t, purgatory.Closed, state(f, "transport"), "the caller's cancellation, seen through req.Context(), is not a failure")
+
+	// A value and an interface with a Context method serve the same way.
+	for range 10 {
+		require.ErrorIs(t, c.Deliver(ctxsrc.Envelope{Ctx: ctx}), context.Canceled)
+		require.ErrorIs(t, c.Handle(ctxsrc.Envelope{Ctx: ctx}, 0), context.Canceled)
+	}
+	assert.Equal(t, purgatory.Closed, state(f, "transport"))
+
+	fake.err = context.DeadlineExceeded
+	for range 5 {
+		_, err := c.RoundTrip(req)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	assert.Equal(t, purgatory.Open, state(f, "transport"), "a deadline is a failure")
+	_, err = c.RoundTrip(nil)
+	require.ErrorIs(t, err, purgatory.ErrOpen, "a nil request does not panic in the wrapper")
+	require.NoError(t, c.Close(), "Close is forwarded while the circuit is open")
+	assert.Equal(t, 1, fake.closed)
+}
+
+// TestWrapperNoContextCanceledNotFailure: when a method knows no context,
+// the wrapper passes nil, and context.Canceled is not a failure.
+func TestWrapperNoContextCanceledNotFailure(t *testing.T) {
+	t.Skip("needs runtime: nil ctx means unknown context")
+	f := newFactory()
+	fake := &fakeTransport{err: context.Canceled}
+	c := ctxsrc.NewTransportCircuit(fake, f)
+	for range 10 {
+		require.ErrorIs(t, c.Flush(), context.Canceled)
+		require.ErrorIs(t, c.Handle(nil, 0), context.Canceled, "a nil Contexter: no context known")
+		require.ErrorIs(t, c.Deliver(ctxsrc.Envelope{}), context.Canceled, "a nil Context(): no context known")
+	}
+	assert.Equal(t, purgatory.Closed, state(f, "transport"))
+	assert.Equal(t, 30, fake.calls)
+}
+
+// fakeReadCloser is the inner embedded.ReadCloser.
+type fakeReadCloser struct{ closed int }
+
+func (f *fakeReadCloser) Read([]byte) (int, error) { return 0, errBoom }
+func (f *fakeReadCloser) Close() error             { f.closed++; return nil }
+
+// fakeGuarded is the inner embedded.Guarded.
+type fakeGuarded struct{ closes int }
+
+func (f *fakeGuarded) Ping(context.Context) error { return nil }
+func (f *fakeGuarded) Close() error               { f.closes++; return errBoom }
+
+// TestWrapperCloseForwarded: Close() error from an embedded io.Closer
+// reaches the inner client while the circuit is open; a method annotation
+// can still guard it.
+func TestWrapperCloseForwarded(t *testing.T) {
+	f := newFactory()
+	inner := &fakeReadCloser{}
+	var rc io.ReadCloser = embedded.NewReadCloserCircuit(inner, f)
+	for range 5 {
+		_, err := rc.Read(nil)
+		require.ErrorIs(t, err, errBoom)
+	}
+	_, err := rc.Read(nil)
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+	require.NoError(t, rc.Close())
+	assert.Equal(t, 1, inner.closed, "the wrapper never keeps the inner client from closing")
+
+	g := &fakeGuarded{}
+	gc := embedded.NewGuardedCircuit(g, f)
+	for range 5 {
+		require.ErrorIs(t, gc.Close(), errBoom)
+	}
+	require.ErrorIs(t, gc.Close(), purgatory.ErrOpen, "an annotated Close is guarded")
+	assert.Equal(t, 5, g.closes)
+	assert.Equal(t, purgatory.Open, state(f, "guarded.Close"))
+}
+
+// fakeDialer is the inner of the excludes golden case's interfaces.
+type fakeDialer struct {
+	err   error
+	pings int
+}
+
+func (f *fakeDialer) Dial(context.Context, string) error { return f.err }
+func (f *fakeDialer) Ping(context.Context) error         { f.pings++; return errBoom }
+func (f *fakeDialer) Close() error                       { return nil }
+
+// TestWrapperExcludeConstantsAndPaths: error constants, an import-path
+// entry and a package imported by another file are excluded.
+func TestWrapperExcludeConstantsAndPaths(t *testing.T) {
+	for _, e := range []error{excludes.ErrBusy, syscall.ECONNREFUSED, sql.ErrNoRows, fmt.Errorf("open: %w", fs.ErrNotExist)} {
+		t.Run(e.Error(), func(t *testing.T) {
+			f := newFactory()
+			c := excludes.NewDialerCircuit(&fakeDialer{err: e}, f)
+			for range 10 {
+				require.ErrorIs(t, c.Dial(context.Background(), "x"), e)
+			}
+			assert.Equal(t, purgatory.Closed, state(f, "dial"))
+		})
+	}
+}
+
+// TestWrapperSkipKeyAndQuotedName: skip=Close, Ping (with a space) forwards
+// both, and name="dial spaced" names the circuit without the quotes.
+func TestWrapperSkipKeyAndQuotedName(t *testing.T) {
+	f := newFactory()
+	inner := &fakeDialer{err: errBoom}
+	c := excludes.NewSpacedCircuit(inner, f)
+	for range 5 {
+		require.ErrorIs(t, c.Dial(context.Background(), "x"), errBoom)
+	}
+	_, ok := f.Lookup("dial spaced")
+	require.True(t, ok)
+	assert.Equal(t, purgatory.Open, state(f, "dial spaced"))
+	for range 10 {
+		require.ErrorIs(t, c.Ping(context.Background()), errBoom, "a skipped method reaches the inner client while open")
+	}
+	assert.Equal(t, 10, inner.pings)
+}
+
+// fakeSearch is the inner policies.Search and policies.Feed.
+type fakeSearch struct{}
+
+func (fakeSearch) Query(context.Context, string) ([]string, error)   { return nil, nil }
+func (fakeSearch) Suggest(context.Context, string) ([]string, error) { return nil, nil }
+func (fakeSearch) Index(context.Context, string, time.Time) error    { return nil }
+func (fakeSearch) Next(context.Context) (string, error)              { return "", nil }
+
+// TestWrapperPolicyConfig: the policy keys reach the runtime's Config,
+// method annotations inheriting those they omit.
+func TestWrapperPolicyConfig(t *testing.T) {
+	f := newFactory()
+	c := policies.NewSearchCircuit(fakeSearch{}, f)
+	_, err := c.Query(context.Background(), "q")
+	require.NoError(t, err)
+	policy := func(name string) purgatory.Config {
+		b, ok := f.Lookup(name)
+		require.True(t, ok, name)
+		cfg := b.Config()
+		cfg.Exclude = nil
+		return purgatory.Config{FailureRate: cfg.FailureRate, Window: cfg.Window, MinCalls: cfg.MinCalls, SlowCall: cfg.SlowCall, MaxTTL: cfg.MaxTTL}
+	}
+	assert.Equal(t, purgatory.Config{FailureRate: 0.5, Window: time.Minute, MinCalls: 40, SlowCall: 2 * time.Second, MaxTTL: 5 * time.Minute}, policy("search"))
+	assert.Equal(t, purgatory.Config{FailureRate: 0.125, Window: time.Minute, MinCalls: 40, SlowCall: 150 * time.Millisecond, MaxTTL: 5 * time.Minute}, policy("search-suggest"))
+	assert.Equal(t, purgatory.Config{FailureRate: 0.5, Window: time.Minute, MinCalls: 40, SlowCall: 2 * time.Second, MaxTTL: 90 * time.Minute}, policy("search-index"))
+	b, _ := f.Lookup("search")
+	assert.Equal(t, 10, b.Config().Threshold)
+	assert.Equal(t, 5*time.Second, b.Config().TTL)
+
+	policies.NewFeedCircuit(fakeSearch{}, f)
+	assert.Equal(t, 1.0, policy("feed").FailureRate)
+}
+
+// TestGoGenerateLastAnnotationRemoved runs go generate with purgatorygen
+// after the package's last annotation goes: go generate must not fail
+// because purgatorygen removed a file it was about to read.
+func TestGoGenerateLastAnnotationRemoved(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "purgatorygen")
+	goCmd(t, ".", "build", "-o", bin, "./cmd/purgatorygen")
+	mod := tempModule(t, map[string]string{
+		// a.go sorts before purgatory_gen.go: go generate reads it first.
+		"svc/a.go": "package svc\n\nimport \"context\"\n\n//go:generate " + bin + "\n\n// Svc is a service.\n//\n//purgatory:circuit\ntype Svc interface{ Do(ctx context.Context) error }\n",
+	})
+	goCmd(t, mod, "generate", "./...")
+	gen := filepath.Join(mod, "svc", "purgatory_gen.go")
+	require.FileExists(t, gen)
+
+	src := filepath.Join(mod, "svc", "a.go")
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(src, bytes.Replace(b, []byte("//purgatory:circuit\n"), nil, 1), 0o644))
+	goCmd(t, mod, "generate", "./...")
+	out, err := os.ReadFile(gen)
+	require.NoError(t, err, "under go generate the file is emptied, not removed")
+	assert.Equal(t, "// Code generated by purgatorygen. DO NOT EDIT.\n\npackage svc\n", string(out))
+	goCmd(t, mod, "vet", "./...")
+	goCmd(t, mod, "generate", "./...") // and again: nothing changes
+
+	stale, err := generator.Check(generator.Config{Dir: mod, Patterns: []string{"./..."}})
+	require.NoError(t, err)
+	assert.Empty(t, stale, "-check takes the emptied file for an absent one")
+
+	// Outside go generate, the emptied file goes.
+	files, err := generator.Generate(generator.Config{Dir: mod, Patterns: []string{"./..."}})
+	require.NoError(t, err)
+	require.NoError(t, generator.Write(files))
+	assert.NoFileExists(t, gen)
+}
+
+// TestStaleAssertionSaysWhatToDo changes an interface without regenerating:
+// the compile error points at the assertion line, which says what to do.
+func TestStaleAssertionSaysWhatToDo(t *testing.T) {
+	mod := tempModule(t, map[string]string{
+		"svc/svc.go": "package svc\n\nimport \"context\"\n\n// Svc is a service.\n//\n//purgatory:circuit\ntype Svc interface{ Do(ctx context.Context) error }\n",
+	})
+	files, err := generator.Generate(generator.Config{Dir: mod, Patterns: []string{"./svc"}})
+	require.NoError(t, err)
+	require.NoError(t, generator.Write(files))
+	src := filepath.Join(mod, "svc", "svc.go")
+	b, err := os.ReadFile(src)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(src, bytes.Replace(b, []byte("error }"), []byte("error; Undo() error }"), 1), 0o644))
+	cmd := exec.Command("go", "build", "./...")
+	cmd.Dir = mod
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	var line int
+	_, scanErr := fmt.Sscanf(string(out[strings.Index(string(out), "purgatory_gen.go:")+len("purgatory_gen.go:"):]), "%d", &line)
+	require.NoError(t, scanErr, "%s", out)
+	gen, err := os.ReadFile(filepath.Join(mod, "svc", "purgatory_gen.go"))
+	require.NoError(t, err)
+	assert.Contains(t, strings.Split(string(gen), "\n")[line-1], "// purgatorygen: if this fails, run go generate")
+}
+
+// TestImportAliasesFromPaths names clashing imports after their paths
+// (corev1, typedcorev1, policyv1), not with numbers.
+func TestImportAliasesFromPaths(t *testing.T) {
+	mod := tempModulePath(t, "kube", map[string]string{
+		"api/core/v1/v1.go":          "package v1\n\n// Pod is a pod.\ntype Pod struct{}\n",
+		"api/policy/v1/v1.go":        "package v1\n\n// Budget is a budget.\ntype Budget struct{}\n",
+		"client/typed/core/v1/v1.go": "package v1\n\n// Opts are options.\ntype Opts struct{}\n",
+		"svc/svc.go": `package svc
+
+import (
+	"context"
+
+	corev1 "kube/api/core/v1"
+	policyv1 "kube/api/policy/v1"
+	typedv1 "kube/client/typed/core/v1"
+)
+
+// Svc uses three packages named v1.
+//
+//purgatory:circuit
+type Svc interface {
+	Get(ctx context.Context, o typedv1.Opts, b policyv1.Budget) (*corev1.Pod, error)
+}
+`,
+	})
+	files, err := generator.Generate(generator.Config{Dir: mod, Patterns: []string{"./svc"}})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	src := string(files[0].Content)
+	assert.Contains(t, src, "Get(ctx context.Context, o typedcorev1.Opts, b policyv1.Budget) (*corev1.Pod, error)")
+	assert.Contains(t, src, "\tcorev1 \"kube/api/core/v1\"\n")
+	assert.Contains(t, src, "\tpolicyv1 \"kube/api/policy/v1\"\n")
+	assert.Contains(t, src, "\ttypedcorev1 \"kube/client/typed/core/v1\"\n")
+	assert.NotContains(t, src, "v12")
+	require.NoError(t, generator.Write(files))
+	goCmd(t, mod, "vet", "./...")
 }

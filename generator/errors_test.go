@@ -108,13 +108,13 @@ func TestErrors(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": badSource})
 	want := []string{
 		`bad.go:23:21: unknown key "treshold" (did you mean "threshold"?)`,
-		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude)`,
+		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, skip, rate, window, min, slow, maxttl)`,
 		`bad.go:23:48: bad value for threshold: "0" is not an integer >= 1`,
 		`bad.go:23:54: bad value for ttl: "5" is not a duration > 0 such as 30s or 1m30s`,
 		`bad.go:23:63: bad value for trials: "x" is not an integer >= 1`,
 		`bad.go:23:70: bad value for name: empty`,
 		`bad.go:23:79: exclude ErrNotFoud: undefined: ErrNotFoud (did you mean ErrNotFound?)`,
-		`bad.go:23:90: exclude Limit: Limit is a constant, not an error variable, an error type or a func(error) bool`,
+		`bad.go:23:90: exclude Limit: Limit is a constant of type untyped int, which does not implement error; exclude takes an error variable, an error type or a func(error) bool`,
 		`bad.go:23:96: exclude Count: variable of type int is not an error`,
 		`bad.go:23:102: exclude Wrong: func Wrong has type func(err error) string, not func(error) bool`,
 		`bad.go:23:108: exclude PtrErr: type PtrErr does not implement error (did you mean *PtrErr?)`,
@@ -239,7 +239,7 @@ type B interface {
 	Do() error
 }
 `})
-	assert.Equal(t, "bad.go:5:13: cannot generate ACircuit: it is already declared at bad.go:3:6\n"+
+	assert.Equal(t, "bad.go:5:13: cannot generate ACircuit: it is already declared at bad.go:3:6; rename one of them\n"+
 		"bad.go:9:6: B has a method WithFallback, which the generated wrapper declares itself", generateErr(t, dir))
 }
 
@@ -286,4 +286,305 @@ type Anon interface {
 		"bad.go:17:6: method Iface of C uses an unexported method of example.com/bad/dep, which is not exported by its package\n"+
 		"bad.go:17:6: method Struct of C uses an unexported struct field of example.com/bad/dep, which is not exported by its package",
 		generateErr(t, dir))
+}
+
+// TestErrorsIssue11 has one case per mistake of issue 11 that
+// purgatorygen used to let through (or report badly).
+func TestErrorsIssue11(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{{
+		name: "generated names clash with each other",
+		src: `package bad
+
+//purgatory:circuit
+type Foo interface{ Do() error }
+
+//purgatory:circuit
+type NewFoo interface{ Do() error }
+
+//purgatory:circuit
+type store interface{ Do() error }
+
+//purgatory:circuit
+type newStore interface{ Do() error }
+`,
+		want: "bad.go:6:13: cannot generate NewFooCircuit for NewFoo: it is also generated for Foo (at bad.go:4:6); rename one of the interfaces, or generate them into different files with -type and -o\n" +
+			"bad.go:12:13: cannot generate newStoreCircuit for newStore: it is also generated for store (at bad.go:10:6); rename one of the interfaces, or generate them into different files with -type and -o",
+	}, {
+		name: "blank interface name",
+		src: `package bad
+
+//purgatory:circuit
+type _ interface{ Do() error }
+`,
+		want: "bad.go:3:13: //purgatory:circuit on the blank type _, which code cannot name; give the interface a name",
+	}, {
+		name: "a space after //",
+		src: `package bad
+
+// purgatory:circuit name=x
+type A interface{ Do() error }
+
+//purgatory:circuit
+type B interface {
+	Do() error
+	// purgatory:skip
+	Close() error
+}
+
+/* purgatory:circuit */
+type C interface{ Do() error }
+`,
+		want: "bad.go:3:1: this comment is not read as a directive: write //purgatory:circuit, with no space after // (the go tool's rule for directives)\n" +
+			"bad.go:9:2: this comment is not read as a directive: write //purgatory:skip, with no space after // (the go tool's rule for directives)\n" +
+			"bad.go:13:1: this comment is not read as a directive: write //purgatory:circuit, with no space after // (the go tool's rule for directives)",
+	}, {
+		name: "skip= entries",
+		src: `package bad
+
+//purgatory:circuit skip=Pingg,Close,a.b
+type A interface {
+	Do() error
+	Ping() error
+	Close() error
+
+	//purgatory:circuit skip=Do
+	Other() error
+}
+
+//purgatory:circuit skip=Ping
+type B interface {
+	Do() error
+
+	//purgatory:circuit name=ping
+	Ping() error
+}
+`,
+		want: "bad.go:3:26: skip Pingg: A has no method Pingg (did you mean Ping?)\n" +
+			"bad.go:3:38: bad value for skip: \"a.b\" is not a method name (write skip=Close,Ping)\n" +
+			"bad.go:9:22: skip= belongs on the interface's annotation; to forward this method without a breaker, write //purgatory:skip instead of //purgatory:circuit\n" +
+			"bad.go:17:14: method Ping has //purgatory:circuit but is in the skip list at bad.go:13:26; remove one of them",
+	}, {
+		name: "nothing guarded",
+		src: `package bad
+
+import "io"
+
+type Err struct{}
+
+func (*Err) Error() string { return "" }
+
+//purgatory:circuit
+type Empty interface{}
+
+//purgatory:circuit
+type Closer interface{ io.Closer }
+
+//purgatory:circuit
+type Getters interface {
+	Name() string
+	Get() (string, *Err)
+}
+
+//purgatory:circuit skip=Do
+type Skipped interface {
+	Do() error
+	//purgatory:skip
+	Undo() error
+}
+`,
+		want: "bad.go:9:13: no method of Empty goes through a breaker: it has no methods; the wrapper would only forward calls: remove //purgatory:circuit\n" +
+			"bad.go:12:13: no method of Closer goes through a breaker: Close (Close is not guarded unless annotated); the wrapper would only forward calls: remove //purgatory:circuit\n" +
+			"bad.go:15:13: no method of Getters goes through a breaker: Name (no error result); Get (its last result is a concrete error type, not error: declare it as error to guard it); the wrapper would only forward calls: remove //purgatory:circuit\n" +
+			"bad.go:21:13: no method of Skipped goes through a breaker: Undo (//purgatory:skip); Do (skip=); the wrapper would only forward calls: remove //purgatory:circuit",
+	}, {
+		name: "exclude of a package the file does not import",
+		src: `package bad
+
+import "context"
+
+//purgatory:circuit exclude=sql.ErrNoRows,example.com/nope.ErrX,contxt.Canceled
+type A interface{ Do(ctx context.Context) error }
+`,
+		want: "bad.go:5:29: exclude sql.ErrNoRows: undefined: sql; this file imports no package of that name: write the import path, such as database/sql.ErrNoRows\n" +
+			"bad.go:5:43: exclude example.com/nope.ErrX: cannot load package example.com/nope: no required module provides package example.com/nope; to add it:\n\tgo get example.com/nope\n" +
+			"bad.go:5:65: exclude contxt.Canceled: undefined: contxt (did you mean context?)",
+	}, {
+		name: "quotes and list spacing",
+		src: `package bad
+
+//purgatory:circuit name="unterminated
+type A interface{ Do() error }
+
+//purgatory:circuit name="a"b
+type B interface{ Do() error }
+
+//purgatory:circuit exclude=ErrA ,ErrB
+type C interface{ Do() error }
+`,
+		want: "bad.go:3:26: unterminated or malformed quoted value \"unterminated\n" +
+			"bad.go:6:26: a quoted value must be followed by a space\n" +
+			"bad.go:9:29: exclude ErrA: undefined: ErrA; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports\n" +
+			"bad.go:9:34: a list takes no space before a comma: write exclude=A,B or skip=A,B",
+	}, {
+		name: "annotation errors beside type errors",
+		src: `package bad
+
+//purgatory:circuit treshold=3
+type Store interface{ Do() error }
+
+var _ = NewStoreCircuit(nil, nil)
+
+func f() { undefined() }
+`,
+		want: "bad.go:3:21: unknown key \"treshold\" (did you mean \"threshold\"?)\n" +
+			"bad.go:8:12: undefined: undefined",
+	}, {
+		name: "missing module",
+		src: `package bad
+
+import "github.com/nope/nope"
+
+//purgatory:circuit
+type A interface{ Do(nope.X) error }
+`,
+		want: "bad.go:3:8: no required module provides package github.com/nope/nope; to add it:\n\tgo get github.com/nope/nope",
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := badModule(t, map[string]string{"bad.go": c.src})
+			assert.Equal(t, c.want, generateErr(t, dir))
+		})
+	}
+}
+
+// TestErrorsPolicyKeys has a bad value for each policy key, and the rules
+// between them.
+func TestErrorsPolicyKeys(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+//purgatory:circuit rate=0% window=0s min=0 slow=-1s maxttl=x
+type A interface{ Do() error }
+
+//purgatory:circuit rate=101%
+type B interface{ Do() error }
+
+//purgatory:circuit rate=50 window=1m
+type C interface{ Do() error }
+
+//purgatory:circuit window=1m min=5
+type D interface{ Do() error }
+
+//purgatory:circuit ttl=10s maxttl=10s
+type E interface{ Do() error }
+
+//purgatory:circuit name=f rate=50% maxttl=1m
+type F interface {
+	// Inherits rate: min is fine. Its ttl is not below the inherited maxttl.
+	//purgatory:circuit min=5 ttl=2m
+	Do() error
+}
+
+//purgatory:circuit name=shared rate=50%
+type G1 interface{ Do() error }
+
+//purgatory:circuit name=shared rate=40% window=1m
+type G2 interface{ Do() error }
+`})
+	want := []string{
+		`bad.go:3:26: bad value for rate: "0%" is not a percentage from 1% to 100% such as 50%`,
+		`bad.go:3:36: bad value for window: "0s" is not a duration > 0 such as 30s or 1m30s`,
+		`bad.go:3:43: bad value for min: "0" is not an integer >= 1`,
+		`bad.go:3:50: bad value for slow: "-1s" is not a duration > 0 such as 30s or 1m30s`,
+		`bad.go:3:61: bad value for maxttl: "x" is not a duration > 0 such as 30s or 1m30s`,
+		`bad.go:6:26: bad value for rate: "101%" is not a percentage from 1% to 100% such as 50%`,
+		`bad.go:9:26: bad value for rate: "50" is not a percentage from 1% to 100% such as 50%`,
+		`bad.go:12:21: window= applies to the failure rate, which is not set; add rate= (such as rate=50%) or remove window=`,
+		`bad.go:12:31: min= applies to the failure rate, which is not set; add rate= (such as rate=50%) or remove min=`,
+		`bad.go:15:29: maxttl=10s is not above ttl=10s: the open period could never grow; raise maxttl or remove it`,
+		`bad.go:21:28: maxttl=1m0s is not above ttl=2m0s: the open period could never grow; raise maxttl or remove it`,
+		`bad.go:28:13: circuit "shared" is declared here with rate=40% window=1m0s but at bad.go:25:13 with rate=50%`,
+	}
+	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
+}
+
+// TestErrorsInternalPackage reports a method, from an embedded interface,
+// that uses a type of an internal package the annotated package cannot
+// import.
+func TestErrorsInternalPackage(t *testing.T) {
+	dir := badModule(t, map[string]string{
+		"bad.go": `package bad
+
+import "example.com/bad/dep"
+
+//purgatory:circuit
+type A interface {
+	dep.API
+}
+`})
+	for name, src := range map[string]string{
+		"dep/dep.go":                "package dep\n\nimport \"example.com/bad/dep/internal/wire\"\n\n// API uses an internal type.\ntype API interface{ Send(wire.Msg) error }\n",
+		"dep/internal/wire/wire.go": "package wire\n\n// Msg is internal to dep.\ntype Msg struct{}\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+	}
+	assert.Equal(t, "bad.go:6:6: method Send of A uses example.com/bad/dep/internal/wire.Msg, from an internal package that example.com/bad cannot import; declare the method in bad with a type it can name",
+		generateErr(t, dir))
+}
+
+// TestWarnings: methods forwarded only for want of an error result are
+// named once per interface, and the run succeeds.
+func TestWarnings(t *testing.T) {
+	dir := badModule(t, map[string]string{"ok.go": `package ok
+
+type Err struct{}
+
+func (*Err) Error() string { return "" }
+
+//purgatory:circuit
+type A interface {
+	Do() error
+	Name() string
+	Get() (int, *Err)
+	Close() error
+}
+
+//purgatory:circuit skip=Name
+type B interface {
+	Do() error
+	Name() string
+}
+`})
+	var warns []string
+	files, err := generator.Generate(generator.Config{Dir: dir, Warn: func(e *generator.Error) { warns = append(warns, e.Error()) }})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Equal(t, []string{"ok.go:8:6: A: 2 of 4 methods are forwarded without a breaker: Name (no error result); Get (its last result is a concrete error type, not error: declare it as error to guard it); list them in skip= to silence this warning"}, warns)
+}
+
+// TestTypeFlagIgnoresOthers: -type A is not stopped by mistakes in B.
+func TestTypeFlagIgnoresOthers(t *testing.T) {
+	dir := badModule(t, map[string]string{"m.go": `package m
+
+//purgatory:circuit name=x threshold=2
+type A interface{ Do() error }
+
+//purgatory:circuit name=x threshold=3 treshold=1
+type B interface{ Do() error }
+
+type ACircuit2 struct{}
+
+//purgatory:circuit
+type NewA interface{ Do() error }
+`})
+	files, err := generator.Generate(generator.Config{Dir: dir, Types: []string{"A"}})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	assert.Contains(t, string(files[0].Content), "type ACircuit struct")
+	assert.NotContains(t, string(files[0].Content), "BCircuit")
+	_, err = generator.Generate(generator.Config{Dir: dir})
+	require.Error(t, err, "without -type, B's mistakes count")
 }

@@ -3,21 +3,28 @@
 // annotated interface Foo, a FooCircuit type that calls an inner Foo through
 // the circuit breakers of github.com/purgatory-go/purgatory/runtime.
 //
-// The work is a pipeline, one step per file: load (go/packages with types),
-// annotations (parse the comments), validate (check keys, values and
-// exclude entries with go/types, build the model), emit (jennifer).
-// Every mistake is collected and reported as "file:line:col: message";
-// when there is any, nothing is generated.
+// The work is a pipeline, one step per file:
+//
+//   - load.go: load the packages with go/packages (syntax and types);
+//   - annotations.go: find the //purgatory: comments and split them;
+//   - validate.go, settings.go, exclude.go, methods.go: check keys, values,
+//     exclude entries (with go/types) and methods, and build the model
+//     (model.go);
+//   - emit.go, emit_method.go, types.go: write the file with jennifer,
+//     naming.go choosing import names and identifiers that collide with
+//     nothing.
+//
+// Every mistake is collected and reported as "file:line:col: message"
+// (errors.go); when there is any, nothing is generated.
 package generator
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/token"
+	"go/ast"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -48,72 +55,26 @@ type Config struct {
 	Types []string
 	// Tags are build tags, as for go build -tags.
 	Tags []string
+	// KeepEmpty, when a package has a generated file but no annotated
+	// interface left, has Generate empty the file (keep the header and the
+	// package clause) rather than remove it. go generate lists a package's
+	// files before it runs the generators, and fails on one that a
+	// generator removed: purgatorygen sets KeepEmpty when it runs under go
+	// generate ($GOFILE is set). Check treats such a file as absent.
+	KeepEmpty bool
+	// Warn, if set, receives the warnings of a successful run, sorted:
+	// methods of an annotated interface that are forwarded without a
+	// breaker only because they have no error result.
+	Warn func(*Error)
 }
 
 // File is one generated file.
 type File struct {
 	Path string // absolute path of the file to write
-	// Content is the gofmt-formatted source, or nil when the file is to be
+	// Content is the formatted source, or nil when the file is to be
 	// removed: an earlier run generated it and its package has no annotated
-	// interface left.
+	// interface left (see Config.KeepEmpty).
 	Content []byte
-}
-
-// Error is one problem found while generating, at a position in the source.
-type Error struct {
-	Pos token.Position // Filename is relative to Config.Dir when it is below it
-	Msg string
-}
-
-// Error returns "file:line:col: message".
-func (e *Error) Error() string {
-	if !e.Pos.IsValid() {
-		if e.Pos.Filename != "" {
-			return e.Pos.Filename + ": " + e.Msg
-		}
-		return e.Msg
-	}
-	if e.Pos.Column == 0 {
-		return fmt.Sprintf("%s:%d: %s", e.Pos.Filename, e.Pos.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.Filename, e.Pos.Line, e.Pos.Column, e.Msg)
-}
-
-// ErrorList is every problem found in one run, sorted by position.
-type ErrorList []*Error
-
-// Error returns the errors, one per line.
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
-
-// sort orders the list by file, line and column and drops duplicates.
-func (l ErrorList) sort() ErrorList {
-	sort.SliceStable(l, func(i, j int) bool {
-		a, b := l[i].Pos, l[j].Pos
-		if a.Filename != b.Filename {
-			return a.Filename < b.Filename
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Column < b.Column
-	})
-	out := l[:0]
-	for i, e := range l {
-		if i > 0 && e.Error() == l[i-1].Error() {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
 }
 
 // Generate loads the packages of cfg, and returns one file per package that
@@ -133,19 +94,26 @@ func Generate(cfg Config) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	var errs ErrorList
+	var errs, warns ErrorList
 	var files []File
 	found := map[string]bool{}
 	for _, p := range pkgs {
-		model, perrs := validate(p, cfg, found)
+		model, perrs, pwarns := validate(p, cfg, found)
 		errs = append(errs, perrs...)
+		warns = append(warns, pwarns...)
 		if len(perrs) > 0 || model == nil {
 			continue
 		}
 		if len(model.ifaces) == 0 {
 			if p.gen != nil && len(cfg.Types) == 0 {
 				// No annotated interface is left: the old file goes.
-				files = append(files, File{Path: p.genPath})
+				f := File{Path: p.genPath}
+				if cfg.KeepEmpty && !isEmptyFile(p.gen) {
+					f.Content = emptyFile(p.pkg.Name)
+				}
+				if f.Content != nil || !cfg.KeepEmpty {
+					files = append(files, f)
+				}
 			}
 			continue
 		}
@@ -163,8 +131,28 @@ func Generate(cfg Config) ([]File, error) {
 	if len(errs) > 0 {
 		return nil, errs.sort()
 	}
+	if cfg.Warn != nil {
+		for _, w := range warns.sort() {
+			cfg.Warn(w)
+		}
+	}
 	return files, nil
 }
+
+// emptyFile is the content of a generated file with nothing left to
+// declare (see Config.KeepEmpty).
+func emptyFile(pkg string) []byte {
+	return []byte(header + "\n\npackage " + pkg + "\n")
+}
+
+// isEmptyContent reports whether b is what emptyFile gives.
+func isEmptyContent(b []byte) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(header+"\n\npackage "))
+	return ok && bytes.IndexByte(rest, '\n') == len(rest)-1
+}
+
+// isEmptyFile reports whether f, a file we generated, declares nothing.
+func isEmptyFile(f *ast.File) bool { return len(f.Decls) == 0 }
 
 // Write writes files, each with permission 0o644, and removes those
 // whose Content is nil.
@@ -198,8 +186,8 @@ func Check(cfg Config) ([]string, error) {
 			return nil, err
 		}
 		missing := err != nil
-		if f.Content == nil && missing {
-			continue
+		if f.Content == nil && (missing || isEmptyContent(old)) {
+			continue // absent, or emptied under go generate: both fine
 		}
 		if missing || f.Content == nil || !bytes.Equal(old, f.Content) {
 			stale = append(stale, relPath(cfg.Dir, f.Path))

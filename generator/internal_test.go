@@ -2,12 +2,14 @@ package generator
 
 import (
 	"fmt"
+	"go/ast"
 	"go/token"
 	"testing"
 	"time"
 
 	"github.com/dave/jennifer/jen"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestLowerCamel(t *testing.T) {
@@ -72,16 +74,79 @@ func TestErrorString(t *testing.T) {
 }
 
 func TestWrapperNames(t *testing.T) {
-	w, c := wrapperNames("Foo")
-	assert.Equal(t, []string{"FooCircuit", "NewFooCircuit"}, []string{w, c})
-	w, c = wrapperNames("foo")
-	assert.Equal(t, []string{"fooCircuit", "newFooCircuit"}, []string{w, c})
+	for name, want := range map[string][2]string{
+		"Foo":    {"FooCircuit", "NewFooCircuit"},
+		"foo":    {"fooCircuit", "newFooCircuit"},
+		"服务":     {"服务Circuit", "new服务Circuit"},
+		"équipe": {"équipeCircuit", "newÉquipeCircuit"},
+		"Équipe": {"ÉquipeCircuit", "NewÉquipeCircuit"},
+	} {
+		w, c := wrapperNames(name)
+		assert.Equal(t, want, [2]string{w, c}, name)
+		assert.True(t, token.IsIdentifier(c), c)
+	}
+}
+
+func TestPathNames(t *testing.T) {
+	assert.Equal(t, []string{"corev1", "apicorev1", "k8sioapicorev1"}, pathNames("k8s.io/api/core/v1", "v1"))
+	assert.Equal(t, []string{"typedcorev1", "kubernetestypedcorev1"}, pathNames("k8s.io/client-go/kubernetes/typed/core/v1", "v1")[1:3])
+	assert.Equal(t, []string{"xfoo"}, pathNames("x/foo/foo", "foo"), "a parent named like the package adds nothing")
+	assert.Empty(t, pathNames("context", "context"))
+}
+
+func TestCanImport(t *testing.T) {
+	assert.True(t, canImport("example.com/a", "example.com/a/internal/x"))
+	assert.True(t, canImport("example.com/a/b", "example.com/a/internal"))
+	assert.False(t, canImport("example.com/b", "example.com/a/internal/x"))
+	assert.False(t, canImport("example.com/ab", "example.com/a/internal/x"))
+	assert.False(t, canImport("example.com/a", "internal/poll"))
+	assert.True(t, canImport("net", "internal/poll"))
+	assert.True(t, canImport("example.com/a", "example.com/internalx"))
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"50%": 50, "1%": 1, "100%": 100, "12.5%": 12.5} {
+		got, ok := parseRate(in)
+		assert.True(t, ok, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"0%", "0.5%", "101%", "50", "%", "x%", "-5%"} {
+		_, ok := parseRate(in)
+		assert.False(t, ok, in)
+	}
+}
+
+func TestParseDirective(t *testing.T) {
+	c := &ast.Comment{Slash: 1, Text: `//purgatory:circuit name="a b \"c\"" exclude=A, B,C skip=X`}
+	d, ok := parseDirective(c)
+	require.True(t, ok)
+	assert.Equal(t, "circuit", d.kind)
+	assert.Empty(t, d.bad)
+	require.Len(t, d.args, 3)
+	assert.Equal(t, `a b "c"`, d.args[0].value)
+	var items []string
+	for _, it := range d.args[1].items {
+		items = append(items, it.text)
+		assert.Equal(t, it.text, c.Text[it.pos-1:int(it.pos)-1+len(it.text)], "the position of %s", it.text)
+	}
+	assert.Equal(t, []string{"A", "B", "C"}, items)
+	assert.Equal(t, "X", d.args[2].value)
+
+	_, ok = parseDirective(&ast.Comment{Text: "// purgatory:circuit"})
+	assert.False(t, ok)
+}
+
+func TestIsEmptyContent(t *testing.T) {
+	assert.True(t, isEmptyContent(emptyFile("x")))
+	assert.False(t, isEmptyContent(append(emptyFile("x"), "\nvar _ = 1\n"...)))
+	assert.False(t, isEmptyContent([]byte("package x\n")))
 }
 
 func TestArticle(t *testing.T) {
 	for word, want := range map[string]string{
 		"APICircuit": "an", "OrdersCircuit": "an", "UsersCircuit": "a", "UnitCircuit": "a",
 		"URLCircuit": "a", "UpdaterCircuit": "an", "PaymentClient": "a", "": "a",
+		"S3": "an", "S3API": "an", "HTTPClient": "an", "FS": "an", "KVStore": "a", "équipe": "an", "服务": "a",
 	} {
 		assert.Equal(t, want, article(word), word)
 	}

@@ -1,7 +1,6 @@
 package generator
 
 import (
-	"fmt"
 	"go/ast"
 	"go/token"
 	"path/filepath"
@@ -25,9 +24,10 @@ type loaded struct {
 }
 
 // loadMode is what the generator needs: syntax and types of the target
-// packages, export data for their dependencies.
+// packages, export data for their dependencies, and the go command's
+// errors about their imports (a missing module).
 const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
-	packages.NeedTypes | packages.NeedTypesInfo
+	packages.NeedTypes | packages.NeedTypesInfo | packages.NeedImports
 
 // load loads the packages of cfg with go/packages. _test.go files are not
 // loaded. It fails only when the go command does; problems in the packages
@@ -85,7 +85,24 @@ func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 				genPath = name
 			}
 		}
+		// The go command says why an import failed ("no required module
+		// provides package ...; to add it: go get ..."); the type checker
+		// only that it could not import it.
+		importErrs := map[string]string{}
+		for path, ip := range p.Imports {
+			for _, e := range ip.Errors {
+				if e.Kind == packages.ListError {
+					importErrs[path] = e.Msg
+					break
+				}
+			}
+		}
 		for _, e := range p.Errors {
+			if rest, ok := strings.CutPrefix(e.Msg, "could not import "); ok {
+				if path, _, _ := strings.Cut(rest, " "); importErrs[path] != "" {
+					e.Msg = importErrs[path]
+				}
+			}
 			if e.Kind == packages.ListError && strings.HasPrefix(e.Msg, "# ") {
 				// The compiler's output when go list -export builds the
 				// package: the type checker reports the same errors, and
@@ -153,16 +170,4 @@ func parsePos(s string) token.Position {
 	}
 	p.Filename = rest
 	return p
-}
-
-// position returns the position of pos, with the file name relative to dir.
-func position(fset *token.FileSet, dir string, pos token.Pos) token.Position {
-	p := fset.Position(pos)
-	p.Filename = relPath(dir, p.Filename)
-	return p
-}
-
-// errorf returns an Error at pos.
-func errorf(fset *token.FileSet, dir string, pos token.Pos, format string, args ...any) *Error {
-	return &Error{Pos: position(fset, dir, pos), Msg: fmt.Sprintf(format, args...)}
 }

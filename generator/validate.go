@@ -6,157 +6,47 @@ import (
 	"go/token"
 	"go/types"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
-	"time"
 )
-
-// model is what emit needs to write one package's file.
-type model struct {
-	pkg    *types.Package
-	ifaces []*ifaceModel
-	// taken are the package-scope names of the package (those of the old
-	// generated file excepted): import names must not clash with them.
-	taken map[string]bool
-}
-
-// ifaceModel is one annotated interface.
-type ifaceModel struct {
-	obj      *types.TypeName
-	methods  []*methodModel
-	circuits []*circuit // distinct circuits its methods use, in first-use order
-}
-
-// name returns the interface's name.
-func (m *ifaceModel) name() string { return m.obj.Name() }
-
-// typeParams returns the interface's type parameters, if it is generic.
-func (m *ifaceModel) typeParams() *types.TypeParamList {
-	if n, ok := types.Unalias(m.obj.Type()).(*types.Named); ok && m.obj.Type() == n {
-		return n.TypeParams()
-	}
-	return nil
-}
-
-// methodModel is one method of the wrapper.
-type methodModel struct {
-	fn      *types.Func
-	sig     *types.Signature
-	circuit *circuit // nil when forwarded
-	skipped bool     // forwarded because of //purgatory:skip (else: no error result)
-}
-
-// excludeKind says how an exclude entry matches errors.
-type excludeKind uint8
-
-const (
-	exVar  excludeKind = iota // an error variable: purgatory.Is(v)
-	exType                    // an error type: purgatory.As[T]()
-	exPred                    // a func(error) bool: used as is
-)
-
-// exclude is one resolved exclude entry.
-type exclude struct {
-	kind excludeKind
-	pkg  *types.Package // nil for the universe
-	name string
-	ptr  bool   // exType only: *T
-	text string // as written in the annotation
-}
-
-// key identifies the entry whatever its spelling.
-func (e exclude) key() string {
-	k := e.name
-	if e.pkg != nil {
-		k = e.pkg.Path() + "." + k
-	}
-	if e.ptr {
-		k = "*" + k
-	}
-	return k
-}
-
-// settings are what a //purgatory:circuit annotation configures. Zero
-// numbers leave the factory's default.
-type settings struct {
-	name      string
-	threshold int
-	ttl       time.Duration
-	trials    int
-	excludes  []exclude
-}
-
-// equal reports whether a and b configure the same breaker.
-func (s *settings) equal(o *settings) bool {
-	if s.name != o.name || s.threshold != o.threshold || s.ttl != o.ttl || s.trials != o.trials {
-		return false
-	}
-	return slices.Equal(s.excludeKeys(), o.excludeKeys())
-}
-
-func (s *settings) excludeKeys() []string {
-	var ks []string
-	for _, e := range s.excludes {
-		ks = append(ks, e.key())
-	}
-	sort.Strings(ks)
-	return slices.Compact(ks)
-}
-
-// String gives the settings as an annotation would write them.
-func (s *settings) String() string {
-	var parts []string
-	if s.threshold > 0 {
-		parts = append(parts, keyThreshold+"="+strconv.Itoa(s.threshold))
-	}
-	if s.ttl > 0 {
-		parts = append(parts, keyTTL+"="+s.ttl.String())
-	}
-	if s.trials > 0 {
-		parts = append(parts, keyTrials+"="+strconv.Itoa(s.trials))
-	}
-	if len(s.excludes) > 0 {
-		var ex []string
-		for _, e := range s.excludes {
-			ex = append(ex, e.text)
-		}
-		parts = append(parts, keyExclude+"="+strings.Join(ex, ","))
-	}
-	if len(parts) == 0 {
-		return "the factory's defaults"
-	}
-	return strings.Join(parts, " ")
-}
-
-// circuit is one circuit name used in the package.
-type circuit struct {
-	settings
-	pos token.Position // of the annotation that declared it first
-}
 
 // validator checks the annotations of one package and builds its model.
 type validator struct {
 	l        *loaded
+	cfg      Config
 	fset     *token.FileSet
 	dir      string
 	errs     ErrorList
+	warns    ErrorList
 	circuits map[string]*circuit
-	// generated are the names the file declares (FooCircuit, NewFooCircuit).
-	generated map[string]bool
+	// generated are the names the output file declares (FooCircuit,
+	// NewFooCircuit), each with the interface it is generated for.
+	generated map[string]*types.TypeName
+	// intended are names of wrappers the user evidently wants (annotated
+	// interfaces, with a mistake or not): "undefined: NewFooCircuit" is
+	// then not worth reporting.
+	intended map[string]bool
+	// deps are the packages the package depends on, by path, with those
+	// loaded for exclude entries (see dependencies and importPackage).
+	deps map[string]*types.Package
 }
 
 func (v *validator) errorf(pos token.Pos, format string, args ...any) {
 	v.errs = append(v.errs, errorf(v.fset, v.dir, pos, format, args...))
 }
 
-// validate checks the annotations of l and returns its model; found
-// collects the names of the interfaces seen (for -type).
-func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) {
+func (v *validator) warnf(pos token.Pos, format string, args ...any) {
+	v.warns = append(v.warns, errorf(v.fset, v.dir, pos, format, args...))
+}
+
+// validate checks the annotations of l and returns its model, its errors
+// and its warnings; found collects the names of the interfaces seen (for
+// -type).
+func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, ErrorList) {
 	if l.pkg.Types == nil || l.pkg.TypesInfo == nil || len(l.pkg.Syntax) == 0 {
-		return nil, l.errs
+		return nil, l.errs, nil
 	}
-	v := &validator{l: l, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{}, generated: map[string]bool{}}
+	v := &validator{l: l, cfg: cfg, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{},
+		generated: map[string]*types.TypeName{}, intended: map[string]bool{}}
 	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
 	genNames := map[string]bool{}
 	if l.gen != nil {
@@ -176,11 +66,12 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 		if f == l.gen {
 			continue
 		}
+		misses := nearMisses(f)
 		all := map[*ast.Comment]*directive{}
 		for _, d := range directives(f.Comments...) {
 			all[d.comment] = d
 		}
-		if len(all) == 0 {
+		if len(all) == 0 && len(misses) == 0 {
 			continue
 		}
 		used := func(ds []*directive) []*directive {
@@ -201,6 +92,10 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					docs = append(docs, gd.Doc)
 				}
 				ds := used(directives(docs...))
+				if len(ds) > 0 || hasNearMiss(misses, docs...) {
+					wrapper, ctor := wrapperNames(ts.Name.Name)
+					v.intended[wrapper], v.intended[ctor] = true, true
+				}
 				var methodDirs map[string][]*directive
 				if it, ok := ts.Type.(*ast.InterfaceType); ok {
 					methodDirs = v.methodDirectives(it, used)
@@ -215,6 +110,10 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 				if d == nil {
 					continue
 				}
+				if ts.Name.Name == "_" {
+					v.errorf(d.pos, "//purgatory:circuit on the blank type _, which code cannot name; give the interface a name")
+					continue
+				}
 				obj, _ := l.pkg.TypesInfo.Defs[ts.Name].(*types.TypeName)
 				if obj == nil {
 					continue
@@ -223,19 +122,11 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 					v.errorf(d.pos, "//purgatory:circuit on %s, which is not an interface type; annotate the interface that your code calls", ts.Name.Name)
 					continue
 				}
-				wrapper, ctor := wrapperNames(obj.Name())
-				for _, gen := range []string{wrapper, ctor} {
-					if m.taken[gen] {
-						other := m.pkg.Scope().Lookup(gen)
-						v.errorf(d.pos, "cannot generate %s: it is already declared at %s", gen, position(v.fset, v.dir, other.Pos()))
-					}
-				}
 				found[obj.Name()] = true
-				v.generated[wrapper] = true
-				v.generated[ctor] = true
 				if !want(obj.Name()) {
-					continue
+					continue // -type leaves it out: nothing of it is checked
 				}
+				v.claimNames(m, obj, d)
 				if im := v.iface(f, ts, obj, d, methodDirs); im != nil {
 					m.ifaces = append(m.ifaces, im)
 				}
@@ -248,11 +139,53 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList) 
 				v.unknownDirective(d)
 			}
 		}
+		for c, kind := range misses {
+			if kind == "" {
+				kind = dirCircuit
+			}
+			v.errorf(c.Slash, "this comment is not read as a directive: write //purgatory:%s, with no space after // (the go tool's rule for directives)", kind)
+		}
 	}
-	if errs := typeErrors(l.errs, v.generated); len(errs) > 0 {
-		return nil, errs
+	errs := append(typeErrors(l.errs, v.intended), v.errs...)
+	if len(errs) > 0 {
+		return nil, errs, nil
 	}
-	return m, v.errs
+	return m, nil, v.warns
+}
+
+// hasNearMiss reports whether one of the comment groups holds a near miss.
+func hasNearMiss(misses map[*ast.Comment]string, groups ...*ast.CommentGroup) bool {
+	for _, g := range groups {
+		if g == nil {
+			continue
+		}
+		for _, c := range g.List {
+			if _, ok := misses[c]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// claimNames takes the names of obj's wrapper and constructor, reporting a
+// clash with a declaration of the package or with a name generated for
+// another interface (Foo and NewFoo both want NewFooCircuit).
+func (v *validator) claimNames(m *model, obj *types.TypeName, d *directive) {
+	wrapper, ctor := wrapperNames(obj.Name())
+	for _, gen := range []string{wrapper, ctor} {
+		if m.taken[gen] {
+			other := m.pkg.Scope().Lookup(gen)
+			v.errorf(d.pos, "cannot generate %s: it is already declared at %s; rename one of them", gen, position(v.fset, v.dir, other.Pos()))
+			continue
+		}
+		if other, ok := v.generated[gen]; ok {
+			v.errorf(d.pos, "cannot generate %s for %s: it is also generated for %s (at %s); rename one of the interfaces, or generate them into different files with -type and -o",
+				gen, obj.Name(), other.Name(), position(v.fset, v.dir, other.Pos()))
+			continue
+		}
+		v.generated[gen] = obj
+	}
 }
 
 // typeErrors drops from errs those that only say that a name this run
@@ -345,16 +278,14 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	scope := v.l.pkg.TypesInfo.Scopes[f]
 	base := &settings{name: v.l.pkg.Types.Name() + "." + obj.Name()}
 	nerr := len(v.errs)
-	top := v.settings(d, scope, base)
+	top, skips := v.settings(d, scope, base, true)
 	// With a bad interface annotation the methods are still checked, but
 	// no circuit is registered (it could only report spurious clashes).
 	topBad := len(v.errs) > nerr
-	var topCircuit *circuit
 	if !topBad {
 		// Declared even when no method uses it, so that contradicting
 		// annotations are reported.
-		topCircuit = v.register(top, d.pos)
-		topBad = topCircuit == nil
+		topBad = v.register(top, d.pos) == nil
 	}
 	it := obj.Type().Underlying().(*types.Interface)
 	if !it.IsMethodSet() {
@@ -362,32 +293,23 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 		return nil
 	}
 	im := &ifaceModel{obj: obj}
-	// Explicit methods in source order, then the embedded ones by name.
-	var order []*types.Func
-	seen := map[string]bool{}
-	if itAST, ok := ts.Type.(*ast.InterfaceType); ok {
-		for _, field := range itAST.Methods.List {
-			if len(field.Names) == 0 {
-				continue
-			}
-			if i, fn := lookupMethod(it, field.Names[0].Name); i >= 0 {
-				order = append(order, fn)
-				seen[fn.Name()] = true
-			}
-		}
-	}
-	var rest []*types.Func
-	for i := range it.NumMethods() {
-		if fn := it.Method(i); !seen[fn.Name()] {
-			rest = append(rest, fn)
-		}
-	}
-	sort.Slice(rest, func(i, j int) bool { return rest[i].Name() < rest[j].Name() })
-	order = append(order, rest...)
+	order := methodOrder(ts, it)
 	for name, ds := range methodDirs {
 		if i, _ := lookupMethod(it, name); i < 0 {
 			v.errorf(ds[0].pos, "method %s is not in the method set of %s", name, obj.Name())
 		}
+	}
+	skipped := map[string]item{}
+	for _, s := range skips {
+		if i, _ := lookupMethod(it, s.text); i < 0 {
+			msg := fmt.Sprintf("skip %s: %s has no method %s", s.text, obj.Name(), s.text)
+			if sug := suggest(s.text, methodNames(it)); sug != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", sug)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, s.pos, "%s", msg))
+			continue
+		}
+		skipped[s.text] = s
 	}
 	for _, fn := range order {
 		if !fn.Exported() && fn.Pkg() != v.l.pkg.Types {
@@ -399,23 +321,22 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 			continue
 		}
 		sig := fn.Type().(*types.Signature)
-		if what := unexportedIn(sig, v.l.pkg.Types); what != "" {
-			v.errorf(ts.Name.Pos(), "method %s of %s uses %s, which is not exported by its package", fn.Name(), obj.Name(), what)
+		if what := unreachableIn(sig, v.l.pkg.Types); what != "" {
+			v.errorf(ts.Name.Pos(), "method %s of %s uses %s", fn.Name(), obj.Name(), what)
 			continue
 		}
-		mm := &methodModel{fn: fn, sig: sig}
-		hasErr := returnsError(sig)
-		var cd *directive
+		mm := &methodModel{fn: fn, sig: sig, ctx: contextOf(sig)}
+		var cd, sd *directive
 		for _, x := range methodDirs[fn.Name()] {
 			switch x.kind {
 			case dirSkip:
 				if len(x.args) > 0 || len(x.bad) > 0 {
 					v.errorf(x.pos, "//purgatory:skip takes no arguments")
 				}
-				if mm.skipped {
+				if sd != nil {
 					v.errorf(x.pos, "duplicate //purgatory:skip")
 				}
-				mm.skipped = true
+				sd = x
 			case dirCircuit:
 				if cd != nil {
 					v.errorf(x.pos, "duplicate //purgatory:circuit (the first is at %s)", position(v.fset, v.dir, cd.pos))
@@ -426,21 +347,38 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 				v.unknownDirective(x)
 			}
 		}
-		if mm.skipped && cd != nil {
+		sk, inSkip := skipped[fn.Name()]
+		switch {
+		case sd != nil && cd != nil:
 			v.errorf(cd.pos, "method %s has both //purgatory:skip and //purgatory:circuit", fn.Name())
 			continue
+		case inSkip && cd != nil:
+			v.errorf(cd.pos, "method %s has //purgatory:circuit but is in the skip list at %s; remove one of them", fn.Name(), position(v.fset, v.dir, sk.pos))
+			continue
+		case sd != nil:
+			mm.forward = forwardSkip
+		case inSkip:
+			mm.forward = forwardSkipKey
+		case !returnsError(sig):
+			mm.forward = forwardNoError
+			if concreteError(sig) {
+				mm.forward = forwardConcreteError
+			}
+		case isClose(fn) && cd == nil:
+			mm.forward = forwardClose
 		}
-		if cd != nil && !hasErr {
+		if cd != nil && (mm.forward == forwardNoError || mm.forward == forwardConcreteError) {
 			v.errorf(cd.pos, "method %s has no error result for its circuit to count; remove //purgatory:circuit or use //purgatory:skip", fn.Name())
 			continue
 		}
-		if !mm.skipped && hasErr {
+		if mm.forward == guarded {
 			s, pos := top, d.pos
 			if cd != nil {
 				inherit := *top
 				inherit.name = top.name + "." + fn.Name()
 				nerr := len(v.errs)
-				s, pos = v.settings(cd, scope, &inherit), cd.pos
+				s, _ = v.settings(cd, scope, &inherit, false)
+				pos = cd.pos
 				if len(v.errs) > nerr {
 					continue
 				}
@@ -461,318 +399,8 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 	if topBad {
 		return nil
 	}
+	if len(v.errs) == nerr {
+		v.reportUnguarded(ts, d, im)
+	}
 	return im
-}
-
-// lookupMethod finds the method called name in it.
-func lookupMethod(it *types.Interface, name string) (int, *types.Func) {
-	for i := range it.NumMethods() {
-		if fn := it.Method(i); fn.Name() == name {
-			return i, fn
-		}
-	}
-	return -1, nil
-}
-
-// returnsError reports whether the last result of sig is error.
-func returnsError(sig *types.Signature) bool {
-	r := sig.Results()
-	return r.Len() > 0 && types.Identical(r.At(r.Len()-1).Type(), errorType)
-}
-
-var errorType = types.Universe.Lookup("error").Type()
-
-// register returns the package's circuit called s.name, creating it, or
-// reports a clash when it exists with other settings.
-func (v *validator) register(s *settings, pos token.Pos) *circuit {
-	if c, ok := v.circuits[s.name]; ok {
-		if !c.equal(s) {
-			v.errorf(pos, "circuit %q is declared here with %s but at %s with %s", s.name, s, c.pos, &c.settings)
-			return nil
-		}
-		return c
-	}
-	c := &circuit{settings: *s, pos: position(v.fset, v.dir, pos)}
-	v.circuits[s.name] = c
-	return c
-}
-
-// settings parses a //purgatory:circuit directive on top of inherit.
-func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings) *settings {
-	s := *inherit
-	s.excludes = slices.Clone(inherit.excludes)
-	for _, b := range d.bad {
-		v.errorf(b.pos, "expected key=value, got %q", b.text)
-	}
-	seen := map[string]token.Pos{}
-	for _, a := range d.args {
-		if !slices.Contains(keys, a.key) {
-			msg := fmt.Sprintf("unknown key %q", a.key)
-			if sug := suggest(a.key, keys); sug != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", sug)
-			} else {
-				msg += " (the keys are " + strings.Join(keys, ", ") + ")"
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, a.keyPos, "%s", msg))
-			continue
-		}
-		if first, dup := seen[a.key]; dup {
-			v.errorf(a.keyPos, "duplicate key %q (the first is at %s)", a.key, position(v.fset, v.dir, first))
-			continue
-		}
-		seen[a.key] = a.keyPos
-		switch a.key {
-		case keyName:
-			if a.value == "" {
-				v.errorf(a.valPos, "bad value for name: empty")
-				continue
-			}
-			s.name = a.value
-		case keyThreshold, keyTrials:
-			n, err := strconv.Atoi(a.value)
-			if err != nil || n < 1 {
-				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
-				continue
-			}
-			if a.key == keyThreshold {
-				s.threshold = n
-			} else {
-				s.trials = n
-			}
-		case keyTTL:
-			ttl, err := time.ParseDuration(a.value)
-			if err != nil || ttl <= 0 {
-				v.errorf(a.valPos, "bad value for ttl: %q is not a duration > 0 such as 30s or 1m30s", a.value)
-				continue
-			}
-			s.ttl = ttl
-		case keyExclude:
-			s.excludes = nil
-			for _, it := range a.items() {
-				if e, ok := v.resolveExclude(it, scope); ok {
-					s.excludes = append(s.excludes, e)
-				}
-			}
-		}
-	}
-	return &s
-}
-
-// resolveExclude resolves one exclude entry in the scope of the file that
-// declares the interface.
-func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) {
-	text := it.text
-	e := exclude{text: text}
-	if text == "" {
-		v.errorf(it.pos, "bad value for exclude: empty entry")
-		return e, false
-	}
-	if strings.HasPrefix(text, "*") {
-		e.ptr = true
-		text = text[1:]
-	}
-	var obj types.Object
-	if q, name, ok := strings.Cut(text, "."); ok {
-		pn, _ := scope.Lookup(q).(*types.PkgName)
-		if pn == nil {
-			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, q)
-			if s := suggest(q, importNames(scope)); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
-			return e, false
-		}
-		obj = pn.Imported().Scope().Lookup(name)
-		if obj == nil || !obj.Exported() {
-			msg := fmt.Sprintf("exclude %s: undefined: %s.%s", it.text, q, name)
-			if s := suggest(name, exportedNames(pn.Imported().Scope())); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s.%s?)", q, s)
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
-			return e, false
-		}
-	} else {
-		_, obj = scope.LookupParent(text, token.NoPos)
-		if obj == nil {
-			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, text)
-			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			} else {
-				msg += "; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports"
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
-			return e, false
-		}
-	}
-	e.pkg, e.name = obj.Pkg(), obj.Name()
-	want := "an error variable, an error type or a func(error) bool"
-	if _, ok := obj.(*types.PkgName); ok {
-		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
-		return e, false
-	}
-	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
-		v.errorf(it.pos, "exclude %s: not a package-level declaration", it.text)
-		return e, false
-	}
-	switch obj := obj.(type) {
-	case *types.TypeName:
-		t := obj.Type()
-		if n, ok := t.(*types.Named); ok && n.TypeParams().Len() > 0 {
-			v.errorf(it.pos, "exclude %s: generic type %s needs type arguments; use a func(error) bool instead", it.text, obj.Name())
-			return e, false
-		}
-		if _, ok := t.Underlying().(*types.Interface); ok && !e.ptr {
-			if types.Implements(t, errorType.Underlying().(*types.Interface)) {
-				e.kind = exType
-				return e, true
-			}
-		}
-		if e.ptr {
-			t = types.NewPointer(t)
-		}
-		if !types.Implements(t, errorType.Underlying().(*types.Interface)) {
-			hint := ""
-			if !e.ptr && types.Implements(types.NewPointer(t), errorType.Underlying().(*types.Interface)) {
-				hint = fmt.Sprintf(" (did you mean *%s?)", text)
-			}
-			v.errorf(it.pos, "exclude %s: type %s does not implement error%s", it.text, it.text, hint)
-			return e, false
-		}
-		e.kind = exType
-		return e, true
-	case *types.Var:
-		if e.ptr {
-			v.errorf(it.pos, "exclude %s: %s is a variable, not a type", it.text, text)
-			return e, false
-		}
-		if isPredicate(obj.Type()) {
-			e.kind = exPred
-			return e, true
-		}
-		if !types.Implements(obj.Type(), errorType.Underlying().(*types.Interface)) {
-			v.errorf(it.pos, "exclude %s: variable of type %s is not an error", it.text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
-			return e, false
-		}
-		e.kind = exVar
-		return e, true
-	case *types.Func:
-		if e.ptr || !isPredicate(obj.Type()) {
-			v.errorf(it.pos, "exclude %s: func %s has type %s, not func(error) bool", it.text, text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
-			return e, false
-		}
-		e.kind = exPred
-		return e, true
-	case *types.Const:
-		v.errorf(it.pos, "exclude %s: %s is a constant, not %s", it.text, text, want)
-	default:
-		v.errorf(it.pos, "exclude %s: %s is not %s", it.text, text, want)
-	}
-	return e, false
-}
-
-// isPredicate reports whether t is func(error) bool.
-func isPredicate(t types.Type) bool {
-	sig, ok := t.Underlying().(*types.Signature)
-	return ok && sig.TypeParams().Len() == 0 && !sig.Variadic() &&
-		sig.Params().Len() == 1 && types.Identical(sig.Params().At(0).Type(), errorType) &&
-		sig.Results().Len() == 1 && types.Identical(sig.Results().At(0).Type(), types.Typ[types.Bool])
-}
-
-// importNames returns the package names a file scope declares.
-func importNames(scope *types.Scope) []string {
-	var out []string
-	for _, n := range scope.Names() {
-		if _, ok := scope.Lookup(n).(*types.PkgName); ok {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// exportedNames returns the exported names of a package scope.
-func exportedNames(scope *types.Scope) []string {
-	var out []string
-	for _, n := range scope.Names() {
-		if token.IsExported(n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// unexportedIn returns the first type in sig that code outside its package
-// cannot name, or "".
-func unexportedIn(sig *types.Signature, local *types.Package) string {
-	found := ""
-	foreign := func(pkg *types.Package) bool { return pkg != nil && pkg != local }
-	walkTypes(sig, func(t types.Type) bool {
-		if found != "" {
-			return false
-		}
-		var obj *types.TypeName
-		switch t := t.(type) {
-		case *types.Named:
-			obj = t.Obj()
-		case *types.Alias:
-			obj = t.Obj()
-		case *types.Struct:
-			for f := range t.Fields() {
-				if !f.Exported() && foreign(f.Pkg()) {
-					found = "an unexported struct field of " + f.Pkg().Path()
-					return false
-				}
-			}
-		case *types.Interface:
-			for m := range t.ExplicitMethods() {
-				if !m.Exported() && foreign(m.Pkg()) {
-					found = "an unexported method of " + m.Pkg().Path()
-					return false
-				}
-			}
-		}
-		if obj != nil && foreign(obj.Pkg()) && !obj.Exported() {
-			found = obj.Pkg().Path() + "." + obj.Name()
-			return false
-		}
-		return true
-	})
-	return found
-}
-
-// suggest returns the candidate nearest to s when it is near enough to be
-// a likely typo, or "".
-func suggest(s string, candidates []string) string {
-	best, bestD := "", 0
-	for _, c := range candidates {
-		d := distance(strings.ToLower(s), strings.ToLower(c))
-		if best == "" || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := max(1, min(3, len(s)/3))
-	if best == "" || bestD > limit {
-		return ""
-	}
-	return best
-}
-
-// distance is the Levenshtein edit distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -18,6 +18,14 @@
 //	             regenerating would change them
 //	-version     print the version and exit
 //
+// Warnings (methods of an annotated interface forwarded without a breaker
+// because they have no error result) go to standard error as
+// "file:line:col: warning: message" and do not change the exit status.
+//
+// Under go generate ($GOFILE set), a package whose last annotation was
+// removed keeps an empty generated file (header and package clause) instead
+// of losing it: go generate may be about to read it.
+//
 // Exit status: 0 on success, 1 when the packages or their annotations have
 // errors (reported as file:line:col: message; nothing is written) or when
 // -check finds stale files, 2 on a usage error.
@@ -66,7 +74,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	cfg := generator.Config{Patterns: fs.Args(), Output: *output, Types: splitList(*typeList), Tags: splitList(*tags)}
+	cfg := generator.Config{
+		Patterns: fs.Args(), Output: *output, Types: splitList(*typeList), Tags: splitList(*tags),
+		// Under go generate, a package's last annotation going must not
+		// remove a file that go generate is about to read.
+		KeepEmpty: os.Getenv("GOFILE") != "",
+		Warn:      func(w *generator.Error) { fmt.Fprintf(stderr, "%s: warning: %s\n", locus(w), w.Msg) },
+	}
 	if *check {
 		stale, err := generator.Check(cfg)
 		if err != nil {
@@ -91,6 +105,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// locus returns the "file:line:col" of e.
+func locus(e *generator.Error) string {
+	s := e.Error()
+	return strings.TrimSuffix(s[:len(s)-len(e.Msg)], ": ")
 }
 
 // splitList splits a comma-separated flag value, dropping empty entries.

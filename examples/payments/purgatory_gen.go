@@ -4,8 +4,9 @@ package main
 
 import (
 	"context"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // PaymentClientCircuit wraps a PaymentClient with circuit breakers:
@@ -21,7 +22,7 @@ type PaymentClientCircuit struct {
 	payments *purgatory.Breaker
 }
 
-var _ PaymentClient = (*PaymentClientCircuit)(nil)
+var _ PaymentClient = (*PaymentClientCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewPaymentClientCircuit returns a PaymentClientCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first

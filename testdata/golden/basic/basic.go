@@ -48,7 +48,7 @@ type PaymentClient interface {
 	//purgatory:circuit name=payments-refund threshold=2
 	Refund(ctx context.Context, id string) error
 
-	// Status has no context: the wrapper uses context.Background().
+	// Status has no context: the wrapper passes nil (none is known).
 	Status(id string) (string, int, bool, error)
 
 	//purgatory:skip

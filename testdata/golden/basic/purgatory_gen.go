@@ -5,8 +5,9 @@ package basic
 import (
 	"context"
 	"database/sql"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // PaymentClientCircuit wraps a PaymentClient with circuit breakers:
@@ -27,7 +28,7 @@ type PaymentClientCircuit struct {
 	paymentsRefund *purgatory.Breaker
 }
 
-var _ PaymentClient = (*PaymentClientCircuit)(nil)
+var _ PaymentClient = (*PaymentClientCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewPaymentClientCircuit returns a PaymentClientCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -115,7 +116,7 @@ func (c *PaymentClientCircuit) Refund(ctx context.Context, id string) error {
 
 // Status calls the inner PaymentClient through circuit "payments".
 func (c *PaymentClientCircuit) Status(id string) (string, int, bool, error) {
-	t, err := c.payments.Allow(context.Background())
+	t, err := c.payments.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Status(id)
@@ -125,12 +126,12 @@ func (c *PaymentClientCircuit) Status(id string) (string, int, bool, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.payments.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.payments.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1, r2, r3 := c.inner.Status(id)
 	done = true
-	c.payments.Done(context.Background(), t, r3)
+	c.payments.Done(nil, t, r3)
 	return r0, r1, r2, r3
 }
 

@@ -4,6 +4,7 @@ package buildtags
 
 import (
 	"context"
+
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
@@ -19,7 +20,7 @@ type AlwaysCircuit struct {
 	buildtagsAlways *purgatory.Breaker
 }
 
-var _ Always = (*AlwaysCircuit)(nil)
+var _ Always = (*AlwaysCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewAlwaysCircuit returns an AlwaysCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first

@@ -1,7 +1,7 @@
-// Package edge covers corner cases: an unexported interface, an empty one,
-// one whose methods are all forwarded, methods named like the wrapper's
-// fields, circuit names that are not identifiers, and results whose zero
-// value needs a variable.
+// Package edge covers corner cases: unexported interfaces (with non-ASCII
+// names too), methods named like the wrapper's fields, circuit names that
+// are not identifiers, results whose zero value needs a variable, and an
+// interface large enough for the wrapper's doc to summarise it.
 package edge
 
 import "context"
@@ -23,22 +23,50 @@ type store interface {
 // Handler is a named func type: its zero value is nil.
 type Handler func(ctx context.Context) error
 
-// Nothing has no methods.
+// 服务 is unexported with a name that starts with a rune of several bytes:
+// its constructor is new服务Circuit.
 //
 //purgatory:circuit
-type Nothing interface{}
+type 服务 interface {
+	Call(ctx context.Context) error
+}
 
-// Forwarded has no guarded method: the constructor needs no factory.
+// équipe is unexported and starts with a lower-case non-ASCII letter: its
+// constructor is newÉquipeCircuit.
 //
 //purgatory:circuit
-type Forwarded interface {
-	Name() string
+type équipe interface {
+	Join(ctx context.Context, who string) error
+}
 
-	//purgatory:skip
+// S3 is an initialism ("an S3") with more methods than the wrapper's doc
+// lists one by one.
+//
+//purgatory:circuit name=s3 skip=Region
+type S3 interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, b []byte) error
+	Delete(ctx context.Context, key string) error
+	Head(ctx context.Context, key string) (int64, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+	Copy(ctx context.Context, from, to string) error
+	Move(ctx context.Context, from, to string) error
+	Tag(ctx context.Context, key string, tags map[string]string) error
+	Untag(ctx context.Context, key string) error
+	Lock(ctx context.Context, key string) error
+	Unlock(ctx context.Context, key string) error
+
+	//purgatory:circuit name=s3-multipart
+	Upload(ctx context.Context, key string, parts [][]byte) error
+
+	Region() string
+	Bucket() string
 	Close() error
 }
 
 var (
 	_ = newStoreCircuit
 	_ store
+	_ = new服务Circuit
+	_ = newÉquipeCircuit
 )

@@ -4,6 +4,7 @@ package edge
 
 import (
 	"context"
+
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
@@ -24,7 +25,7 @@ type storeCircuit struct {
 	storeGetV2Circuit *purgatory.Breaker
 }
 
-var _ store = (*storeCircuit)(nil)
+var _ store = (*storeCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // newStoreCircuit returns a storeCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -51,7 +52,7 @@ func (c *storeCircuit) WithFallback(fb store) *storeCircuit {
 
 // inner calls the inner store through circuit "default".
 func (c *storeCircuit) inner() error {
-	t, err := c.defaultCircuit.Allow(context.Background())
+	t, err := c.defaultCircuit.Allow(nil)
 	if err != nil {
 		if fb := c.fallback2; fb != nil {
 			return fb.inner()
@@ -61,12 +62,12 @@ func (c *storeCircuit) inner() error {
 	done := false
 	defer func() {
 		if !done {
-			c.defaultCircuit.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.defaultCircuit.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner2.inner()
 	done = true
-	c.defaultCircuit.Done(context.Background(), t, r0)
+	c.defaultCircuit.Done(nil, t, r0)
 	return r0
 }
 
@@ -94,7 +95,7 @@ func (c *storeCircuit) fallback(ctx context.Context) ([4]byte, error) {
 
 // Default calls the inner store through circuit "2fa".
 func (c *storeCircuit) Default() (func(), error) {
-	t, err := c.c2fa.Allow(context.Background())
+	t, err := c.c2fa.Allow(nil)
 	if err != nil {
 		if fb := c.fallback2; fb != nil {
 			return fb.Default()
@@ -104,18 +105,18 @@ func (c *storeCircuit) Default() (func(), error) {
 	done := false
 	defer func() {
 		if !done {
-			c.c2fa.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.c2fa.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner2.Default()
 	done = true
-	c.c2fa.Done(context.Background(), t, r1)
+	c.c2fa.Done(nil, t, r1)
 	return r0, r1
 }
 
 // storeGetV2 calls the inner store through circuit "store/get.v2".
 func (c *storeCircuit) storeGetV2() (Handler, error) {
-	t, err := c.storeGetV2Circuit.Allow(context.Background())
+	t, err := c.storeGetV2Circuit.Allow(nil)
 	if err != nil {
 		if fb := c.fallback2; fb != nil {
 			return fb.storeGetV2()
@@ -125,73 +126,431 @@ func (c *storeCircuit) storeGetV2() (Handler, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.storeGetV2Circuit.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.storeGetV2Circuit.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner2.storeGetV2()
 	done = true
-	c.storeGetV2Circuit.Done(context.Background(), t, r1)
+	c.storeGetV2Circuit.Done(nil, t, r1)
 	return r0, r1
 }
 
-// NothingCircuit wraps a Nothing, which has no methods.
-type NothingCircuit struct {
-	inner    Nothing
-	fallback Nothing
+// 服务Circuit wraps a 服务 with circuit breakers:
+//   - Call: circuit "edge.服务"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type 服务Circuit struct {
+	inner    服务
+	fallback 服务
+	edge     *purgatory.Breaker
 }
 
-var _ Nothing = (*NothingCircuit)(nil)
+var _ 服务 = (*服务Circuit)(nil) // purgatorygen: if this fails, run go generate
 
-// NewNothingCircuit returns a NothingCircuit that calls inner through the
+// new服务Circuit returns a 服务Circuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
-func NewNothingCircuit(inner Nothing, factory *purgatory.Factory) *NothingCircuit {
-	return &NothingCircuit{
+func new服务Circuit(inner 服务, factory *purgatory.Factory) *服务Circuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &服务Circuit{
 		inner: inner,
+		edge:  factory.Breaker("edge.服务", purgatory.Config{}),
 	}
 }
 
 // WithFallback sets fb to be called, with the same arguments, instead of the
-// inner Nothing while a method's circuit rejects calls, and returns c. Set it
+// inner 服务 while a method's circuit rejects calls, and returns c. Set it
 // before c is used.
-func (c *NothingCircuit) WithFallback(fb Nothing) *NothingCircuit {
+func (c *服务Circuit) WithFallback(fb 服务) *服务Circuit {
 	c.fallback = fb
 	return c
 }
 
-// ForwardedCircuit wraps a Forwarded; no method goes through a breaker:
-//   - Name: forwarded without a breaker (no error result)
-//   - Close: forwarded without a breaker (//purgatory:skip)
-type ForwardedCircuit struct {
-	inner    Forwarded
-	fallback Forwarded
+// Call calls the inner 服务 through circuit "edge.服务".
+func (c *服务Circuit) Call(ctx context.Context) error {
+	t, err := c.edge.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Call(ctx)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.edge.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Call(ctx)
+	done = true
+	c.edge.Done(ctx, t, r0)
+	return r0
 }
 
-var _ Forwarded = (*ForwardedCircuit)(nil)
+// équipeCircuit wraps an équipe with circuit breakers:
+//   - Join: circuit "edge.équipe"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type équipeCircuit struct {
+	inner     équipe
+	fallback  équipe
+	edgeQuipe *purgatory.Breaker
+}
 
-// NewForwardedCircuit returns a ForwardedCircuit that calls inner through the
+var _ équipe = (*équipeCircuit)(nil) // purgatorygen: if this fails, run go generate
+
+// newÉquipeCircuit returns an équipeCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
-func NewForwardedCircuit(inner Forwarded, factory *purgatory.Factory) *ForwardedCircuit {
-	return &ForwardedCircuit{
-		inner: inner,
+func newÉquipeCircuit(inner équipe, factory *purgatory.Factory) *équipeCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &équipeCircuit{
+		inner:     inner,
+		edgeQuipe: factory.Breaker("edge.équipe", purgatory.Config{}),
 	}
 }
 
 // WithFallback sets fb to be called, with the same arguments, instead of the
-// inner Forwarded while a method's circuit rejects calls, and returns c. Set it
+// inner équipe while a method's circuit rejects calls, and returns c. Set it
 // before c is used.
-func (c *ForwardedCircuit) WithFallback(fb Forwarded) *ForwardedCircuit {
+func (c *équipeCircuit) WithFallback(fb équipe) *équipeCircuit {
 	c.fallback = fb
 	return c
 }
 
-// Name calls the inner Forwarded directly, without a breaker: it has no error result.
-func (c *ForwardedCircuit) Name() string {
-	return c.inner.Name()
+// Join calls the inner équipe through circuit "edge.équipe".
+func (c *équipeCircuit) Join(ctx context.Context, who string) error {
+	t, err := c.edgeQuipe.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Join(ctx, who)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.edgeQuipe.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Join(ctx, who)
+	done = true
+	c.edgeQuipe.Done(ctx, t, r0)
+	return r0
 }
 
-// Close calls the inner Forwarded directly, without a breaker: it is marked //purgatory:skip.
-func (c *ForwardedCircuit) Close() error {
+// S3Circuit wraps an S3 with circuit breakers; of its 15 methods,
+//   - 11 through circuit "s3": Get, Put, Delete, ...
+//   - 1 through circuit "s3-multipart": Upload
+//   - 1 forwarded without a breaker (skip=): Region
+//   - 1 forwarded without a breaker (no error result): Bucket
+//   - 1 forwarded without a breaker (Close is not guarded unless annotated): Close
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type S3Circuit struct {
+	inner       S3
+	fallback    S3
+	s3          *purgatory.Breaker
+	s3Multipart *purgatory.Breaker
+}
+
+var _ S3 = (*S3Circuit)(nil) // purgatorygen: if this fails, run go generate
+
+// NewS3Circuit returns an S3Circuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
+func NewS3Circuit(inner S3, factory *purgatory.Factory) *S3Circuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &S3Circuit{
+		inner:       inner,
+		s3:          factory.Breaker("s3", purgatory.Config{}),
+		s3Multipart: factory.Breaker("s3-multipart", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner S3 while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *S3Circuit) WithFallback(fb S3) *S3Circuit {
+	c.fallback = fb
+	return c
+}
+
+// Get calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Get(ctx context.Context, key string) ([]byte, error) {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Get(ctx, key)
+		}
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Get(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// Put calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Put(ctx context.Context, key string, b []byte) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Put(ctx, key, b)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Put(ctx, key, b)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Delete calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Delete(ctx context.Context, key string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Delete(ctx, key)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Delete(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Head calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Head(ctx context.Context, key string) (int64, error) {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Head(ctx, key)
+		}
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Head(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// List calls the inner S3 through circuit "s3".
+func (c *S3Circuit) List(ctx context.Context, prefix string) ([]string, error) {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.List(ctx, prefix)
+		}
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.List(ctx, prefix)
+	done = true
+	c.s3.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// Copy calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Copy(ctx context.Context, from string, to string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Copy(ctx, from, to)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Copy(ctx, from, to)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Move calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Move(ctx context.Context, from string, to string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Move(ctx, from, to)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Move(ctx, from, to)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Tag calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Tag(ctx context.Context, key string, tags map[string]string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Tag(ctx, key, tags)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Tag(ctx, key, tags)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Untag calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Untag(ctx context.Context, key string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Untag(ctx, key)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Untag(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Lock calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Lock(ctx context.Context, key string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Lock(ctx, key)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Lock(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Unlock calls the inner S3 through circuit "s3".
+func (c *S3Circuit) Unlock(ctx context.Context, key string) error {
+	t, err := c.s3.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Unlock(ctx, key)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Unlock(ctx, key)
+	done = true
+	c.s3.Done(ctx, t, r0)
+	return r0
+}
+
+// Upload calls the inner S3 through circuit "s3-multipart".
+func (c *S3Circuit) Upload(ctx context.Context, key string, parts [][]byte) error {
+	t, err := c.s3Multipart.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Upload(ctx, key, parts)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.s3Multipart.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Upload(ctx, key, parts)
+	done = true
+	c.s3Multipart.Done(ctx, t, r0)
+	return r0
+}
+
+// Region calls the inner S3 directly, without a breaker: it is in the skip= list of the annotation.
+func (c *S3Circuit) Region() string {
+	return c.inner.Region()
+}
+
+// Bucket calls the inner S3 directly, without a breaker: it has no error result.
+func (c *S3Circuit) Bucket() string {
+	return c.inner.Bucket()
+}
+
+// Close calls the inner S3 directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
+func (c *S3Circuit) Close() error {
 	return c.inner.Close()
 }

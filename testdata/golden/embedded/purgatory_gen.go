@@ -4,14 +4,16 @@ package embedded
 
 import (
 	"context"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"net"
 	"net/http"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // BlobCircuit wraps a Blob with circuit breakers:
 //   - Size: forwarded without a breaker (no error result)
-//   - Close: circuit "blob"
+//   - Close: forwarded without a breaker (Close is not guarded unless annotated)
 //   - Ping: circuit "blob"
 //   - Read: circuit "blob"
 //
@@ -24,7 +26,7 @@ type BlobCircuit struct {
 	blob     *purgatory.Breaker
 }
 
-var _ Blob = (*BlobCircuit)(nil)
+var _ Blob = (*BlobCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewBlobCircuit returns a BlobCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -54,25 +56,9 @@ func (c *BlobCircuit) Size() int64 {
 	return c.inner.Size()
 }
 
-// Close calls the inner Blob through circuit "blob".
+// Close calls the inner Blob directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
 func (c *BlobCircuit) Close() error {
-	t, err := c.blob.Allow(context.Background())
-	if err != nil {
-		if fb := c.fallback; fb != nil {
-			return fb.Close()
-		}
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			c.blob.Done(context.Background(), t, purgatory.ErrPanicked)
-		}
-	}()
-	r0 := c.inner.Close()
-	done = true
-	c.blob.Done(context.Background(), t, r0)
-	return r0
+	return c.inner.Close()
 }
 
 // Ping calls the inner Blob through circuit "blob".
@@ -98,7 +84,7 @@ func (c *BlobCircuit) Ping(ctx context.Context) error {
 
 // Read calls the inner Blob through circuit "blob".
 func (c *BlobCircuit) Read(p []byte) (int, error) {
-	t, err := c.blob.Allow(context.Background())
+	t, err := c.blob.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Read(p)
@@ -108,12 +94,12 @@ func (c *BlobCircuit) Read(p []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.blob.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.blob.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Read(p)
 	done = true
-	c.blob.Done(context.Background(), t, r1)
+	c.blob.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -129,7 +115,7 @@ type TransportCircuit struct {
 	http     *purgatory.Breaker
 }
 
-var _ Transport = (*TransportCircuit)(nil)
+var _ Transport = (*TransportCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewTransportCircuit returns a TransportCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -156,7 +142,11 @@ func (c *TransportCircuit) WithFallback(fb Transport) *TransportCircuit {
 
 // RoundTrip calls the inner Transport through circuit "http".
 func (c *TransportCircuit) RoundTrip(p0 *http.Request) (*http.Response, error) {
-	t, err := c.http.Allow(context.Background())
+	var ctx context.Context
+	if p0 != nil {
+		ctx = p0.Context()
+	}
+	t, err := c.http.Allow(ctx)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.RoundTrip(p0)
@@ -166,12 +156,12 @@ func (c *TransportCircuit) RoundTrip(p0 *http.Request) (*http.Response, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.http.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.http.Done(ctx, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.RoundTrip(p0)
 	done = true
-	c.http.Done(context.Background(), t, r1)
+	c.http.Done(ctx, t, r1)
 	return r0, r1
 }
 
@@ -187,7 +177,7 @@ type ReaderCircuit struct {
 	reader   *purgatory.Breaker
 }
 
-var _ Reader = (*ReaderCircuit)(nil)
+var _ Reader = (*ReaderCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewReaderCircuit returns a ReaderCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -212,7 +202,7 @@ func (c *ReaderCircuit) WithFallback(fb Reader) *ReaderCircuit {
 
 // Read calls the inner Reader through circuit "reader".
 func (c *ReaderCircuit) Read(p []byte) (int, error) {
-	t, err := c.reader.Allow(context.Background())
+	t, err := c.reader.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Read(p)
@@ -222,53 +212,313 @@ func (c *ReaderCircuit) Read(p []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.reader.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.reader.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Read(p)
 	done = true
-	c.reader.Done(context.Background(), t, r1)
+	c.reader.Done(nil, t, r1)
 	return r0, r1
 }
 
-// CloserCircuit wraps a Closer with circuit breakers:
-//   - Close: circuit "closer"
+// ReadCloserCircuit wraps a ReadCloser with circuit breakers:
+//   - Close: forwarded without a breaker (Close is not guarded unless annotated)
+//   - Read: circuit "closer"
 //
 // While a circuit is open its methods return zero values and a
 // *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
 // fallback set with WithFallback.
-type CloserCircuit struct {
-	inner    Closer
-	fallback Closer
+type ReadCloserCircuit struct {
+	inner    ReadCloser
+	fallback ReadCloser
 	closer   *purgatory.Breaker
 }
 
-var _ Closer = (*CloserCircuit)(nil)
+var _ ReadCloser = (*ReadCloserCircuit)(nil) // purgatorygen: if this fails, run go generate
 
-// NewCloserCircuit returns a CloserCircuit that calls inner through the
+// NewReadCloserCircuit returns a ReadCloserCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
-func NewCloserCircuit(inner Closer, factory *purgatory.Factory) *CloserCircuit {
+func NewReadCloserCircuit(inner ReadCloser, factory *purgatory.Factory) *ReadCloserCircuit {
 	if factory == nil {
 		factory = purgatory.Default()
 	}
-	return &CloserCircuit{
+	return &ReadCloserCircuit{
 		inner:  inner,
 		closer: factory.Breaker("closer", purgatory.Config{}),
 	}
 }
 
 // WithFallback sets fb to be called, with the same arguments, instead of the
-// inner Closer while a method's circuit rejects calls, and returns c. Set it
+// inner ReadCloser while a method's circuit rejects calls, and returns c. Set it
 // before c is used.
-func (c *CloserCircuit) WithFallback(fb Closer) *CloserCircuit {
+func (c *ReadCloserCircuit) WithFallback(fb ReadCloser) *ReadCloserCircuit {
 	c.fallback = fb
 	return c
 }
 
-// Close calls the inner Closer through circuit "closer".
-func (c *CloserCircuit) Close() error {
-	t, err := c.closer.Allow(context.Background())
+// Close calls the inner ReadCloser directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
+func (c *ReadCloserCircuit) Close() error {
+	return c.inner.Close()
+}
+
+// Read calls the inner ReadCloser through circuit "closer".
+func (c *ReadCloserCircuit) Read(p []byte) (int, error) {
+	t, err := c.closer.Allow(nil)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Read(p)
+		}
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.closer.Done(nil, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Read(p)
+	done = true
+	c.closer.Done(nil, t, r1)
+	return r0, r1
+}
+
+// ConnCircuit wraps a Conn with circuit breakers:
+//   - Close: forwarded without a breaker (Close is not guarded unless annotated)
+//   - LocalAddr: forwarded without a breaker (skip=)
+//   - Read: circuit "conn"
+//   - RemoteAddr: forwarded without a breaker (skip=)
+//   - SetDeadline: forwarded without a breaker (skip=)
+//   - SetReadDeadline: forwarded without a breaker (skip=)
+//   - SetWriteDeadline: forwarded without a breaker (skip=)
+//   - Write: circuit "conn"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type ConnCircuit struct {
+	inner    Conn
+	fallback Conn
+	conn     *purgatory.Breaker
+}
+
+var _ Conn = (*ConnCircuit)(nil) // purgatorygen: if this fails, run go generate
+
+// NewConnCircuit returns a ConnCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
+func NewConnCircuit(inner Conn, factory *purgatory.Factory) *ConnCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &ConnCircuit{
+		inner: inner,
+		conn:  factory.Breaker("conn", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner Conn while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *ConnCircuit) WithFallback(fb Conn) *ConnCircuit {
+	c.fallback = fb
+	return c
+}
+
+// Close calls the inner Conn directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
+func (c *ConnCircuit) Close() error {
+	return c.inner.Close()
+}
+
+// LocalAddr calls the inner Conn directly, without a breaker: it is in the skip= list of the annotation.
+func (c *ConnCircuit) LocalAddr() net.Addr {
+	return c.inner.LocalAddr()
+}
+
+// Read calls the inner Conn through circuit "conn".
+func (c *ConnCircuit) Read(b []byte) (int, error) {
+	t, err := c.conn.Allow(nil)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Read(b)
+		}
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.conn.Done(nil, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Read(b)
+	done = true
+	c.conn.Done(nil, t, r1)
+	return r0, r1
+}
+
+// RemoteAddr calls the inner Conn directly, without a breaker: it is in the skip= list of the annotation.
+func (c *ConnCircuit) RemoteAddr() net.Addr {
+	return c.inner.RemoteAddr()
+}
+
+// SetDeadline calls the inner Conn directly, without a breaker: it is in the skip= list of the annotation.
+func (c *ConnCircuit) SetDeadline(t time.Time) error {
+	return c.inner.SetDeadline(t)
+}
+
+// SetReadDeadline calls the inner Conn directly, without a breaker: it is in the skip= list of the annotation.
+func (c *ConnCircuit) SetReadDeadline(t time.Time) error {
+	return c.inner.SetReadDeadline(t)
+}
+
+// SetWriteDeadline calls the inner Conn directly, without a breaker: it is in the skip= list of the annotation.
+func (c *ConnCircuit) SetWriteDeadline(t time.Time) error {
+	return c.inner.SetWriteDeadline(t)
+}
+
+// Write calls the inner Conn through circuit "conn".
+func (c *ConnCircuit) Write(b []byte) (int, error) {
+	t, err := c.conn.Allow(nil)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Write(b)
+		}
+		return 0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.conn.Done(nil, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Write(b)
+	done = true
+	c.conn.Done(nil, t, r1)
+	return r0, r1
+}
+
+// RepoCircuit wraps a Repo with circuit breakers:
+//   - Get: circuit "repo"
+//   - Put: circuit "repo"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type RepoCircuit[T any] struct {
+	inner    Repo[T]
+	fallback Repo[T]
+	repo     *purgatory.Breaker
+}
+
+func _[T any]() {
+	var _ Repo[T] = (*RepoCircuit[T])(nil) // purgatorygen: if this fails, run go generate
+}
+
+// NewRepoCircuit returns a RepoCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
+func NewRepoCircuit[T any](inner Repo[T], factory *purgatory.Factory) *RepoCircuit[T] {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &RepoCircuit[T]{
+		inner: inner,
+		repo:  factory.Breaker("repo", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner Repo while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *RepoCircuit[T]) WithFallback(fb Repo[T]) *RepoCircuit[T] {
+	c.fallback = fb
+	return c
+}
+
+// Get calls the inner Repo through circuit "repo".
+func (c *RepoCircuit[T]) Get(ctx context.Context, id string) (T, error) {
+	t, err := c.repo.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Get(ctx, id)
+		}
+		var r0 T
+		return r0, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.repo.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0, r1 := c.inner.Get(ctx, id)
+	done = true
+	c.repo.Done(ctx, t, r1)
+	return r0, r1
+}
+
+// Put calls the inner Repo through circuit "repo".
+func (c *RepoCircuit[T]) Put(ctx context.Context, id string, v T) error {
+	t, err := c.repo.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Put(ctx, id, v)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.repo.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Put(ctx, id, v)
+	done = true
+	c.repo.Done(ctx, t, r0)
+	return r0
+}
+
+// GuardedCircuit wraps a Guarded with circuit breakers:
+//   - Close: circuit "guarded.Close"
+//   - Ping: circuit "guarded"
+//
+// While a circuit is open its methods return zero values and a
+// *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
+// fallback set with WithFallback.
+type GuardedCircuit struct {
+	inner        Guarded
+	fallback     Guarded
+	guardedClose *purgatory.Breaker
+	guarded      *purgatory.Breaker
+}
+
+var _ Guarded = (*GuardedCircuit)(nil) // purgatorygen: if this fails, run go generate
+
+// NewGuardedCircuit returns a GuardedCircuit that calls inner through the
+// breakers of factory (purgatory.Default() when factory is nil). The first
+// registration of a circuit name configures it.
+func NewGuardedCircuit(inner Guarded, factory *purgatory.Factory) *GuardedCircuit {
+	if factory == nil {
+		factory = purgatory.Default()
+	}
+	return &GuardedCircuit{
+		inner:        inner,
+		guardedClose: factory.Breaker("guarded.Close", purgatory.Config{}),
+		guarded:      factory.Breaker("guarded", purgatory.Config{}),
+	}
+}
+
+// WithFallback sets fb to be called, with the same arguments, instead of the
+// inner Guarded while a method's circuit rejects calls, and returns c. Set it
+// before c is used.
+func (c *GuardedCircuit) WithFallback(fb Guarded) *GuardedCircuit {
+	c.fallback = fb
+	return c
+}
+
+// Close calls the inner Guarded through circuit "guarded.Close".
+func (c *GuardedCircuit) Close() error {
+	t, err := c.guardedClose.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Close()
@@ -278,11 +528,32 @@ func (c *CloserCircuit) Close() error {
 	done := false
 	defer func() {
 		if !done {
-			c.closer.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.guardedClose.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.Close()
 	done = true
-	c.closer.Done(context.Background(), t, r0)
+	c.guardedClose.Done(nil, t, r0)
+	return r0
+}
+
+// Ping calls the inner Guarded through circuit "guarded".
+func (c *GuardedCircuit) Ping(ctx context.Context) error {
+	t, err := c.guarded.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.Ping(ctx)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			c.guarded.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.Ping(ctx)
+	done = true
+	c.guarded.Done(ctx, t, r0)
 	return r0
 }

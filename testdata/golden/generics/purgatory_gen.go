@@ -4,6 +4,7 @@ package generics
 
 import (
 	"context"
+
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
@@ -26,7 +27,7 @@ type RepositoryCircuit[K comparable, V any] struct {
 }
 
 func _[K comparable, V any]() {
-	var _ Repository[K, V] = (*RepositoryCircuit[K, V])(nil)
+	var _ Repository[K, V] = (*RepositoryCircuit[K, V])(nil) // purgatorygen: if this fails, run go generate
 }
 
 // NewRepositoryCircuit returns a RepositoryCircuit that calls inner through the
@@ -200,7 +201,7 @@ type CacheCircuit[K ~int | ~string, N Key, V interface {
 func _[K ~int | ~string, N Key, V interface {
 	~[]byte | ~string
 }]() {
-	var _ Cache[K, N, V] = (*CacheCircuit[K, N, V])(nil)
+	var _ Cache[K, N, V] = (*CacheCircuit[K, N, V])(nil) // purgatorygen: if this fails, run go generate
 }
 
 // NewCacheCircuit returns a CacheCircuit that calls inner through the
@@ -228,7 +229,7 @@ func (c *CacheCircuit[K, N, V]) WithFallback(fb Cache[K, N, V]) *CacheCircuit[K,
 
 // Load calls the inner Cache through circuit "generics.Cache".
 func (c *CacheCircuit[K, N, V]) Load(k K, n N) (V, bool, error) {
-	t, err := c.genericsCache.Allow(context.Background())
+	t, err := c.genericsCache.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Load(k, n)
@@ -239,18 +240,18 @@ func (c *CacheCircuit[K, N, V]) Load(k K, n N) (V, bool, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.genericsCache.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.genericsCache.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1, r2 := c.inner.Load(k, n)
 	done = true
-	c.genericsCache.Done(context.Background(), t, r2)
+	c.genericsCache.Done(nil, t, r2)
 	return r0, r1, r2
 }
 
 // Keys calls the inner Cache through circuit "generics.Cache".
 func (c *CacheCircuit[K, N, V]) Keys() ([]K, error) {
-	t, err := c.genericsCache.Allow(context.Background())
+	t, err := c.genericsCache.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Keys()
@@ -260,12 +261,12 @@ func (c *CacheCircuit[K, N, V]) Keys() ([]K, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.genericsCache.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.genericsCache.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Keys()
 	done = true
-	c.genericsCache.Done(context.Background(), t, r1)
+	c.genericsCache.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -287,7 +288,7 @@ type IntsCircuit struct {
 	repo     *purgatory.Breaker
 }
 
-var _ Ints = (*IntsCircuit)(nil)
+var _ Ints = (*IntsCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewIntsCircuit returns an IntsCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -453,7 +454,7 @@ type ViaAliasCircuit struct {
 	viaAlias *purgatory.Breaker
 }
 
-var _ ViaAlias = (*ViaAliasCircuit)(nil)
+var _ ViaAlias = (*ViaAliasCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewViaAliasCircuit returns a ViaAliasCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first

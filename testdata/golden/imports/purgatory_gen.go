@@ -4,12 +4,13 @@ package imports
 
 import (
 	context2 "context"
+	"time"
+
 	purgatoryrt "github.com/purgatory-go/purgatory/runtime"
-	"github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
+	av1 "github.com/purgatory-go/purgatory/testdata/golden/imports/a/v1"
 	bv1 "github.com/purgatory-go/purgatory/testdata/golden/imports/b/v1"
 	realname "github.com/purgatory-go/purgatory/testdata/golden/imports/naming"
 	"github.com/purgatory-go/purgatory/testdata/golden/imports/pub"
-	"time"
 )
 
 // APICircuit wraps an API with circuit breakers:
@@ -27,7 +28,7 @@ type APICircuit struct {
 	api      *purgatoryrt.Breaker
 }
 
-var _ API = (*APICircuit)(nil)
+var _ API = (*APICircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewAPICircuit returns an APICircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -53,7 +54,7 @@ func (c *APICircuit) WithFallback(fb API) *APICircuit {
 }
 
 // Call calls the inner API through circuit "api".
-func (c *APICircuit) Call(ctx context2.Context, req v1.Request) (bv1.Response, error) {
+func (c *APICircuit) Call(ctx context2.Context, req av1.Request) (bv1.Response, error) {
 	t, err := c.api.Allow(ctx)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
@@ -76,7 +77,7 @@ func (c *APICircuit) Call(ctx context2.Context, req v1.Request) (bv1.Response, e
 
 // Thing calls the inner API through circuit "api".
 func (c *APICircuit) Thing(t realname.Thing, d time.Duration) (*realname.Thing, error) {
-	t1, err := c.api.Allow(context2.Background())
+	t1, err := c.api.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Thing(t, d)
@@ -86,18 +87,18 @@ func (c *APICircuit) Thing(t realname.Thing, d time.Duration) (*realname.Thing, 
 	done := false
 	defer func() {
 		if !done {
-			c.api.Done(context2.Background(), t1, purgatoryrt.ErrPanicked)
+			c.api.Done(nil, t1, purgatoryrt.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Thing(t, d)
 	done = true
-	c.api.Done(context2.Background(), t1, r1)
+	c.api.Done(nil, t1, r1)
 	return r0, r1
 }
 
 // NoContext calls the inner API through circuit "api".
 func (c *APICircuit) NoContext(d time.Duration) error {
-	t, err := c.api.Allow(context2.Background())
+	t, err := c.api.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.NoContext(d)
@@ -107,12 +108,12 @@ func (c *APICircuit) NoContext(d time.Duration) error {
 	done := false
 	defer func() {
 		if !done {
-			c.api.Done(context2.Background(), t, purgatoryrt.ErrPanicked)
+			c.api.Done(nil, t, purgatoryrt.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.NoContext(d)
 	done = true
-	c.api.Done(context2.Background(), t, r0)
+	c.api.Done(nil, t, r0)
 	return r0
 }
 

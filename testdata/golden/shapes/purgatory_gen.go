@@ -5,28 +5,15 @@ package shapes
 import (
 	"context"
 	"fmt"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
-// StoreCircuit wraps a Store with circuit breakers:
-//   - Get: circuit "shapes.Store"
-//   - Ping: circuit "shapes.Store"
-//   - Stat: circuit "shapes.Store"
-//   - Where: circuit "shapes.Store"
-//   - Len: forwarded without a breaker (no error result)
-//   - Reset: forwarded without a breaker (no error result)
-//   - Put: circuit "shapes.Store"
-//   - Unnamed: circuit "shapes.Store"
-//   - Blank: circuit "shapes.Store"
-//   - Clash: circuit "shapes.Store"
-//   - Imports: circuit "shapes.Store"
-//   - Types: circuit "shapes.Store"
-//   - Stamp: circuit "shapes.Store"
-//   - Each: circuit "shapes.Store"
-//   - Chan: circuit "shapes.Store"
-//   - Anon: circuit "shapes.Store"
-//   - Slow: circuit "store-slow"
+// StoreCircuit wraps a Store with circuit breakers; of its 17 methods,
+//   - 14 through circuit "shapes.Store": Get, Ping, Stat, ...
+//   - 2 forwarded without a breaker (no error result): Len, Reset
+//   - 1 through circuit "store-slow": Slow
 //
 // While a circuit is open its methods return zero values and a
 // *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
@@ -38,7 +25,7 @@ type StoreCircuit struct {
 	storeSlow   *purgatory.Breaker
 }
 
-var _ Store = (*StoreCircuit)(nil)
+var _ Store = (*StoreCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewStoreCircuit returns a StoreCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -93,7 +80,7 @@ func (c *StoreCircuit) Get(ctx context.Context, id ID) ([]byte, error) {
 
 // Ping calls the inner Store through circuit "shapes.Store".
 func (c *StoreCircuit) Ping() error {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Ping()
@@ -103,12 +90,12 @@ func (c *StoreCircuit) Ping() error {
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.Ping()
 	done = true
-	c.shapesStore.Done(context.Background(), t, r0)
+	c.shapesStore.Done(nil, t, r0)
 	return r0
 }
 
@@ -230,7 +217,7 @@ func (c *StoreCircuit) Blank(p01 context.Context, p1 int, p0 string) error {
 
 // Clash calls the inner Store through circuit "shapes.Store".
 func (c1 *StoreCircuit) Clash(c string, t string, err string, done string, fb string, inner string, r0 string, ctx string, factory string) (bool, error) {
-	t1, err1 := c1.shapesStore.Allow(context.Background())
+	t1, err1 := c1.shapesStore.Allow(nil)
 	if err1 != nil {
 		if fb1 := c1.fallback; fb1 != nil {
 			return fb1.Clash(c, t, err, done, fb, inner, r0, ctx, factory)
@@ -240,18 +227,18 @@ func (c1 *StoreCircuit) Clash(c string, t string, err string, done string, fb st
 	done1 := false
 	defer func() {
 		if !done1 {
-			c1.shapesStore.Done(context.Background(), t1, purgatory.ErrPanicked)
+			c1.shapesStore.Done(nil, t1, purgatory.ErrPanicked)
 		}
 	}()
 	r01, r1 := c1.inner.Clash(c, t, err, done, fb, inner, r0, ctx, factory)
 	done1 = true
-	c1.shapesStore.Done(context.Background(), t1, r1)
+	c1.shapesStore.Done(nil, t1, r1)
 	return r01, r1
 }
 
 // Imports calls the inner Store through circuit "shapes.Store".
 func (c *StoreCircuit) Imports(errors int, context1 int, time1 int, fmt1 int, purgatory1 int, runtime int) error {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Imports(errors, context1, time1, fmt1, purgatory1, runtime)
@@ -261,18 +248,18 @@ func (c *StoreCircuit) Imports(errors int, context1 int, time1 int, fmt1 int, pu
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.Imports(errors, context1, time1, fmt1, purgatory1, runtime)
 	done = true
-	c.shapesStore.Done(context.Background(), t, r0)
+	c.shapesStore.Done(nil, t, r0)
 	return r0
 }
 
 // Types calls the inner Store through circuit "shapes.Store".
 func (c *StoreCircuit) Types(p0 Point, p1 Level, p2 string, p3 error) (Point, error) {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Types(p0, p1, p2, p3)
@@ -283,12 +270,12 @@ func (c *StoreCircuit) Types(p0 Point, p1 Level, p2 string, p3 error) (Point, er
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Types(p0, p1, p2, p3)
 	done = true
-	c.shapesStore.Done(context.Background(), t, r1)
+	c.shapesStore.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -315,7 +302,7 @@ func (c *StoreCircuit) Stamp(ctx context.Context, at time.Time, s fmt.Stringer) 
 
 // Each calls the inner Store through circuit "shapes.Store".
 func (c *StoreCircuit) Each(fn func(...string), more ...[]string) error {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Each(fn, more...)
@@ -325,18 +312,18 @@ func (c *StoreCircuit) Each(fn func(...string), more ...[]string) error {
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.Each(fn, more...)
 	done = true
-	c.shapesStore.Done(context.Background(), t, r0)
+	c.shapesStore.Done(nil, t, r0)
 	return r0
 }
 
 // Chan calls the inner Store through circuit "shapes.Store".
 func (c *StoreCircuit) Chan() (<-chan int, chan<- string, chan (<-chan int), func(int) (bool, error), error) {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Chan()
@@ -346,12 +333,12 @@ func (c *StoreCircuit) Chan() (<-chan int, chan<- string, chan (<-chan int), fun
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1, r2, r3, r4 := c.inner.Chan()
 	done = true
-	c.shapesStore.Done(context.Background(), t, r4)
+	c.shapesStore.Done(nil, t, r4)
 	return r0, r1, r2, r3, r4
 }
 
@@ -362,7 +349,7 @@ func (c *StoreCircuit) Anon(v struct {
 }, w interface {
 	Close() error
 }) (any, error) {
-	t, err := c.shapesStore.Allow(context.Background())
+	t, err := c.shapesStore.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Anon(v, w)
@@ -372,12 +359,12 @@ func (c *StoreCircuit) Anon(v struct {
 	done := false
 	defer func() {
 		if !done {
-			c.shapesStore.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.shapesStore.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Anon(v, w)
 	done = true
-	c.shapesStore.Done(context.Background(), t, r1)
+	c.shapesStore.Done(nil, t, r1)
 	return r0, r1
 }
 

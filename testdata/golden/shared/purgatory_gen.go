@@ -4,6 +4,7 @@ package shared
 
 import (
 	"context"
+
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
@@ -19,7 +20,7 @@ type UsersCircuit struct {
 	db       *purgatory.Breaker
 }
 
-var _ Users = (*UsersCircuit)(nil)
+var _ Users = (*UsersCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewUsersCircuit returns a UsersCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -78,7 +79,7 @@ type OrdersCircuit struct {
 	db       *purgatory.Breaker
 }
 
-var _ Orders = (*OrdersCircuit)(nil)
+var _ Orders = (*OrdersCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewOrdersCircuit returns an OrdersCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -137,7 +138,7 @@ type MailCircuit struct {
 	sharedMail *purgatory.Breaker
 }
 
-var _ Mail = (*MailCircuit)(nil)
+var _ Mail = (*MailCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewMailCircuit returns a MailCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first

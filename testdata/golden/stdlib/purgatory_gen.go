@@ -5,16 +5,17 @@ package stdlib
 import (
 	"context"
 	"database/sql/driver"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // ConnCircuit wraps a Conn with circuit breakers:
-//   - Close: circuit "conn"
+//   - Close: forwarded without a breaker (Close is not guarded unless annotated)
 //   - LocalAddr: forwarded without a breaker (no error result)
 //   - Read: circuit "conn"
 //   - RemoteAddr: forwarded without a breaker (no error result)
@@ -32,7 +33,7 @@ type ConnCircuit struct {
 	conn     *purgatory.Breaker
 }
 
-var _ Conn = (*ConnCircuit)(nil)
+var _ Conn = (*ConnCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewConnCircuit returns a ConnCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -57,25 +58,9 @@ func (c *ConnCircuit) WithFallback(fb Conn) *ConnCircuit {
 	return c
 }
 
-// Close calls the inner Conn through circuit "conn".
+// Close calls the inner Conn directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
 func (c *ConnCircuit) Close() error {
-	t, err := c.conn.Allow(context.Background())
-	if err != nil {
-		if fb := c.fallback; fb != nil {
-			return fb.Close()
-		}
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			c.conn.Done(context.Background(), t, purgatory.ErrPanicked)
-		}
-	}()
-	r0 := c.inner.Close()
-	done = true
-	c.conn.Done(context.Background(), t, r0)
-	return r0
+	return c.inner.Close()
 }
 
 // LocalAddr calls the inner Conn directly, without a breaker: it has no error result.
@@ -85,7 +70,7 @@ func (c *ConnCircuit) LocalAddr() net.Addr {
 
 // Read calls the inner Conn through circuit "conn".
 func (c *ConnCircuit) Read(b []byte) (int, error) {
-	t, err := c.conn.Allow(context.Background())
+	t, err := c.conn.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Read(b)
@@ -95,12 +80,12 @@ func (c *ConnCircuit) Read(b []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.conn.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.conn.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Read(b)
 	done = true
-	c.conn.Done(context.Background(), t, r1)
+	c.conn.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -111,7 +96,7 @@ func (c *ConnCircuit) RemoteAddr() net.Addr {
 
 // SetDeadline calls the inner Conn through circuit "conn".
 func (c *ConnCircuit) SetDeadline(t time.Time) error {
-	t1, err := c.conn.Allow(context.Background())
+	t1, err := c.conn.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.SetDeadline(t)
@@ -121,18 +106,18 @@ func (c *ConnCircuit) SetDeadline(t time.Time) error {
 	done := false
 	defer func() {
 		if !done {
-			c.conn.Done(context.Background(), t1, purgatory.ErrPanicked)
+			c.conn.Done(nil, t1, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.SetDeadline(t)
 	done = true
-	c.conn.Done(context.Background(), t1, r0)
+	c.conn.Done(nil, t1, r0)
 	return r0
 }
 
 // SetReadDeadline calls the inner Conn through circuit "conn".
 func (c *ConnCircuit) SetReadDeadline(t time.Time) error {
-	t1, err := c.conn.Allow(context.Background())
+	t1, err := c.conn.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.SetReadDeadline(t)
@@ -142,18 +127,18 @@ func (c *ConnCircuit) SetReadDeadline(t time.Time) error {
 	done := false
 	defer func() {
 		if !done {
-			c.conn.Done(context.Background(), t1, purgatory.ErrPanicked)
+			c.conn.Done(nil, t1, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.SetReadDeadline(t)
 	done = true
-	c.conn.Done(context.Background(), t1, r0)
+	c.conn.Done(nil, t1, r0)
 	return r0
 }
 
 // SetWriteDeadline calls the inner Conn through circuit "conn".
 func (c *ConnCircuit) SetWriteDeadline(t time.Time) error {
-	t1, err := c.conn.Allow(context.Background())
+	t1, err := c.conn.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.SetWriteDeadline(t)
@@ -163,18 +148,18 @@ func (c *ConnCircuit) SetWriteDeadline(t time.Time) error {
 	done := false
 	defer func() {
 		if !done {
-			c.conn.Done(context.Background(), t1, purgatory.ErrPanicked)
+			c.conn.Done(nil, t1, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.SetWriteDeadline(t)
 	done = true
-	c.conn.Done(context.Background(), t1, r0)
+	c.conn.Done(nil, t1, r0)
 	return r0
 }
 
 // Write calls the inner Conn through circuit "conn".
 func (c *ConnCircuit) Write(b []byte) (int, error) {
-	t, err := c.conn.Allow(context.Background())
+	t, err := c.conn.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Write(b)
@@ -184,16 +169,16 @@ func (c *ConnCircuit) Write(b []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.conn.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.conn.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Write(b)
 	done = true
-	c.conn.Done(context.Background(), t, r1)
+	c.conn.Done(nil, t, r1)
 	return r0, r1
 }
 
-// FSCircuit wraps a FS with circuit breakers:
+// FSCircuit wraps an FS with circuit breakers:
 //   - Open: circuit "fs"
 //   - ReadDir: circuit "fs"
 //   - ReadFile: circuit "fs"
@@ -208,9 +193,9 @@ type FSCircuit struct {
 	fs       *purgatory.Breaker
 }
 
-var _ FS = (*FSCircuit)(nil)
+var _ FS = (*FSCircuit)(nil) // purgatorygen: if this fails, run go generate
 
-// NewFSCircuit returns a FSCircuit that calls inner through the
+// NewFSCircuit returns an FSCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
 // registration of a circuit name configures it.
 func NewFSCircuit(inner FS, factory *purgatory.Factory) *FSCircuit {
@@ -233,7 +218,7 @@ func (c *FSCircuit) WithFallback(fb FS) *FSCircuit {
 
 // Open calls the inner FS through circuit "fs".
 func (c *FSCircuit) Open(name string) (fs.File, error) {
-	t, err := c.fs.Allow(context.Background())
+	t, err := c.fs.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Open(name)
@@ -243,18 +228,18 @@ func (c *FSCircuit) Open(name string) (fs.File, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.fs.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.fs.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Open(name)
 	done = true
-	c.fs.Done(context.Background(), t, r1)
+	c.fs.Done(nil, t, r1)
 	return r0, r1
 }
 
 // ReadDir calls the inner FS through circuit "fs".
 func (c *FSCircuit) ReadDir(name string) ([]fs.DirEntry, error) {
-	t, err := c.fs.Allow(context.Background())
+	t, err := c.fs.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.ReadDir(name)
@@ -264,18 +249,18 @@ func (c *FSCircuit) ReadDir(name string) ([]fs.DirEntry, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.fs.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.fs.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.ReadDir(name)
 	done = true
-	c.fs.Done(context.Background(), t, r1)
+	c.fs.Done(nil, t, r1)
 	return r0, r1
 }
 
 // ReadFile calls the inner FS through circuit "fs".
 func (c *FSCircuit) ReadFile(name string) ([]byte, error) {
-	t, err := c.fs.Allow(context.Background())
+	t, err := c.fs.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.ReadFile(name)
@@ -285,18 +270,18 @@ func (c *FSCircuit) ReadFile(name string) ([]byte, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.fs.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.fs.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.ReadFile(name)
 	done = true
-	c.fs.Done(context.Background(), t, r1)
+	c.fs.Done(nil, t, r1)
 	return r0, r1
 }
 
 // Stat calls the inner FS through circuit "fs".
 func (c *FSCircuit) Stat(name string) (fs.FileInfo, error) {
-	t, err := c.fs.Allow(context.Background())
+	t, err := c.fs.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Stat(name)
@@ -306,19 +291,19 @@ func (c *FSCircuit) Stat(name string) (fs.FileInfo, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.fs.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.fs.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Stat(name)
 	done = true
-	c.fs.Done(context.Background(), t, r1)
+	c.fs.Done(nil, t, r1)
 	return r0, r1
 }
 
 // DriverCircuit wraps a Driver with circuit breakers:
 //   - Begin: circuit "db"
 //   - BeginTx: circuit "db"
-//   - Close: circuit "db"
+//   - Close: forwarded without a breaker (Close is not guarded unless annotated)
 //   - ExecContext: circuit "db"
 //   - Prepare: circuit "db"
 //   - QueryContext: circuit "db"
@@ -332,7 +317,7 @@ type DriverCircuit struct {
 	db       *purgatory.Breaker
 }
 
-var _ Driver = (*DriverCircuit)(nil)
+var _ Driver = (*DriverCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewDriverCircuit returns a DriverCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -357,7 +342,7 @@ func (c *DriverCircuit) WithFallback(fb Driver) *DriverCircuit {
 
 // Begin calls the inner Driver through circuit "db".
 func (c *DriverCircuit) Begin() (driver.Tx, error) {
-	t, err := c.db.Allow(context.Background())
+	t, err := c.db.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Begin()
@@ -367,12 +352,12 @@ func (c *DriverCircuit) Begin() (driver.Tx, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.db.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.db.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Begin()
 	done = true
-	c.db.Done(context.Background(), t, r1)
+	c.db.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -397,25 +382,9 @@ func (c *DriverCircuit) BeginTx(ctx context.Context, opts driver.TxOptions) (dri
 	return r0, r1
 }
 
-// Close calls the inner Driver through circuit "db".
+// Close calls the inner Driver directly, without a breaker: a wrapper must never keep the inner client from closing (a method annotation can guard it).
 func (c *DriverCircuit) Close() error {
-	t, err := c.db.Allow(context.Background())
-	if err != nil {
-		if fb := c.fallback; fb != nil {
-			return fb.Close()
-		}
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			c.db.Done(context.Background(), t, purgatory.ErrPanicked)
-		}
-	}()
-	r0 := c.inner.Close()
-	done = true
-	c.db.Done(context.Background(), t, r0)
-	return r0
+	return c.inner.Close()
 }
 
 // ExecContext calls the inner Driver through circuit "db".
@@ -441,7 +410,7 @@ func (c *DriverCircuit) ExecContext(ctx context.Context, query string, args []dr
 
 // Prepare calls the inner Driver through circuit "db".
 func (c *DriverCircuit) Prepare(query string) (driver.Stmt, error) {
-	t, err := c.db.Allow(context.Background())
+	t, err := c.db.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Prepare(query)
@@ -451,12 +420,12 @@ func (c *DriverCircuit) Prepare(query string) (driver.Stmt, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.db.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.db.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Prepare(query)
 	done = true
-	c.db.Done(context.Background(), t, r1)
+	c.db.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -498,7 +467,7 @@ type StreamCircuit struct {
 	stream   *purgatory.Breaker
 }
 
-var _ Stream = (*StreamCircuit)(nil)
+var _ Stream = (*StreamCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewStreamCircuit returns a StreamCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -523,7 +492,7 @@ func (c *StreamCircuit) WithFallback(fb Stream) *StreamCircuit {
 
 // Read calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) Read(p []byte) (int, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Read(p)
@@ -533,18 +502,18 @@ func (c *StreamCircuit) Read(p []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Read(p)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
 // ReadAt calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) ReadAt(p []byte, off int64) (int, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.ReadAt(p, off)
@@ -554,18 +523,18 @@ func (c *StreamCircuit) ReadAt(p []byte, off int64) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.ReadAt(p, off)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
 // ReadFrom calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) ReadFrom(r io.Reader) (int64, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.ReadFrom(r)
@@ -575,18 +544,18 @@ func (c *StreamCircuit) ReadFrom(r io.Reader) (int64, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.ReadFrom(r)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
 // Seek calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) Seek(offset int64, whence int) (int64, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Seek(offset, whence)
@@ -596,18 +565,18 @@ func (c *StreamCircuit) Seek(offset int64, whence int) (int64, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Seek(offset, whence)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
 // Write calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) Write(p []byte) (int, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Write(p)
@@ -617,18 +586,18 @@ func (c *StreamCircuit) Write(p []byte) (int, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Write(p)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
 // WriteTo calls the inner Stream through circuit "stream".
 func (c *StreamCircuit) WriteTo(w io.Writer) (int64, error) {
-	t, err := c.stream.Allow(context.Background())
+	t, err := c.stream.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.WriteTo(w)
@@ -638,12 +607,12 @@ func (c *StreamCircuit) WriteTo(w io.Writer) (int64, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.stream.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.stream.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.WriteTo(w)
 	done = true
-	c.stream.Done(context.Background(), t, r1)
+	c.stream.Done(nil, t, r1)
 	return r0, r1
 }
 
@@ -662,7 +631,7 @@ type CtxCircuit struct {
 	ctx      *purgatory.Breaker
 }
 
-var _ Ctx = (*CtxCircuit)(nil)
+var _ Ctx = (*CtxCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewCtxCircuit returns a CtxCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -697,7 +666,7 @@ func (c *CtxCircuit) Done() <-chan struct{} {
 
 // Err calls the inner Ctx through circuit "ctx".
 func (c *CtxCircuit) Err() error {
-	t, err := c.ctx.Allow(context.Background())
+	t, err := c.ctx.Allow(nil)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Err()
@@ -707,12 +676,12 @@ func (c *CtxCircuit) Err() error {
 	done := false
 	defer func() {
 		if !done {
-			c.ctx.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.ctx.Done(nil, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0 := c.inner.Err()
 	done = true
-	c.ctx.Done(context.Background(), t, r0)
+	c.ctx.Done(nil, t, r0)
 	return r0
 }
 
@@ -734,7 +703,7 @@ type ClientCircuit struct {
 	http     *purgatory.Breaker
 }
 
-var _ Client = (*ClientCircuit)(nil)
+var _ Client = (*ClientCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewClientCircuit returns a ClientCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -759,7 +728,11 @@ func (c *ClientCircuit) WithFallback(fb Client) *ClientCircuit {
 
 // Do calls the inner Client through circuit "http".
 func (c *ClientCircuit) Do(req *http.Request) (*http.Response, error) {
-	t, err := c.http.Allow(context.Background())
+	var ctx context.Context
+	if req != nil {
+		ctx = req.Context()
+	}
+	t, err := c.http.Allow(ctx)
 	if err != nil {
 		if fb := c.fallback; fb != nil {
 			return fb.Do(req)
@@ -769,12 +742,12 @@ func (c *ClientCircuit) Do(req *http.Request) (*http.Response, error) {
 	done := false
 	defer func() {
 		if !done {
-			c.http.Done(context.Background(), t, purgatory.ErrPanicked)
+			c.http.Done(ctx, t, purgatory.ErrPanicked)
 		}
 	}()
 	r0, r1 := c.inner.Do(req)
 	done = true
-	c.http.Done(context.Background(), t, r1)
+	c.http.Done(ctx, t, r1)
 	return r0, r1
 }
 

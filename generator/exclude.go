@@ -1,0 +1,270 @@
+package generator
+
+// Validate, exclude entries: resolve each with go/types in the file that declares the interface.
+
+import (
+	"errors"
+	"fmt"
+	"go/token"
+	"go/types"
+	"slices"
+	"sort"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// resolveExclude resolves one exclude entry in the scope of the file that
+// declares the interface.
+func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) {
+	text := it.text
+	e := exclude{text: text}
+	if text == "" {
+		v.errorf(it.pos, "bad value for exclude: empty entry")
+		return e, false
+	}
+	if strings.HasPrefix(text, "*") {
+		e.ptr = true
+		text = text[1:]
+	}
+	var obj types.Object
+	if i := strings.LastIndex(text, "."); i >= 0 {
+		q, name := text[:i], text[i+1:]
+		pkg, msg := v.qualifier(q, scope)
+		if pkg == nil {
+			v.errorf(it.pos, "exclude %s: %s", it.text, msg)
+			return e, false
+		}
+		obj = pkg.Scope().Lookup(name)
+		if obj == nil || !obj.Exported() {
+			msg := fmt.Sprintf("exclude %s: undefined: %s.%s", it.text, q, name)
+			if s := suggest(name, exportedNames(pkg.Scope())); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s.%s?)", q, s)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return e, false
+		}
+	} else {
+		_, obj = scope.LookupParent(text, token.NoPos)
+		if obj == nil {
+			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, text)
+			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += "; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports"
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return e, false
+		}
+	}
+	e.pkg, e.name = obj.Pkg(), obj.Name()
+	want := "an error variable, an error type or a func(error) bool"
+	if _, ok := obj.(*types.PkgName); ok {
+		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
+		return e, false
+	}
+	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
+		v.errorf(it.pos, "exclude %s: not a package-level declaration", it.text)
+		return e, false
+	}
+	switch obj := obj.(type) {
+	case *types.TypeName:
+		t := obj.Type()
+		if n, ok := t.(*types.Named); ok && n.TypeParams().Len() > 0 {
+			v.errorf(it.pos, "exclude %s: generic type %s needs type arguments; use a func(error) bool instead", it.text, obj.Name())
+			return e, false
+		}
+		if _, ok := t.Underlying().(*types.Interface); ok && !e.ptr {
+			if types.Implements(t, errorIface) {
+				e.kind = exType
+				return e, true
+			}
+		}
+		if e.ptr {
+			t = types.NewPointer(t)
+		}
+		if !types.Implements(t, errorIface) {
+			hint := ""
+			if !e.ptr && types.Implements(types.NewPointer(t), errorIface) {
+				hint = fmt.Sprintf(" (did you mean *%s?)", text)
+			}
+			v.errorf(it.pos, "exclude %s: type %s does not implement error%s", it.text, it.text, hint)
+			return e, false
+		}
+		e.kind = exType
+		return e, true
+	case *types.Var:
+		if e.ptr {
+			v.errorf(it.pos, "exclude %s: %s is a variable, not a type", it.text, text)
+			return e, false
+		}
+		if isPredicate(obj.Type()) {
+			e.kind = exPred
+			return e, true
+		}
+		if !types.Implements(obj.Type(), errorIface) {
+			v.errorf(it.pos, "exclude %s: variable of type %s is not an error", it.text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			return e, false
+		}
+		e.kind = exVar
+		return e, true
+	case *types.Func:
+		if e.ptr || !isPredicate(obj.Type()) {
+			v.errorf(it.pos, "exclude %s: func %s has type %s, not func(error) bool", it.text, text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			return e, false
+		}
+		e.kind = exPred
+		return e, true
+	case *types.Const:
+		// A constant of a type that implements error (syscall.Errno,
+		// a typed string error) is matched with errors.Is like a variable.
+		if !e.ptr && types.Implements(obj.Type(), errorIface) {
+			e.kind = exVar
+			return e, true
+		}
+		v.errorf(it.pos, "exclude %s: %s is a constant of type %s, which does not implement error; exclude takes %s", it.text, text,
+			types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)), want)
+	default:
+		v.errorf(it.pos, "exclude %s: %s is not %s", it.text, text, want)
+	}
+	return e, false
+}
+
+// qualifier resolves the qualifier of a qualified exclude entry: the
+// name of a package the file imports, an import path
+// (database/sql.ErrNoRows), or the name of a package another file of the
+// package imports. It returns nil and what to tell the user when none fits.
+func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, string) {
+	if pn, ok := scope.Lookup(q).(*types.PkgName); ok {
+		return pn.Imported(), ""
+	}
+	// A package that another file of the package imports under that name.
+	var found []*types.Package
+	for _, f := range v.l.pkg.Syntax {
+		fs := v.l.pkg.TypesInfo.Scopes[f]
+		if fs == nil {
+			continue
+		}
+		if pn, ok := fs.Lookup(q).(*types.PkgName); ok && !slices.Contains(found, pn.Imported()) {
+			found = append(found, pn.Imported())
+		}
+	}
+	if len(found) == 1 {
+		return found[0], ""
+	}
+	// An import path: a dependency, or a package to load (syscall,
+	// database/sql) unless q is evidently a typo of an import name.
+	deps := v.dependencies()
+	if pkg := deps[q]; pkg != nil && len(found) == 0 {
+		return pkg, ""
+	}
+	typo := suggest(q, importNames(scope))
+	if len(found) == 0 && (strings.Contains(q, "/") || typo == "") {
+		pkg, err := v.importPackage(q)
+		if err == nil {
+			return pkg, ""
+		}
+		if strings.Contains(q, "/") {
+			return nil, fmt.Sprintf("cannot load package %s: %v", q, err)
+		}
+	}
+	var paths []string
+	for path, pkg := range deps {
+		if pkg.Name() == q {
+			paths = append(paths, path)
+		}
+	}
+	sort.Strings(paths)
+	msg := fmt.Sprintf("undefined: %s", q)
+	switch {
+	case len(found) > 1:
+		msg += fmt.Sprintf(" (files of %s import different packages as %s); write the import path instead, such as %s.Name", v.l.pkg.Types.Name(), q, found[0].Path())
+	case len(paths) > 0:
+		msg += fmt.Sprintf("; this file does not import it: write the import path instead, such as %s.Name", paths[0])
+	default:
+		if typo != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", typo)
+		} else {
+			msg += "; this file imports no package of that name: write the import path, such as database/sql.ErrNoRows"
+		}
+	}
+	return nil, msg
+}
+
+// dependencies returns the packages the package depends on, directly or
+// not, by path.
+func (v *validator) dependencies() map[string]*types.Package {
+	if v.deps != nil {
+		return v.deps
+	}
+	v.deps = map[string]*types.Package{}
+	var walk func(p *types.Package)
+	walk = func(p *types.Package) {
+		for _, imp := range p.Imports() {
+			if v.deps[imp.Path()] == nil {
+				v.deps[imp.Path()] = imp
+				walk(imp)
+			}
+		}
+	}
+	walk(v.l.pkg.Types)
+	return v.deps
+}
+
+// importPackage loads the package at path, for an exclude entry that names
+// a package the annotated package does not depend on.
+func (v *validator) importPackage(path string) (*types.Package, error) {
+	pc := &packages.Config{Mode: packages.NeedName | packages.NeedTypes, Dir: v.l.dir}
+	if len(v.cfg.Tags) > 0 {
+		pc.BuildFlags = []string{"-tags=" + strings.Join(v.cfg.Tags, ",")}
+	}
+	pkgs, err := packages.Load(pc, path)
+	if err != nil {
+		return nil, err
+	}
+	if len(pkgs) != 1 {
+		return nil, fmt.Errorf("%d packages match", len(pkgs))
+	}
+	p := pkgs[0]
+	if len(p.Errors) > 0 {
+		return nil, errors.New(p.Errors[0].Msg)
+	}
+	if p.Types == nil || p.Types.Scope() == nil {
+		return nil, errors.New("no type information")
+	}
+	if !canImport(v.l.pkg.PkgPath, path) {
+		return nil, fmt.Errorf("it is internal to another tree, which %s cannot import", v.l.pkg.PkgPath)
+	}
+	v.deps[path] = p.Types
+	return p.Types, nil
+}
+
+// isPredicate reports whether t is func(error) bool.
+func isPredicate(t types.Type) bool {
+	sig, ok := t.Underlying().(*types.Signature)
+	return ok && sig.TypeParams().Len() == 0 && !sig.Variadic() &&
+		sig.Params().Len() == 1 && types.Identical(sig.Params().At(0).Type(), errorType) &&
+		sig.Results().Len() == 1 && types.Identical(sig.Results().At(0).Type(), types.Typ[types.Bool])
+}
+
+// importNames returns the package names a file scope declares.
+func importNames(scope *types.Scope) []string {
+	var out []string
+	for _, n := range scope.Names() {
+		if _, ok := scope.Lookup(n).(*types.PkgName); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// exportedNames returns the exported names of a package scope.
+func exportedNames(scope *types.Scope) []string {
+	var out []string
+	for _, n := range scope.Names() {
+		if token.IsExported(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
