@@ -3,115 +3,71 @@ package runtime
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
+	"fmt"
 	"time"
-
-	"github.com/purgatory-go/purgatory/runtime/store"
-)
-
-// The view word: everything the hot path needs in one atomic uint64.
-//
-//	bits 0-1   state (Closed, Open, HalfOpen)
-//	bit  2     failures pending (closed only): a success must reset them
-//	bits 32-63 low 32 bits of the generation
-const (
-	stateMask    = 0b011
-	pendingBit   = 0b100
-	fastMask     = stateMask | pendingBit
-	genShift     = 32
-	storeBackoff = time.Second // how long a breaker stays off a failing store
 )
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and
 // [Breaker.Done] takes it back, so that results of calls admitted in an
-// earlier generation of the circuit are ignored.
+// earlier generation of the circuit are ignored. It is the view word the
+// call was admitted under: the word itself for a call Done may finish on
+// its fast path, else marked with tokenBit (see the view word).
 type Token uint64
-
-// Breaker guards calls to one circuit. Get one from [Factory.Breaker]; it is
-// safe for concurrent use.
-type Breaker struct {
-	view atomic.Uint64 // the hot path reads only this (see the view word)
-
-	name     string
-	f        *Factory
-	cfg      Config
-	openErr  atomic.Pointer[OpenError] // returned while open; refreshed by the timer
-	trialErr *OpenError                // returned while half-open and the trials are taken
-
-	mu        sync.Mutex
-	snap      store.Snapshot // the newest snapshot adopted
-	degraded  bool           // the last store call failed
-	retryAt   time.Time      // while degraded, store calls wait until then
-	stopTimer func() bool
-
-	ready chan struct{} // closed once registered
-}
-
-// register registers the breaker's circuit with the store and starts
-// watching it. The factory calls it once, before anybody else sees b.
-func (b *Breaker) register() {
-	f := b.f
-	b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: b.cfg.TTL})
-	ctx, cancel := storeCtx()
-	defer cancel()
-	set, snap, err := f.store.Register(ctx, b.name, settingsOf(b.cfg))
-	if err != nil {
-		b.storeFailed(err)
-		snap = store.New()
-	}
-	wanted := b.cfg
-	if err == nil && set != settingsOf(b.cfg) {
-		b.cfg.Threshold, b.cfg.TTL, b.cfg.Trials = set.Threshold, set.TTL, set.Trials
-	}
-	b.mu.Lock()
-	b.setLocked(snap)
-	b.mu.Unlock()
-	f.listeners.emit(Event{Kind: EventCreated, Circuit: b.name, Config: b.cfg})
-	if b.settings() != settingsOf(wanted) {
-		f.conflict(b.name, b.cfg, wanted)
-	}
-	f.store.Watch(b.name, b.adopt)
-}
 
 // Name returns the circuit's name.
 func (b *Breaker) Name() string { return b.name }
 
 // Config returns the configuration in force.
-func (b *Breaker) Config() Config { return b.cfg }
+func (b *Breaker) Config() Config {
+	cfg := b.cfg
+	cfg.Exclude = b.exclude
+	return cfg
+}
 
 // State returns the circuit's state as this process sees it.
 func (b *Breaker) State() State { return State(b.view.Load() & stateMask) }
 
 // Allow asks to make a call. If the circuit lets it through, Allow returns
 // a token to hand to [Breaker.Done] with the call's result; otherwise it
-// returns an [*OpenError]. Every allowed call must be reported to Done.
+// returns an [*OpenError]. Every allowed call must be reported to Done,
+// once.
 func (b *Breaker) Allow(ctx context.Context) (t Token, err error) {
-	// Kept within the inlining budget: closed is state 0.
-	if t = Token(b.view.Load()); t&stateMask != 0 {
+	// Kept within the inlining budget: closed with no flag is the word's
+	// low byte all zero.
+	if t = Token(b.view.Load()); t&0xff != 0 {
 		t, err = b.allowSlow(ctx)
 	}
 	return t, err
 }
 
-// Done reports the result of a call admitted by [Breaker.Allow]. A nil
-// error, or one that Config.Exclude matches, is a success; a
-// context.Canceled when ctx itself is done is neither (the caller gave up);
-// anything else is a failure. Results of calls admitted before the circuit
-// last changed state are ignored.
+// Done reports the result of a call admitted by [Breaker.Allow].
+//
+// A nil error, or one that an exclude matcher matches, is a success (an
+// excluded one is counted apart); context.Canceled is neither when ctx is
+// done or nil (nil: no context is known for the call, so a cancellation
+// can only be the caller's); anything else is a failure, and so is a call
+// that took longer than Config.SlowCall. Results of calls admitted before
+// the circuit last changed state are ignored, and so is a second report
+// of a half-open trial. A closed call must be reported once: a second
+// report counts again (detecting it would cost every call).
+//
+// The store work Done causes is bounded by the store's own timeout, not by
+// ctx, which may be finished already.
 func (b *Breaker) Done(ctx context.Context, t Token, err error) {
 	// Fast path, within the inlining budget: the view is closed with no
-	// failures pending in the token's generation. Every state change starts
-	// a new generation, so a token of that generation was admitted closed.
-	if err != nil || b.view.Load() != uint64(t)&^fastMask {
+	// flag, in the token's generation (a token that needs more is marked).
+	if err != nil || b.view.Load() != uint64(t) {
 		b.doneSlow(ctx, t, err)
 	}
 }
 
 // Do calls fn through the breaker and returns its error, or an
 // [*OpenError] without calling fn when the circuit rejects the call. A panic
-// in fn counts as a failure and goes on unwinding.
+// in fn counts as a failure and goes on unwinding. Do panics if fn is nil.
 func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error {
+	if fn == nil {
+		panic(fmt.Sprintf("purgatory: Do on circuit %q with a nil func", b.name))
+	}
 	t, err := b.Allow(ctx)
 	if err != nil {
 		return err
@@ -129,85 +85,44 @@ func (b *Breaker) Do(ctx context.Context, fn func(context.Context) error) error 
 }
 
 // Open opens the circuit now, as if the threshold had been reached: it
-// rejects calls for the TTL, then lets trials through.
+// rejects calls for the open period, then lets trials through.
 func (b *Breaker) Open() { b.force(Open) }
 
-// Close closes the circuit now and clears its failure count.
+// Close closes the circuit now and clears its counts. It also ends an
+// isolation.
 func (b *Breaker) Close() { b.force(Closed) }
 
-func (b *Breaker) force(to State) {
-	ctx, cancel := storeCtx()
-	defer cancel()
-	b.update(ctx, b.gen(), true,
-		func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Force(ctx, op, to) },
-		func(s store.Snapshot, op store.Op) (store.Snapshot, bool) {
-			return s.Force(op.Settings, to, op.Now), true
-		})
+// Isolate holds the circuit open until [Breaker.Close] (or Open) is
+// called, whatever its TTL: its state is [Isolated] and its rejections say
+// so. With a shared store, every process sharing the circuit isolates it.
+func (b *Breaker) Isolate() { b.force(Isolated) }
+
+// Status returns the circuit as this process sees it.
+func (b *Breaker) Status() Status {
+	return b.status()
 }
 
-// allowSlow handles a circuit that is not closed: a small frame for the
-// common open rejection, the trial claim out of line.
+// allowSlow handles every circuit that is not closed without flags: a
+// small frame for the common rejections, the trial claim out of line.
 func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
-	if b.view.Load()&stateMask == uint64(Open) {
-		// reject, written out: called, it costs this path about 1 ns
-		// (it is over the inlining budget).
-		err := b.openErr.Load()
-		if b.f.listeners.active() {
-			b.rejected(err)
+	c := b
+	w := c.view.Load()
+	switch State(w & stateMask) {
+	case Open:
+		e := c.openErr.Load()
+		if !c.fresh.Load() {
+			e = c.refreshOpenErr()
 		}
-		return 0, err
+		return 0, c.reject(w, e)
+	case HalfOpen:
+		if w&fullBit != 0 {
+			return 0, c.reject(w, c.trialErr.Load())
+		}
+		return c.allowTrial(ctx)
+	case Isolated:
+		return 0, c.reject(w, c.isoErr)
 	}
-	return b.allowTrial(ctx)
-}
-
-func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
-	w := b.view.Load()
-	for {
-		switch State(w & stateMask) {
-		case Closed:
-			return Token(w), nil
-		case Open:
-			return 0, b.reject(b.openErr.Load())
-		}
-		// Half-open: claim a trial slot.
-		gen, ok := b.genOf(w)
-		if !ok {
-			w = b.view.Load()
-			continue
-		}
-		var granted bool
-		snap := b.update(ctx, gen, true,
-			func(ctx context.Context, op store.Op) (s store.Snapshot, err error) {
-				s, granted, err = b.f.store.Claim(ctx, op)
-				return s, err
-			},
-			func(s store.Snapshot, op store.Op) (store.Snapshot, bool) {
-				s, granted = s.Claim(op.Settings, op.Gen, op.Now)
-				return s, granted
-			})
-		if granted {
-			return Token(word(snap)), nil
-		}
-		if snap.State == HalfOpen {
-			return 0, b.reject(b.trialErr)
-		}
-		w = b.view.Load()
-		if State(w&stateMask) == HalfOpen && uint32(w>>genShift) == uint32(gen) {
-			return 0, b.reject(b.trialErr) // the store has no newer answer for us
-		}
-	}
-}
-
-func (b *Breaker) reject(err *OpenError) error {
-	if b.f.listeners.active() {
-		b.rejected(err)
-	}
-	return err
-}
-
-//go:noinline
-func (b *Breaker) rejected(err *OpenError) { // out of line: keeps the rejection's frame small
-	b.f.listeners.emit(Event{Kind: EventRejected, Circuit: b.name, Err: err})
+	return c.allowClosed(w), nil
 }
 
 type outcome uint8
@@ -215,9 +130,12 @@ type outcome uint8
 const (
 	success outcome = iota
 	failure
+	excluded
 	ignored
 )
 
+// classify sorts a call's result. A matcher that panics does not hide the
+// failure: its panic is dropped and the error counts as a failure.
 func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	if err == nil {
 		return success
@@ -225,220 +143,137 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	if err == ErrPanicked {
 		return failure
 	}
-	if ctx != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) && (ctx == nil || ctx.Err() != nil) {
 		return ignored
 	}
-	for _, m := range b.cfg.Exclude {
-		if m(err) {
-			return success
+	for _, m := range b.exclude {
+		if matches(m, err) {
+			return excluded
 		}
 	}
 	return failure
 }
 
+func matches(m func(error) bool, err error) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return m(err)
+}
+
 func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
-	b.mu.Lock()
-	snap := b.snap
-	b.mu.Unlock()
-	if uint32(snap.Gen) != uint32(uint64(t)>>genShift) {
+	c := b
+	o := b.classify(ctx, err)
+	if t&timedBit != 0 && o != ignored && c.micros()-uint32(t>>32) > uint32(c.cfg.SlowCall/time.Microsecond) {
+		o, err = failure, &SlowCallError{Circuit: c.name, Err: err}
+	}
+	if State(t&stateMask) == HalfOpen {
+		c.trialDone(t, o, err)
+		return
+	}
+	w := c.view.Load()
+	c.count(w, o)
+	if !sameGen(w, t) || State(w&stateMask) != Closed {
 		return // admitted in an older generation
 	}
-	admitted := State(uint64(t) & stateMask)
-	switch b.classify(ctx, err) {
-	case success:
-		if admitted == Closed && snap.State == Closed && snap.Failures == 0 {
-			return
+	if w&rateBit != 0 && o != ignored {
+		c.recordCall(o == failure)
+	}
+	switch o {
+	case success, excluded:
+		if w&pendingBit != 0 {
+			c.update(nil, w>>genShift, opSuccess)
 		}
-		b.update(ctx, snap.Gen, false,
-			func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Success(ctx, op) },
-			func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Success(op.Settings, op.Gen) })
 	case failure:
-		if b.f.listeners.active() {
-			b.f.listeners.emit(Event{Kind: EventFailure, Circuit: b.name, Failures: snap.Failures + 1, Err: err})
+		if c.f.listeners.active() {
+			c.failed(err)
 		}
-		b.update(ctx, snap.Gen, true,
-			func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Failure(ctx, op) },
-			func(s store.Snapshot, op store.Op) (store.Snapshot, bool) {
-				return s.Failure(op.Settings, op.Gen, op.Now)
-			})
-	case ignored:
-		if admitted == HalfOpen {
-			b.update(ctx, snap.Gen, false,
-				func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Release(ctx, op) },
-				func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Release(op.Gen) })
+		if c.set.Threshold > 0 {
+			c.update(nil, w>>genShift, opFailure)
 		}
 	}
 }
 
-// genOf returns the full generation a view word or token belongs to, if it
-// is the current one.
-func (b *Breaker) genOf(w uint64) (uint64, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.snap.Gen, uint32(b.snap.Gen) == uint32(w>>genShift)
+// sameGen reports whether view word w is of the generation token t was
+// admitted in: all 56 bits, or the 24 a timed token keeps.
+func sameGen(w uint64, t Token) bool {
+	if t&timedBit != 0 {
+		return uint32(w>>genShift)&timedGenMask == uint32(t>>genShift)&timedGenMask
+	}
+	return w>>genShift == uint64(t)>>genShift
 }
 
-func (b *Breaker) gen() uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.snap.Gen
+// SlowCallError is what a failure event carries for a call that took
+// longer than Config.SlowCall. The call's own result is returned to its
+// caller unchanged.
+type SlowCallError struct {
+	Circuit string
+	Err     error // the call's own error, nil if it succeeded
 }
 
-// update runs one store operation and adopts its answer. When the store
-// fails (or failed less than storeBackoff ago) it applies local to the
-// local snapshot instead, so that the breaker keeps working.
-func (b *Breaker) update(ctx context.Context, gen uint64, needNow bool,
-	remote func(context.Context, store.Op) (store.Snapshot, error),
-	local func(store.Snapshot, store.Op) (store.Snapshot, bool),
-) store.Snapshot {
-	op := store.Op{Circuit: b.name, Settings: settingsOf(b.cfg), Gen: gen}
-	b.mu.Lock()
-	degraded, retryAt := b.degraded, b.retryAt
-	b.mu.Unlock()
-	if needNow || degraded {
-		op.Now = b.f.clock.Now()
+// Error says the call was slow.
+func (e *SlowCallError) Error() string {
+	if e.Err == nil {
+		return "purgatory: slow call on circuit " + fmt.Sprintf("%q", e.Circuit)
 	}
-	if !degraded || !op.Now.Before(retryAt) {
-		snap, err := remote(ctx, op)
-		if err == nil {
-			b.mu.Lock()
-			// The store's word wins when it is back after a failure, and
-			// when it answers with an older generation than we asked about:
-			// it lost writes (a restore, a failover), and reordering cannot
-			// explain that.
-			force := b.degraded || snap.Gen < op.Gen
-			b.degraded = false
-			b.mu.Unlock()
-			return b.adoptSnapshot(snap, force)
-		}
-		b.storeFailed(err)
-	}
-	b.mu.Lock()
-	next, changed := local(b.snap, op)
-	if !changed {
-		b.mu.Unlock()
-		return next
-	}
-	prev := b.setLocked(next)
-	b.mu.Unlock()
-	b.announce(prev, next)
-	return next
+	return fmt.Sprintf("purgatory: slow call on circuit %q: %v", e.Circuit, e.Err)
 }
 
-// storeFailed reports a store error once per episode.
-func (b *Breaker) storeFailed(err error) {
-	b.mu.Lock()
-	first := !b.degraded
-	b.degraded = true
-	b.retryAt = b.f.clock.Now().Add(storeBackoff)
-	b.mu.Unlock()
-	if first {
-		b.f.listeners.emit(Event{Kind: EventStoreError, Circuit: b.name, Err: err})
-	}
-}
+// Unwrap returns the call's own error.
+func (e *SlowCallError) Unwrap() error { return e.Err }
 
-// adopt takes a snapshot the store announced.
-func (b *Breaker) adopt(s store.Snapshot) { b.adoptSnapshot(s, false) }
+// The view word: everything the hot path needs in one atomic uint64.
+//
+//	bits 0-1   state (Closed, Open, HalfOpen, Isolated)
+//	bit  2     closed: failures pending, a success must reset them
+//	bit  3     the factory counts calls (see Factory.CountCalls)
+//	bit  4     closed: a rate circuit, calls are counted into its window
+//	bit  5     closed: slow calls are timed, Allow reads the clock
+//	bit  6     half-open: every trial slot is taken, reject at once
+//	bit  7     never in the view: see below
+//	bits 8-63  the generation (stores keep generations below 2^56)
+//
+// A token is the view word a call was admitted under when Done may finish
+// it on its fast path. Otherwise it is marked with bit 7 (tokenBit), keeps
+// its trial slot in bits 2-5, and, timed (bit 6), keeps only the low 24
+// bits of the generation in bits 8-31 and its start, in microseconds
+// modulo 2^32, in bits 32-63: a slow-call circuit compares 24 bits of
+// generation, and measures calls up to 71 minutes long.
+const (
+	stateMask    = 0b11
+	pendingBit   = 1 << 2
+	countBit     = 1 << 3
+	rateBit      = 1 << 4
+	slowBit      = 1 << 5
+	fullBit      = 1 << 6
+	tokenBit     = 1 << 7
+	timedBit     = 1 << 6 // in a marked token
+	slotShift    = 2
+	maxSlots     = 16
+	genShift     = 8
+	genMask      = 1<<(64-genShift) - 1
+	timedGenMask = 1<<24 - 1
+)
 
-// adoptSnapshot makes s the breaker's view if it is newer than what it has
-// (or unconditionally with force), and returns the snapshot in force.
-func (b *Breaker) adoptSnapshot(s store.Snapshot, force bool) store.Snapshot {
-	b.mu.Lock()
-	prev := b.snap
-	if !force && s.Seq <= prev.Seq {
-		b.mu.Unlock()
-		return s
-	}
-	b.setLocked(s)
-	b.mu.Unlock()
-	b.announce(prev, s)
-	return s
-}
+// storeOp names the store operations a breaker makes.
+type storeOp uint8
 
-// setLocked makes s the breaker's snapshot and view, arming the open
-// timer for a newly opened generation, and returns the previous snapshot.
-// The error a rejection returns is in place before the view says open.
-// b.mu is held.
-func (b *Breaker) setLocked(s store.Snapshot) (prev store.Snapshot) {
-	prev, b.snap = b.snap, s
-	if s.Gen != prev.Gen || s.State != prev.State {
-		if b.stopTimer != nil {
-			b.stopTimer()
-			b.stopTimer = nil
-		}
-		if s.State == Open {
-			b.armLocked(s, 0)
-		}
-	}
-	b.view.Store(word(s))
-	return prev
-}
+const (
+	opFailure storeOp = iota
+	opSuccess
+	opClaim
+	opRelease
+	opExpire
+	opForceOpen
+	opForceClosed
+	opForceIsolated
+	opRecord
+)
 
-// armLocked refreshes RetryAfter and schedules the next tick of an open
-// generation: every retryStep, exactly at Until, and not sooner than
-// floor. b.mu is held.
-func (b *Breaker) armLocked(s store.Snapshot, floor time.Duration) {
-	left := s.Until.Sub(b.f.clock.Now())
-	if left > 0 {
-		// Rounded up to the millisecond: never shorter than the time left.
-		retry := (left + time.Millisecond - 1).Truncate(time.Millisecond)
-		b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: retry})
-	}
-	next := max(min(left, retryStep(b.cfg.TTL)), floor, 0)
-	b.stopTimer = b.f.clock.AfterFunc(next, func() { b.tick(s.Gen) })
-}
+func (o storeOp) needsClock() bool { return o != opSuccess && o != opRelease }
 
-// tick runs on the open timer: it refreshes RetryAfter, or moves the
-// circuit to half-open when its time is up.
-func (b *Breaker) tick(gen uint64) {
-	b.mu.Lock()
-	s := b.snap
-	if s.Gen != gen || s.State != Open {
-		b.mu.Unlock()
-		return
-	}
-	if s.Until.After(b.f.clock.Now()) {
-		b.armLocked(s, 0)
-		b.mu.Unlock()
-		return
-	}
-	b.stopTimer = nil
-	b.mu.Unlock()
-
-	ctx, cancel := storeCtx()
-	defer cancel()
-	b.update(ctx, gen, true,
-		func(ctx context.Context, op store.Op) (store.Snapshot, error) { return b.f.store.Expire(ctx, op) },
-		func(s store.Snapshot, op store.Op) (store.Snapshot, bool) { return s.Expire(op.Settings, op.Gen, op.Now) })
-
-	// A store may keep the circuit open longer (another process opened it
-	// again at the same generation): look again later rather than never.
-	b.mu.Lock()
-	if b.snap.Gen == gen && b.snap.State == Open && b.stopTimer == nil {
-		b.armLocked(b.snap, retryStep(b.cfg.TTL))
-	}
-	b.mu.Unlock()
-}
-
-// announce tells listeners about a change of state.
-func (b *Breaker) announce(prev, s store.Snapshot) {
-	if prev.State == s.State && prev.Gen == s.Gen || !b.f.listeners.active() {
-		return
-	}
-	if prev.State != s.State {
-		b.f.listeners.emit(Event{Kind: EventStateChanged, Circuit: b.name, From: prev.State, To: s.State})
-	}
-	if prev.State == HalfOpen && s.State == Closed {
-		b.f.listeners.emit(Event{Kind: EventRecovered, Circuit: b.name, From: HalfOpen, To: Closed})
-	}
-}
-
-func (b *Breaker) settings() store.Settings { return settingsOf(b.cfg) }
-
-func word(s store.Snapshot) uint64 {
-	w := uint64(s.State) | uint64(uint32(s.Gen))<<genShift
-	if s.State == Closed && s.Failures > 0 {
-		w |= pendingBit
-	}
-	return w
-}
+// storeTimeout bounds store calls made on behalf of finished calls and of
+// timers: the store's own timeout applies too.
+const storeTimeout = time.Second

@@ -115,7 +115,7 @@ func TestDefaults(t *testing.T) {
 
 func TestBadConfigPanics(t *testing.T) {
 	f := purgatory.NewFactory()
-	assert.PanicsWithValue(t, "purgatory: threshold must not be negative, got -1", func() {
+	assert.PanicsWithValue(t, "purgatory: circuit \"x\": threshold out of range: -1", func() {
 		f.Breaker("x", purgatory.Config{Threshold: -1})
 	})
 	assert.PanicsWithValue(t, "purgatory: ttl must be positive, got 0", func() { purgatory.WithTTL(0) })
@@ -223,12 +223,18 @@ func TestOpenError(t *testing.T) {
 	assert.Equal(t, 10*time.Second, oe.RetryAfter)
 	assert.Equal(t, `purgatory: circuit "payments" is open: retry after 10s`, err.Error())
 
-	// RetryAfter is refreshed by the timer: never below the time left, at
-	// most one step (ttl/10) above it.
+	// RetryAfter is refreshed lazily: never below the time left, at most
+	// 10ms above it.
 	e.clk.Advance(2500 * time.Millisecond)
 	require.ErrorAs(t, call(b, nil), &oe)
-	assert.GreaterOrEqual(t, oe.RetryAfter, 7500*time.Millisecond)
-	assert.LessOrEqual(t, oe.RetryAfter, 8500*time.Millisecond)
+	assert.Equal(t, 7500*time.Millisecond, oe.RetryAfter)
+	e.clk.Advance(5 * time.Millisecond)
+	require.ErrorAs(t, call(b, nil), &oe)
+	assert.GreaterOrEqual(t, oe.RetryAfter, 7495*time.Millisecond)
+	assert.LessOrEqual(t, oe.RetryAfter, 7505*time.Millisecond)
+	e.clk.Advance(time.Second)
+	require.ErrorAs(t, call(b, nil), &oe)
+	assert.Equal(t, 6495*time.Millisecond, oe.RetryAfter)
 }
 
 func TestHalfOpenTrials(t *testing.T) {
@@ -245,10 +251,11 @@ func TestHalfOpenTrials(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.Allow(ctx)
 	require.ErrorIs(t, err, purgatory.ErrOpen, "a third call while two trials run is rejected")
-	assert.Equal(t, `purgatory: circuit "t" is half-open: trial calls in progress`, err.Error())
+	assert.Equal(t, `purgatory: circuit "t" is half-open: trial calls in progress, retry within 1s`, err.Error())
 	var oe *purgatory.OpenError
 	require.ErrorAs(t, err, &oe)
-	assert.Zero(t, oe.RetryAfter)
+	assert.Equal(t, time.Second, oe.RetryAfter, "the trials' lease: the latest a slot frees up")
+	assert.Equal(t, purgatory.HalfOpen, oe.State())
 
 	b.Done(ctx, t1, nil)
 	assert.Equal(t, purgatory.HalfOpen, b.State(), "closed only once every trial succeeded")
@@ -507,6 +514,34 @@ func (s *failingStore) Success(ctx context.Context, op store.Op) (store.Snapshot
 		return store.Snapshot{}, err
 	}
 	return s.Memory.Success(ctx, op)
+}
+
+func (s *failingStore) Release(ctx context.Context, op store.Op) (store.Snapshot, error) {
+	if err := s.err(); err != nil {
+		return store.Snapshot{}, err
+	}
+	return s.Memory.Release(ctx, op)
+}
+
+func (s *failingStore) Record(ctx context.Context, op store.Op, calls, failed int) (store.Snapshot, error) {
+	if err := s.err(); err != nil {
+		return store.Snapshot{}, err
+	}
+	return s.Memory.Record(ctx, op, calls, failed)
+}
+
+func (s *failingStore) Reconcile(ctx context.Context, op store.Op, base uint64, want store.Snapshot) (store.Snapshot, error) {
+	if err := s.err(); err != nil {
+		return store.Snapshot{}, err
+	}
+	return s.Memory.Reconcile(ctx, op, base, want)
+}
+
+func (s *failingStore) Register(ctx context.Context, name string, set store.Settings) (store.Settings, store.Snapshot, error) {
+	if err := s.err(); err != nil {
+		return store.Settings{}, store.Snapshot{}, err
+	}
+	return s.Memory.Register(ctx, name, set)
 }
 
 func TestStoreDownKeepsWorkingLocally(t *testing.T) {

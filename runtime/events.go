@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // EventKind says what happened to a circuit.
@@ -55,18 +54,33 @@ func (k EventKind) String() string {
 
 // Event is what listeners receive. Which fields are set depends on Kind.
 type Event struct {
-	Kind     EventKind
-	Circuit  string // the circuit's name
+	Kind    EventKind
+	Circuit string // the circuit's name
+	// Seq orders the events of one circuit: it grows with every created,
+	// state-changed, recovered, config-conflict and store-error event;
+	// failure and rejected events carry the Seq of the latest of those.
+	Seq      uint64
 	From, To State  // EventStateChanged; To also for EventRecovered (Closed)
 	Failures int    // EventFailure
 	Err      error  // EventFailure, EventRejected, EventConfigConflict, EventStoreError
 	Config   Config // the configuration in force: EventCreated, EventConfigConflict
 }
 
-// Listener receives events. OnEvent is called synchronously by the
-// goroutine that caused the event, so it must be quick and must not block;
-// it may be called from many goroutines at once. A panic in OnEvent is
-// recovered and dropped: it never breaks the breaker.
+// Listener receives events.
+//
+// Events of one circuit reach a listener in order, one at a time: the
+// created, state-changed, recovered, config-conflict and store-error events
+// of a circuit are queued as they happen and delivered by whichever
+// goroutine finds the queue idle, outside every lock, so a listener may
+// call back into the factory (Lookup, Breaker, Open, Close, ...) without
+// deadlock; what it causes is delivered after it returns. Failure and
+// rejected events, which come with calls and may be frequent, are delivered
+// at once by the calling goroutine and so may interleave with the others;
+// their Seq tells which change they follow.
+//
+// OnEvent must be quick and must not block; different circuits' events may
+// arrive from many goroutines at once. A panic in OnEvent is recovered and
+// dropped: it never breaks the breaker.
 type Listener interface {
 	OnEvent(Event)
 }
@@ -155,7 +169,8 @@ func (s slogListener) OnEvent(e Event) {
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("circuit", e.Circuit), slog.String("event", e.Kind.String())}
+	attrs := []slog.Attr{slog.String("circuit", e.Circuit), slog.String("event", e.Kind.String()),
+		slog.Uint64("seq", e.Seq)}
 	switch e.Kind {
 	case EventStateChanged:
 		attrs = append(attrs, slog.String("from", e.From.String()), slog.String("to", e.To.String()))
@@ -171,7 +186,16 @@ func (s slogListener) OnEvent(e Event) {
 	s.log.LogAttrs(ctx, level, "purgatory: "+e.Kind.String(), attrs...)
 }
 
-// retryStep is how often an open breaker refreshes OpenError.RetryAfter.
-func retryStep(ttl time.Duration) time.Duration {
-	return min(max(ttl/10, time.Millisecond), time.Second)
+// eventQueue delivers a circuit's ordered events (see [Listener]).
+type eventQueue struct {
+	seq      uint64
+	pending  []Event
+	draining bool
+}
+
+// post queues e with the next sequence number. The circuit's lock is held.
+func (q *eventQueue) post(e Event) {
+	q.seq++
+	e.Seq = q.seq
+	q.pending = append(q.pending, e)
 }

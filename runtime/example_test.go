@@ -81,5 +81,5 @@ func ExampleNewSlogListener() {
 	b := factory.Breaker("search", purgatory.Config{Threshold: 1})
 	_ = b.Do(context.Background(), func(context.Context) error { return errUnavailable })
 	// Output:
-	// level=WARN msg="purgatory: state-changed" circuit=search event=state-changed from=closed to=open
+	// level=WARN msg="purgatory: state-changed" circuit=search event=state-changed seq=2 from=closed to=open
 }

@@ -1,15 +1,21 @@
 package runtime
 
 import (
-	"context"
+	"cmp"
 	"fmt"
+	goruntime "runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
-// State is the state of a circuit: [Closed], [Open] or [HalfOpen].
+// State is the state of a circuit: [Closed], [Open], [HalfOpen] or
+// [Isolated].
 type State = store.State
 
 // The states of a circuit.
@@ -17,6 +23,7 @@ const (
 	Closed   = store.Closed
 	Open     = store.Open
 	HalfOpen = store.HalfOpen
+	Isolated = store.Isolated
 )
 
 // Defaults of a factory made without options.
@@ -24,6 +31,8 @@ const (
 	DefaultThreshold = 5
 	DefaultTTL       = 30 * time.Second
 	DefaultTrials    = 1
+	DefaultWindow    = 30 * time.Second // with a FailureRate
+	DefaultMinCalls  = 20               // with a FailureRate
 )
 
 // Config configures one circuit. Zero fields take the factory's defaults.
@@ -71,6 +80,35 @@ func WithTrials(n int) Option {
 	return func(f *Factory) { f.defaults.Trials = n }
 }
 
+// WithFailureRate sets a default failure-rate policy: circuits open when,
+// over window, at least minCalls calls were made and failed/calls >= rate
+// (see Config.FailureRate). It panics if rate is not in (0, 1], window <= 0
+// or minCalls < 1.
+func WithFailureRate(rate float64, window time.Duration, minCalls int) Option {
+	if !(rate > 0 && rate <= 1) {
+		panic(fmt.Sprintf("purgatory: failure rate must be in (0, 1], got %v", rate))
+	}
+	mustPositive("window", int64(window))
+	mustPositive("min calls", int64(minCalls))
+	return func(f *Factory) {
+		f.defaults.FailureRate, f.defaults.Window, f.defaults.MinCalls = rate, window, minCalls
+	}
+}
+
+// WithSlowCall sets the default slow-call duration (see Config.SlowCall).
+// It panics if d <= 0.
+func WithSlowCall(d time.Duration) Option {
+	mustPositive("slow call", int64(d))
+	return func(f *Factory) { f.defaults.SlowCall = d }
+}
+
+// WithMaxTTL sets the default longest open period (see Config.MaxTTL). It
+// panics if d <= 0.
+func WithMaxTTL(d time.Duration) Option {
+	mustPositive("max ttl", int64(d))
+	return func(f *Factory) { f.defaults.MaxTTL = d }
+}
+
 // WithExclude adds matchers for errors that no breaker of the factory counts
 // as failures (see [Is] and [As]). They apply before each circuit's own.
 func WithExclude(matchers ...func(error) bool) Option {
@@ -100,8 +138,14 @@ type Factory struct {
 	clock     Clock
 	listeners listeners
 
-	mu       sync.Mutex
-	breakers map[string]*Breaker
+	breakers sync.Map   // name -> *Breaker; lock-free for names that exist
+	mu       sync.Mutex // serialises the creation of circuits
+	counting atomic.Bool
+	closed   atomic.Bool
+
+	refreshMu sync.Mutex
+	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
+	ticking   bool
 }
 
 // NewFactory returns a factory with the given options.
@@ -109,13 +153,17 @@ func NewFactory(opts ...Option) *Factory {
 	f := &Factory{
 		defaults: Config{Threshold: DefaultThreshold, TTL: DefaultTTL, Trials: DefaultTrials},
 		clock:    systemClock{},
-		breakers: make(map[string]*Breaker),
 	}
 	for _, o := range opts {
 		o(f)
 	}
 	if f.store == nil {
 		f.store = store.NewMemory()
+	}
+	for _, m := range f.defaults.Exclude {
+		if m == nil {
+			panic("purgatory: WithExclude: nil matcher")
+		}
 	}
 	return f
 }
@@ -128,94 +176,313 @@ var defaultFactory = sync.OnceValue(func() *Factory { return NewFactory() })
 
 // AddListener adds a listener to every breaker of the factory, present and
 // future, and returns a function that removes it. Both may be called at any
-// time, also while calls run.
+// time, also while calls run and from a listener.
 func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.add(l) }
 
 // Breaker returns the breaker named name, creating it with cfg if the
 // factory has none. The first registration of a name configures its
-// circuit: a later call with a different configuration gets the existing
-// breaker and is reported to listeners as an [EventConfigConflict]. With a
-// shared store, the first registration across all processes wins.
+// circuit: a later call with a different configuration (settings or
+// exclude list) gets the existing breaker and is reported to listeners as
+// an [EventConfigConflict]. With a shared store, the first registration's
+// settings across all processes win.
 //
-// Breaker panics if a field of cfg is negative.
+// Exclude lists are compared by identity: the same functions (top-level
+// functions, or matchers from [Is] and [As], which return the same function
+// for the same target) in the same order. So a generated constructor
+// called twice registers the same list, and a hand-written closure made
+// anew for each registration is reported as a conflict, never dropped in
+// silence.
+//
+// Looking up an existing circuit takes no lock and allocates nothing.
+// Breaker panics if a field of cfg is out of range or an exclude matcher
+// is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker {
-	cfg = f.resolve(cfg)
+	if v, ok := f.breakers.Load(name); ok {
+		return f.registerAgain(v.(*Breaker), cfg)
+	}
+	resolved := f.resolve(name, cfg)
 	f.mu.Lock()
-	b, ok := f.breakers[name]
-	if !ok {
-		b = &Breaker{name: name, f: f, cfg: cfg, trialErr: &OpenError{Circuit: name, halfOpen: true},
-			ready: make(chan struct{})}
-		f.breakers[name] = b
+	if v, ok := f.breakers.Load(name); ok {
+		f.mu.Unlock()
+		return f.registerAgain(v.(*Breaker), cfg)
 	}
+	b := &Breaker{}
+	c := b
+	c.name, c.f, c.cfg, c.set, c.ready = name, f, resolved, settingsOf(resolved), make(chan struct{})
+	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
+	c.epoch = f.clock.Now()
+	if resolved.FailureRate > 0 || f.counting.Load() {
+		c.stripes = newStripes()
+	}
+	f.breakers.Store(name, b)
 	f.mu.Unlock()
-	if !ok {
-		b.register()
-		close(b.ready)
-		return b
-	}
+	c.register(c.set)
+	stop := f.watch(b)
+	c.mu.Lock()
+	c.watch = stop
+	c.mu.Unlock()
+	close(c.ready)
+	c.drain()
+	return b
+}
+
+// registerAgain handles a registration of a name that exists.
+func (f *Factory) registerAgain(b *Breaker, cfg Config) *Breaker {
 	<-b.ready
-	if b.settings() != settingsOf(cfg) {
-		f.conflict(name, b.cfg, cfg)
+	want := f.settingsFor(b.name, cfg)
+	sameExclude := sameMatchers(b.exclude[min(len(f.defaults.Exclude), len(b.exclude)):], cfg.Exclude)
+	if want != b.set || !sameExclude {
+		wanted := configOf(want, cfg)
+		wanted.Exclude = cfg.Exclude
+		b.mu.Lock()
+		b.events.post(conflictEvent(b.name, b.Config(), wanted))
+		b.mu.Unlock()
+		b.drain()
 	}
 	return b
 }
 
-// Lookup returns the breaker named name if the factory has made one. Use it
-// to reach a circuit by name (to read its state, or to Open or Close it)
-// without registering it.
-func (f *Factory) Lookup(name string) (*Breaker, bool) {
-	f.mu.Lock()
-	b, ok := f.breakers[name]
-	f.mu.Unlock()
-	if ok {
-		<-b.ready
+// sameMatchers reports whether a and b hold the same functions in the same
+// order.
+func sameMatchers(a, b []func(error) bool) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	return b, ok
-}
-
-func (f *Factory) resolve(cfg Config) Config {
-	mustNotNegative := func(what string, v int64) {
-		if v < 0 {
-			panic(fmt.Sprintf("purgatory: %s must not be negative, got %d", what, v))
+	for i := range a {
+		if funcID(a[i]) != funcID(b[i]) {
+			return false
 		}
 	}
-	mustNotNegative("threshold", int64(cfg.Threshold))
-	mustNotNegative("ttl", int64(cfg.TTL))
-	mustNotNegative("trials", int64(cfg.Trials))
-	if cfg.Threshold == 0 {
-		cfg.Threshold = f.defaults.Threshold
+	return true
+}
+
+// funcID returns the identity of a function value: its closure's address.
+func funcID(f func(error) bool) uintptr { return *(*uintptr)(unsafe.Pointer(&f)) }
+
+// Lookup returns the breaker named name if the factory has made one. Use
+// it to reach a circuit by name (to read its state, or to Open, Close or
+// Isolate it) without registering it. It takes no lock and allocates
+// nothing.
+func (f *Factory) Lookup(name string) (*Breaker, bool) {
+	v, ok := f.breakers.Load(name)
+	if !ok {
+		return nil, false
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = f.defaults.TTL
+	b := v.(*Breaker)
+	<-b.ready
+	return b, true
+}
+
+// Remove drops the named circuit from the factory and stops watching it in
+// the store, for per-key circuits that are no longer called (one per host,
+// say). It reports whether the factory had it. Breakers of the circuit
+// still held keep working on local state only; a later Breaker call with
+// the name registers it afresh. A circuit costs about 1 KiB while it is
+// kept (more with counting on: 64 bytes per stripe, four stripes per
+// processor).
+func (f *Factory) Remove(name string) bool {
+	v, ok := f.breakers.LoadAndDelete(name)
+	if ok {
+		b := v.(*Breaker)
+		<-b.ready
+		b.detach()
 	}
-	if cfg.Trials == 0 {
-		cfg.Trials = f.defaults.Trials
+	return ok
+}
+
+// Close stops the factory's store watches, reconciliation retries and
+// refresh timer. Breakers go on working after Close, on local state only:
+// they no longer read or write the store, and an open circuit still moves
+// to half-open at the end of its open period. Close does not close the
+// store. It is idempotent.
+func (f *Factory) Close() error {
+	if f.closed.Swap(true) {
+		return nil
 	}
-	if len(f.defaults.Exclude) > 0 {
-		cfg.Exclude = append(append([]func(error) bool(nil), f.defaults.Exclude...), cfg.Exclude...)
+	f.breakers.Range(func(_, v any) bool {
+		b := v.(*Breaker)
+		<-b.ready
+		b.detach()
+		return true
+	})
+	return nil
+}
+
+// CountCalls turns on counting every call's outcome (see [Counts]) for
+// every breaker of the factory, present and future. Exporters call it.
+// Without it, successes and rejections are not counted, so that a closed
+// success costs nothing more than it must; with it, they are counted in
+// striped per-processor counters: no lock, no allocation, no line every
+// core writes.
+func (f *Factory) CountCalls() {
+	if f.counting.Swap(true) {
+		return
 	}
+	f.breakers.Range(func(_, v any) bool {
+		c := v.(*Breaker)
+		<-c.ready
+		c.mu.Lock()
+		if c.stripes == nil {
+			c.stripes = newStripes()
+		}
+		c.view.Store(c.word(c.snap))
+		c.mu.Unlock()
+		return true
+	})
+}
+
+// watch watches c in the store through a weak pointer, so that a factory
+// dropped without Close does not stay reachable from a shared store: when
+// c is collected, its watch is stopped.
+func (f *Factory) watch(b *Breaker) (stop func()) {
+	wp := weak.Make(b)
+	stop = f.store.Watch(b.name, func(s store.Snapshot) {
+		if b := wp.Value(); b != nil {
+			b.watched(s)
+		}
+	})
+	goruntime.AddCleanup(b, func(stop func()) { stop() }, stop)
+	return stop
+}
+
+// refreshEvery is how old an open circuit's RetryAfter may get while it is
+// rejecting calls.
+const refreshEvery = 10 * time.Millisecond
+
+// stale schedules c's open error to be marked stale a refreshEvery from
+// now. It runs one timer per factory, and only while circuits reject.
+func (f *Factory) stale(c *Breaker) {
+	f.refreshMu.Lock()
+	defer f.refreshMu.Unlock()
+	f.refreshed = append(f.refreshed, c)
+	if !f.ticking && !f.closed.Load() {
+		f.ticking = true
+		f.clock.AfterFunc(refreshEvery, f.refreshTick)
+	}
+}
+
+func (f *Factory) refreshTick() {
+	f.refreshMu.Lock()
+	list := f.refreshed
+	f.refreshed = nil
+	f.ticking = false
+	f.refreshMu.Unlock()
+	for _, c := range list {
+		c.fresh.Store(false)
+	}
+}
+
+// resolve fills in the defaults of a new circuit's configuration and
+// checks it.
+func (f *Factory) resolve(name string, cfg Config) Config {
+	mustMatchers(name, cfg.Exclude)
+	set := f.settingsFor(name, cfg)
+	cfg = configOf(set, cfg)
+	if cfg.SlowCall == 0 {
+		cfg.SlowCall = f.defaults.SlowCall
+	}
+	cfg.Exclude = f.excludes(cfg.Exclude)
 	return cfg
 }
 
-func (f *Factory) conflict(name string, inForce, wanted Config) {
-	f.listeners.emit(Event{
+// settingsFor returns the settings cfg asks for, with the factory's
+// defaults, without allocating. It panics on values out of range.
+func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
+	bad := func(what string, v any) {
+		panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, what, v))
+	}
+	if cfg.Threshold < 0 {
+		bad("threshold", cfg.Threshold)
+	}
+	if cfg.TTL < 0 {
+		bad("ttl", cfg.TTL)
+	}
+	if cfg.Trials < 0 {
+		bad("trials", cfg.Trials)
+	}
+	if cfg.FailureRate < 0 || cfg.FailureRate > 1 || cfg.FailureRate != cfg.FailureRate {
+		bad("failure rate", cfg.FailureRate)
+	}
+	if cfg.Window < 0 {
+		bad("window", cfg.Window)
+	}
+	if cfg.MinCalls < 0 {
+		bad("min calls", cfg.MinCalls)
+	}
+	if cfg.SlowCall < 0 {
+		bad("slow call", cfg.SlowCall)
+	}
+	if cfg.MaxTTL < 0 {
+		bad("max ttl", cfg.MaxTTL)
+	}
+	d := f.defaults
+	s := store.Settings{Threshold: cfg.Threshold, TTL: cmp.Or(cfg.TTL, d.TTL), Trials: cmp.Or(cfg.Trials, d.Trials),
+		MaxTTL: cmp.Or(cfg.MaxTTL, d.MaxTTL), FailureRate: cmp.Or(cfg.FailureRate, d.FailureRate)}
+	if s.Threshold == 0 && cfg.FailureRate == 0 {
+		s.Threshold = d.Threshold // with a rate of its own and no threshold, only the rate applies
+	}
+	if s.FailureRate > 0 {
+		s.Window = cmp.Or(cfg.Window, d.Window, DefaultWindow)
+		s.MinCalls = cmp.Or(cfg.MinCalls, d.MinCalls, DefaultMinCalls)
+	}
+	if s.MaxTTL <= s.TTL {
+		s.MaxTTL = 0
+	}
+	return s
+}
+
+// excludes returns the factory's matchers followed by own.
+func (f *Factory) excludes(own []func(error) bool) []func(error) bool {
+	if len(f.defaults.Exclude) == 0 {
+		return own
+	}
+	return append(slices.Clip(f.defaults.Exclude), own...)
+}
+
+func mustMatchers(name string, ms []func(error) bool) {
+	for i, m := range ms {
+		if m == nil {
+			panic(fmt.Sprintf("purgatory: circuit %q: exclude matcher %d is nil", name, i))
+		}
+	}
+}
+
+func conflictEvent(name string, inForce, wanted Config) Event {
+	return Event{
 		Kind:    EventConfigConflict,
 		Circuit: name,
 		Config:  inForce,
 		Err: fmt.Errorf("purgatory: circuit %q is registered with %s; ignoring %s",
 			name, describe(inForce), describe(wanted)),
-	})
+	}
 }
 
 func settingsOf(c Config) store.Settings {
-	return store.Settings{Threshold: c.Threshold, TTL: c.TTL, Trials: c.Trials}
+	s := store.Settings{Threshold: c.Threshold, TTL: c.TTL, Trials: c.Trials, MaxTTL: c.MaxTTL,
+		FailureRate: c.FailureRate, Window: c.Window, MinCalls: c.MinCalls}
+	if s.MaxTTL <= s.TTL {
+		s.MaxTTL = 0
+	}
+	return s
+}
+
+// configOf returns cfg with the settings of s.
+func configOf(s store.Settings, cfg Config) Config {
+	cfg.Threshold, cfg.TTL, cfg.Trials, cfg.MaxTTL = s.Threshold, s.TTL, s.Trials, s.MaxTTL
+	cfg.FailureRate, cfg.Window, cfg.MinCalls = s.FailureRate, s.Window, s.MinCalls
+	return cfg
 }
 
 func describe(c Config) string {
-	return fmt.Sprintf("threshold=%d ttl=%s trials=%d", c.Threshold, c.TTL, c.Trials)
+	s := fmt.Sprintf("threshold=%d ttl=%s trials=%d", c.Threshold, c.TTL, c.Trials)
+	if c.MaxTTL > 0 {
+		s += fmt.Sprintf(" maxttl=%s", c.MaxTTL)
+	}
+	if c.FailureRate > 0 {
+		s += fmt.Sprintf(" rate=%g%% window=%s min=%d", c.FailureRate*100, c.Window, c.MinCalls)
+	}
+	return s
 }
 
-// storeCtx bounds store calls made outside any caller's context.
-func storeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), time.Second)
-}
+// storeBackoff is how long a breaker stays off a store that failed.
+const storeBackoff = time.Second

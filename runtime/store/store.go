@@ -21,12 +21,13 @@
 //     record (a restart, a restore from an older snapshot) gives the record
 //     a Seq newer than any it handed out before, as the Redis store does
 //     with its server clock.
-//   - Leases. A half-open generation is a lease on the trial slots: its
-//     Until is the end of the lease (the open period's TTL after the
-//     circuit became half-open). A half-open circuit whose Until has passed
-//     is treated as a failed trial: the next Claim or Expire re-opens it. So
-//     a trial that never reports — a hung call, a lost goroutine, a killed
-//     process — cannot keep a circuit half-open for longer than the TTL.
+//   - Leases. The trial slots of a half-open generation are leased: the
+//     first claim with no slot taken sets Until to now + TTL. A half-open
+//     circuit whose lease has run out with slots still taken is treated as
+//     a failed trial: the next Claim or Expire re-opens it, one backoff
+//     level up. So a trial that never reports — a hung call, a lost
+//     goroutine, a killed process — cannot keep a circuit from calls for
+//     longer than the TTL.
 //   - Isolation. An [Isolated] circuit rejects calls until it is forced
 //     closed (or open); only Force and Reconcile move it.
 //   - Watch delivers only snapshots the store vouches for. A store that
@@ -257,8 +258,10 @@ func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 // Claim returns s after an attempt to claim a trial slot in generation gen,
 // and whether the slot was granted. An open circuit whose Until is not
 // after now becomes half-open first, and the claim applies to that new
-// generation; a half-open circuit whose lease has run out re-opens
-// instead (see [Snapshot.Expire]).
+// generation. The first claim of a half-open circuit with no slot taken
+// starts the trial lease (Until = now + TTL); a claim after the lease ran
+// out with slots still taken re-opens the circuit instead (see
+// [Snapshot.Expire]).
 func (s Snapshot) Claim(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
 	if s.State == Open && s.Gen == gen && !now.Before(s.Until) {
 		s = s.halfOpen(set, now)
@@ -267,11 +270,14 @@ func (s Snapshot) Claim(set Settings, gen uint64, now time.Time) (Snapshot, bool
 	if s.State != HalfOpen || s.Gen != gen {
 		return s, false
 	}
-	if !now.Before(s.Until) {
+	if s.Claimed > 0 && !now.Before(s.Until) {
 		return s.open(set, now, s.Level+1), false
 	}
 	if s.Claimed >= set.Trials {
 		return s, false
+	}
+	if s.Claimed == 0 {
+		s.Until = now.Add(set.TTL) // the lease starts with its first claim
 	}
 	s.Claimed++
 	s.Seq++
@@ -291,9 +297,10 @@ func (s Snapshot) Release(gen uint64) (Snapshot, bool) {
 
 // Expire returns s after the end of generation gen's open period or trial
 // lease, and whether it changed: an open circuit whose Until is not after
-// now becomes half-open, with a trial lease until now+TTL; a half-open one
-// whose lease has run out re-opens, one backoff level up, as if a trial
-// had failed.
+// now becomes half-open (Until = now + TTL); a half-open one whose lease
+// has run out with trial slots still taken re-opens, one backoff level up,
+// as if a trial had failed. A half-open circuit with no slot taken stays
+// as it is: it costs nothing while nobody calls.
 func (s Snapshot) Expire(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
 	if s.Gen != gen || now.Before(s.Until) {
 		return s, false
@@ -302,6 +309,9 @@ func (s Snapshot) Expire(set Settings, gen uint64, now time.Time) (Snapshot, boo
 	case Open:
 		return s.halfOpen(set, now), true
 	case HalfOpen:
+		if s.Claimed == 0 {
+			return s, false // nobody holds a slot: nothing to take back
+		}
 		return s.open(set, now, s.Level+1), true
 	}
 	return s, false
@@ -375,20 +385,18 @@ func (w Window) Totals() (calls, failed int) {
 // reached while it could not reach the store, and whether it changed. When
 // s.Seq is still base — nobody changed the record since the caller last
 // saw it — the record takes want's State, Until and Level in a new
-// generation (a half-open want is pushed as open until want.Until, whose
-// trials this record never granted). Otherwise the record moved on and
-// wins: s is returned unchanged.
+// generation (half-open with no slot taken: trials the caller granted on
+// its own are not the record's). Otherwise the record moved on and wins:
+// s is returned unchanged.
 func (s Snapshot) Reconcile(base uint64, want Snapshot) (Snapshot, bool) {
 	if s.Seq != base {
 		return s, false
 	}
 	st, until := want.State, want.Until
 	switch st {
-	case HalfOpen:
-		st = Open
 	case Closed, Isolated:
 		until = time.Time{}
-	case Open:
+	case Open, HalfOpen:
 	default:
 		return s, false
 	}

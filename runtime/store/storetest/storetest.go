@@ -432,6 +432,17 @@ func testLease(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, store.HalfOpen, h3.State)
 	assert.Zero(t, h3.Claimed)
+
+	// A half-open circuit nobody calls stays half-open past its Until,
+	// and a late claim starts a fresh lease.
+	idle, err := s.Expire(ctx(t), op(name2, h3.Gen, h3.Until.Add(time.Hour)))
+	require.NoError(t, err)
+	assert.Equal(t, h3.Gen, idle.Gen, "no slot taken: nothing to take back")
+	late := h3.Until.Add(2 * time.Hour)
+	got, ok, err = s.Claim(ctx(t), op(name2, h3.Gen, late))
+	require.NoError(t, err)
+	assert.True(t, ok, "a claim on an idle half-open circuit is granted")
+	assert.True(t, got.Until.Equal(late.Add(set.TTL)), "and starts the lease, got %v", got.Until)
 }
 
 // testBackoff: each failed trial doubles the open period up to MaxTTL; a

@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Counts are the outcomes of one circuit's calls in this process, counted
+// from the moment the factory's counting was turned on (see
+// [Factory.CountCalls]); failures, exclusions, cancellations and store
+// errors are counted always. Counts only grow.
+type Counts struct {
+	Success  uint64 // calls that succeeded
+	Failure  uint64 // calls that failed (slow calls and panics included)
+	Excluded uint64 // calls whose error an exclude matcher matched
+	Ignored  uint64 // calls that ended with their caller's cancellation
+	Rejected uint64 // calls the circuit rejected
+	// StoreErrors counts failed store operations (every one, where
+	// EventStoreError is sent once per episode).
+	StoreErrors uint64
+}
+
+// Status is one circuit as this process sees it, for dashboards and
+// exporters. It is a copy: it does not change when the circuit does.
+type Status struct {
+	Name  string
+	State State
+	// Seq orders the statuses and events of one circuit: it grows with
+	// every change this process saw.
+	Seq uint64
+	// Failures is the count of consecutive failures while closed.
+	Failures int
+	// Calls and Failed are a rate circuit's window totals as last merged
+	// with the store, and FailureRatio is Failed/Calls (0 without calls or
+	// without a rate policy).
+	Calls, Failed int
+	FailureRatio  float64
+	// OpenedAt is when the circuit last left the closed state (zero if it
+	// never did), by this process's clock.
+	OpenedAt time.Time
+	// Until is, while open, when the circuit may become half-open; while
+	// half-open, when the trial lease ends.
+	Until time.Time
+	// RetryAfter is the time left until Until, as of the call to Status
+	// (zero unless open).
+	RetryAfter time.Duration
+	Config     Config
+	Counts     Counts
+}
+
+// Breakers returns the factory's breakers, sorted by name.
+func (f *Factory) Breakers() []*Breaker {
+	var out []*Breaker
+	f.breakers.Range(func(_, v any) bool {
+		b := v.(*Breaker)
+		<-b.ready
+		out = append(out, b)
+		return true
+	})
+	slices.SortFunc(out, func(a, b *Breaker) int { return strings.Compare(a.name, b.name) })
+	return out
+}
