@@ -429,10 +429,13 @@ elseif op == 'claim' then
     changed = true
   end
   if r.state == 'half-open' and r.gen == gen then
-    if not before(now, r.until_) then
-      open(r, now, r.level + 1) -- the trial lease ran out
+    if r.claimed > 0 and not before(now, r.until_) then
+      open(r, now, r.level + 1) -- the trial lease ran out with slots taken
       changed = true
     elseif r.claimed < r.set.trials then
+      if r.claimed == 0 then
+        r.until_ = after(now, r.set.ttl) -- the lease starts with its first claim
+      end
       r.claimed = r.claimed + 1
       r.seq = r.seq + 1
       changed, granted = true, true
@@ -445,7 +448,7 @@ elseif op == 'release' then
     changed = true
   end
 elseif op == 'expire' then
-  if r.gen == gen and (r.state == 'open' or r.state == 'half-open') and not before(now, r.until_) then
+  if r.gen == gen and (r.state == 'open' or r.state == 'half-open' and r.claimed > 0) and not before(now, r.until_) then
     if r.state == 'open' then
       halfOpen(r, now)
     else
@@ -488,12 +491,9 @@ elseif op == 'record' then
 elseif op == 'reconcile' then
   if ARGV[13] == fmt(r.seq) then
     local st, u, level = ARGV[14], split(ARGV[15]), int(ARGV[16], 0)
-    if st == 'half-open' then
-      st = 'open'
-    end
-    if (st == 'open' or st == 'closed' or st == 'isolated') and u ~= nil and level ~= nil then
-      to(r, st)
-      if st == 'open' then
+    if (st == 'open' or st == 'half-open' or st == 'closed' or st == 'isolated') and u ~= nil and level ~= nil then
+      to(r, st) -- half-open with no slot taken
+      if st == 'open' or st == 'half-open' then
         r.until_ = u
       end
       r.level = level
