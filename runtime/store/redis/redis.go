@@ -304,6 +304,11 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("purgatory/redis: circuit record at %q has settings %+v, the caller %+v; the record's apply", e.Key, e.InForce, e.Wanted)
 }
 
+// aclCommands are the commands a store's user must be allowed, besides
+// the keys "~<prefix>*" and the channel "&<prefix>events" (see the package
+// doc).
+const aclCommands = "+evalsha +eval +hmget +hset +del +pexpire +persist +time +publish +subscribe +ping +hello"
+
 // The bounds of the settings a record may hold; a record outside them is
 // corrupt (see script.lua, goodSettings).
 const (
