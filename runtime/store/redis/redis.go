@@ -11,7 +11,7 @@
 // It works with any go-redis v9 [goredis.UniversalClient]: a single node,
 // Sentinel or Cluster (its tests run the conformance suite on a three-node
 // Cluster too). It needs Redis 5 or later (scripts that read the server
-// clock before writing).
+// clock before writing); Redis 7 for the permission checks of Ping.
 //
 // # Round trips
 //
@@ -19,13 +19,13 @@
 // store), so a closed success with no failures pending and an open
 // rejection make no Redis call at all. A failure, a success that resets
 // pending failures, a half-open trial claim or result, the end of an open
-// period and a manual Open or Close each make exactly one: an EVALSHA of
-// the store's Lua script (loaded once; go-redis reloads it on NOSCRIPT).
-// Every transition is computed on the server by that script, atomically, with
-// the same rules as the pure functions of package store; nothing is
-// read, modified and written back by the client. Creating a breaker costs a
-// Register call and, in the background, a read of its record for its
-// watcher (and one subscription per store).
+// period or trial lease, a rate flush, a reconciliation and a manual Open,
+// Close or Isolate each make exactly one: an EVALSHA of the store's Lua
+// script (loaded once; go-redis reloads it on NOSCRIPT). Every transition
+// is computed on the server by that script, atomically, with the rules of
+// the pure functions of package store (a differential test drives both
+// with random operation sequences); nothing is read, modified and written
+// back by the client. A reply to an operation is the record after it.
 //
 // # Key layout
 //
@@ -34,20 +34,23 @@
 //	<prefix>{<circuit>}:state
 //
 // with the default prefix "purgatory:". The braces are a Cluster hash tag,
-// so a circuit's keys always sit in one slot. Its fields, all decimal
-// strings:
+// so a circuit's keys always sit in one slot. The store reads and writes
+// only these fields (HMGET, never HGETALL: other fields are left alone and
+// cost nothing), all decimal strings:
 //
-//	state       closed, open or half-open
-//	gen         generation: counts state changes
-//	seq         counts every change of the record
+//	state       closed, open, half-open or isolated
+//	gen, seq    generation (counts state changes), sequence (counts changes)
 //	failures    consecutive failures while closed
 //	claimed     trial calls in flight while half-open
 //	succeeded   trial calls that succeeded while half-open
-//	open_until  while open: when it may become half-open, in Unix nanoseconds
-//	            (of the clocks of the processes, which should agree); else 0
-//	threshold   \
-//	ttl         | the settings of the first registration (ttl in nanoseconds)
-//	trials      /
+//	until       open: end of the open period; half-open: end of the trial
+//	            lease; Unix nanoseconds of the processes' clocks; else 0
+//	level       backoff level
+//	calls       \ a rate circuit's window totals after the last flush
+//	failed      /
+//	wgen, wstart, wcalls, wfailed   the rolling window (store.Window)
+//	threshold, ttl, trials, maxttl, rate, window, min   the settings of the
+//	            first registration (durations in nanoseconds)
 //
 // A record is created by the first registration or, if it was lost, by the
 // first operation on it (every operation carries the caller's settings). A
@@ -56,33 +59,81 @@
 // back in time (Redis restarted from an older snapshot, or failed over to a
 // replica that missed writes): an operation from a generation later than
 // the record's leaves it as it is, as the pure transitions say, but gives it
-// such a newer seq and publishes it, so that every breaker adopts it rather
-// than wait for a generation that will not come. A key that holds
-// something else (another type, an unreadable field) is treated as absent:
-// the operation replaces it with a fresh record and applies to that, and
-// returns a [*CorruptError] naming the key, which the breaker reports to its
-// listeners; nothing panics. Records do not expire; delete the keys of
-// circuits you retired.
+// such a newer seq and publishes it; and a watcher that reads a record older
+// than what it handed out raises the record's seq past it (see Messages).
+// A claimed trial slot is a lease: a restored or abandoned claim is freed
+// when the lease ends.
+//
+// A record is corrupt when a field is unreadable or out of range: a
+// threshold or trials above 1,000,000, a ttl, maxttl or window above 7 days
+// (or a window under 1 ms with a rate), a rate outside [0, 1], more than
+// 1e9 min calls, counters above 2^53. A corrupt key (or one of another
+// type) is replaced by a fresh record, the operation applies to that, and
+// it returns a [*CorruptError] naming the key, with a valid snapshot. A
+// record whose settings are in range but differ from the caller's is used
+// as it is; the operation returns a [*ConflictError] with both settings
+// and a valid snapshot, so that the breaker can report a configuration
+// conflict. Settings out of those ranges are refused (an error) before
+// Redis is asked.
+//
+// Records expire when idle: every write (and every registration) sets the
+// key's expiry to a day, or ten times the circuit's longest period (ttl,
+// maxttl, window) if that is longer, so an open circuit is never dropped
+// early; an isolated circuit never expires (PERSIST). A circuit nobody
+// touches for that long disappears and is recreated closed on next use.
 //
 // # Messages
 //
-// Every change is published, by the same script that makes it, on the
-// channel "<prefix>events" as one line of space-separated fields:
+// Every change is published, by the same script that makes it and before it
+// writes, on the channel "<prefix>events" as one line of space-separated
+// fields:
 //
-//	1 <state> <gen> <seq> <failures> <claimed> <succeeded> <open_until> <circuit>
+//	2 <state> <gen> <seq> <failures> <claimed> <succeeded> <until> <level> <calls> <failed> <circuit>
 //
-// (1 is the format version; the circuit name is the rest of the line and may
-// contain spaces). A store subscribes once, on the first [Store.Watch], and
-// hands each message to the watchers of its circuit; messages it cannot
-// parse are ignored. An idle subscription is pinged every 2 s, and one that
-// stays silent (a dead peer that never closed the connection) is replaced.
-// When the subscription is (re)established, after a
-// reconnection for instance, the store reads the record of every watched
-// circuit again and hands it to the watchers, so that nothing missed while
-// Redis was away lingers. Breakers also end an open period by their own
-// clock, so a lost message cannot keep a circuit open. On a Cluster the
+// (2 is the format version; the circuit name is the rest of the line, byte
+// for byte: it may contain spaces and NUL bytes). A store subscribes once,
+// on the first [Store.Watch], and judges each message of a watched
+// circuit. A message is a hint, not the record: anybody with PUBLISH on the
+// channel can send one. The watchers get it as it is only when it moves
+// the counters of the generation the store knows by exactly one Seq, with
+// the same state, gen, until and level. Any other message — a change of
+// state or generation, a Seq jump, a Seq the record already had with other
+// content — makes the store read the record (at most one read in flight
+// per circuit, and one more if hints came meanwhile; at most 8 reads at
+// once per store) and hand that over instead. When the subscription is
+// (re)established the store reads every watched record again and hands it
+// over. If a read shows a record older than a snapshot already handed out
+// (a restore, or a forged counter message that got through), the store
+// raises the record's seq past it, so that the breakers, which order
+// snapshots by seq, adopt the record. An idle subscription is pinged every
+// 2 s, and one that stays silent is replaced. On a Cluster the
 // subscription goes to one node; the Cluster forwards every published
 // message to all nodes.
+//
+// What someone who may PUBLISH on the channel but not write the keys can
+// do: make every subscribed store read the records of watched circuits (at
+// most one read per circuit at a time: load, not harm); raise a record's
+// seq; and change, for one step, the counters a watcher sees within the
+// current generation (failures, claimed, succeeded, calls, failed) — a
+// process may then send one needless reset, skip one, or reject half-open
+// calls locally until the next genuine change or the end of the trial
+// lease. What they cannot do: open, close, isolate or re-open a circuit
+// anywhere, start a generation, lengthen an open period or a lease, change
+// a backoff level, or hand out a seq that hides the record from the
+// breakers. Operations are unaffected: their replies are the record.
+//
+// # Permissions
+//
+// The store's user needs the keys and channel of its prefix and these
+// commands (the scripts run with the caller's rights):
+//
+//	ACL SETUSER purgatory on >secret ~purgatory:* &purgatory:events +evalsha +eval +hmget +hset +del +pexpire +persist +time +publish +subscribe +ping +hello
+//
+// [Store.Ping] checks all of it at once (on Redis 7, without writing) and
+// says what is missing; call it at start-up. A script that may not publish
+// fails before it writes anything, so an operation is never half-applied.
+// A subscription that fails (no SUBSCRIBE, a lost connection) is reported
+// to the [WithErrorHandler] function, once per episode, and retried.
 //
 // # Faults
 //
@@ -90,9 +141,12 @@
 // store timeout (50 ms unless set with [WithTimeout]). go-redis honours
 // deadlines only with ContextTimeoutEnabled set in its options; without it
 // (or with a client type the store cannot inspect) the store runs each call
-// in a goroutine and stops waiting for it at the deadline. A breaker whose
-// store call fails carries on with its local state and reports the error to
-// its listeners once per episode.
+// in a goroutine and stops waiting for it at the deadline. Errors say what
+// failed: "cannot reach Redis" with go-redis's cause (connection refused),
+// "Redis refused" with Redis's (NOAUTH, NOPERM), or "no answer in time"
+// with the last failed connection attempt when there was one. A breaker
+// whose store call fails carries on with its local state and reports the
+// error to its listeners once per episode.
 package redis
 
 import (

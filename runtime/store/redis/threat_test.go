@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/store"
+	"github.com/purgatory-go/purgatory/runtime/store/storetest"
 )
 
 // recorder keeps what a watcher was handed.
@@ -273,6 +275,20 @@ func TestACL(t *testing.T) {
 		s := New(c, WithPrefix(prefix), WithTimeout(time.Second))
 		t.Cleanup(func() { _ = s.Close() })
 		require.NoError(t, s.Ping(ctx))
+		for _, doc := range []string{"redis.go", "../../../README.md"} {
+			b, err := os.ReadFile(doc)
+			require.NoError(t, err)
+			assert.Contains(t, string(b), "&purgatory:events "+aclCommands, "%s gives the minimal ACL", doc)
+		}
+		// The conformance suite, as a user with those commands on the
+		// keys and channels of its prefixes.
+		rules := append([]string{"~aclmin*", "&aclmin*"}, strings.Fields(aclCommands)...)
+		cc := aclUser(t, srv, "purgatory-conf", rules...)
+		storetest.Run(t, func(t *testing.T) store.Store {
+			s := New(cc, WithPrefix("aclmin"+testPrefix()), WithTimeout(time.Second))
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		})
 	})
 	t.Run("NoPublish", func(t *testing.T) {
 		prefix := testPrefix()
