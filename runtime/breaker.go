@@ -102,15 +102,36 @@ func (b *Breaker) Status() Status {
 	return b.status()
 }
 
-// allowSlow handles every circuit that is not closed without flags: a
-// small frame for the common rejections, the trial claim out of line.
+// allowSlow handles every circuit that is not closed without flags: the
+// common rejections (open, and half-open with every slot taken) in a small
+// frame, everything else out of line.
 func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
+	var e *OpenError
+	switch w := b.view.Load(); {
+	case w&(stateMask|staleBit|countBit) == uint64(Open):
+		e = b.openErr.Load()
+	case w&(stateMask|fullBit|countBit) == uint64(HalfOpen)|fullBit:
+		e = b.trialErr.Load()
+	default:
+		return b.allowOther(ctx)
+	}
+	if b.f.listeners.active() {
+		b.rejected(e)
+	}
+	return 0, e
+}
+
+// allowOther handles the rest: a stale or counted rejection, an isolated
+// circuit, a trial claim, a closed circuit with flags.
+//
+//go:noinline
+func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 	c := b
 	w := c.view.Load()
 	switch State(w & stateMask) {
 	case Open:
 		e := c.openErr.Load()
-		if !c.fresh.Load() {
+		if w&staleBit != 0 {
 			e = c.refreshOpenErr()
 		}
 		return 0, c.reject(w, e)
@@ -165,6 +186,20 @@ func matches(m func(error) bool, err error) (ok bool) {
 
 func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	c := b
+	if w := c.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^0xff == uint64(t)&^0xff && w&(stateMask|pendingBit) == 0 {
+		// A success of a closed call with nothing pending: count it.
+		st := c.stripes.mine()
+		if w&countBit != 0 {
+			st.success.Add(1)
+		}
+		if w&rateBit != 0 {
+			st.calls.Add(1)
+			if !c.flushing.Load() {
+				c.armFlush()
+			}
+		}
+		return
+	}
 	o := b.classify(ctx, err)
 	if t&timedBit != 0 && o != ignored && c.micros()-uint32(t>>32) > uint32(c.cfg.SlowCall/time.Microsecond) {
 		o, err = failure, &SlowCallError{Circuit: c.name, Err: err}
@@ -227,7 +262,8 @@ func (e *SlowCallError) Unwrap() error { return e.Err }
 // The view word: everything the hot path needs in one atomic uint64.
 //
 //	bits 0-1   state (Closed, Open, HalfOpen, Isolated)
-//	bit  2     closed: failures pending, a success must reset them
+//	bit  2     closed: failures pending, a success must reset them;
+//	           open: RetryAfter is stale, the next rejection refreshes it
 //	bit  3     the factory counts calls (see Factory.CountCalls)
 //	bit  4     closed: a rate circuit, calls are counted into its window
 //	bit  5     closed: slow calls are timed, Allow reads the clock
@@ -244,6 +280,7 @@ func (e *SlowCallError) Unwrap() error { return e.Err }
 const (
 	stateMask    = 0b11
 	pendingBit   = 1 << 2
+	staleBit     = 1 << 2 // in an open view
 	countBit     = 1 << 3
 	rateBit      = 1 << 4
 	slowBit      = 1 << 5

@@ -20,7 +20,6 @@ type Breaker struct {
 	set  store.Settings // cfg as the store keeps it
 
 	openErr  atomic.Pointer[OpenError] // returned while open
-	fresh    atomic.Bool               // openErr's RetryAfter is recent (see refreshOpenErr)
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 	isoErr   *OpenError                // returned while isolated
 	stripes  stripes                   // per-call counts (counting or rate circuits)
@@ -44,11 +43,32 @@ type Breaker struct {
 	timer    func() bool    // stops the open/lease timer
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
+	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 	events   eventQueue
 	watch    func() // stops the store watch
 	removed  bool   // the factory dropped the circuit or was closed: local state only
 
-	ready chan struct{} // closed once registered
+	ready    chan struct{} // closed once registered
+	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
+	regFirst regKey        // the scalar fields of the first registration's Config
+}
+
+// regKey is the comparable part of a Config.
+type regKey struct {
+	threshold, trials, minCalls int
+	ttl, window, slow, maxTTL   time.Duration
+	rate                        float64
+}
+
+func keyOf(c Config) regKey {
+	return regKey{c.Threshold, c.Trials, c.MinCalls, c.TTL, c.Window, c.SlowCall, c.MaxTTL, c.FailureRate}
+}
+
+// wait returns once c is registered.
+func (c *Breaker) wait() {
+	if !c.isReady.Load() {
+		<-c.ready
+	}
 }
 
 // micros reads the factory clock in microseconds since the circuit's
@@ -62,6 +82,10 @@ func (c *Breaker) word(s store.Snapshot) uint64 {
 		w |= countBit
 	}
 	switch s.State {
+	case Open:
+		if c.stale {
+			w |= staleBit
+		}
 	case Closed:
 		if s.Failures > 0 {
 			w |= pendingBit
@@ -140,11 +164,17 @@ func (c *Breaker) adopt(s store.Snapshot) {
 	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.view.Load()>>genShift {
 		return // our own change coming back, or an old one: no lock
 	}
-	now := c.f.clock.Now()
+	var now time.Time
+	if s.State != Closed || s.Gen != c.view.Load()>>genShift {
+		now = c.f.clock.Now() // a closed count changing needs no clock
+	}
 	c.mu.Lock()
 	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen {
 		c.mu.Unlock()
 		return
+	}
+	if now.IsZero() && (s.Gen != c.snap.Gen || s.State != c.snap.State) {
+		now = c.f.clock.Now()
 	}
 	c.storeSeq.Store(max(s.Seq, c.storeSeq.Load()))
 	// The record moved on while this process had diverged: it wins.
@@ -383,7 +413,7 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 				c.openedAt = now
 			}
 			c.openErr.Store(&OpenError{Circuit: c.name, RetryAfter: roundUp(s.Until.Sub(now))})
-			c.fresh.Store(true)
+			c.stale = false
 			c.f.stale(c)
 		case Isolated:
 			if prev.State == Closed {
@@ -455,21 +485,32 @@ func roundUp(d time.Duration) time.Duration {
 }
 
 // refreshOpenErr gives the open error a RetryAfter computed now. The
-// factory's refresher marks it stale again a refreshEvery later, so a busy
-// open circuit reads the clock and allocates once per refreshEvery and an
-// idle one costs nothing.
+// factory's refresher marks it stale again a refreshEvery later (staleBit
+// in the view), so a busy open circuit reads the clock and allocates once
+// per refreshEvery and an idle one costs nothing.
 func (c *Breaker) refreshOpenErr() *OpenError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.openErr.Load()
-	if c.fresh.Load() || c.snap.State != Open {
+	if !c.stale || c.snap.State != Open {
 		return e
 	}
 	e = &OpenError{Circuit: c.name, RetryAfter: roundUp(c.snap.Until.Sub(c.f.clock.Now()))}
 	c.openErr.Store(e)
-	c.fresh.Store(true)
+	c.stale = false
+	c.view.Store(c.word(c.snap))
 	c.f.stale(c)
 	return e
+}
+
+// markStale asks the next rejection to refresh RetryAfter.
+func (c *Breaker) markStale() {
+	c.mu.Lock()
+	if c.snap.State == Open {
+		c.stale = true
+		c.view.Store(c.word(c.snap))
+	}
+	c.mu.Unlock()
 }
 
 // reject counts and reports a rejection.
@@ -683,7 +724,14 @@ func (c *Breaker) recordCall(failed bool) {
 			return
 		}
 	}
-	if !c.flushing.Load() && c.flushing.CompareAndSwap(false, true) {
+	if !c.flushing.Load() {
+		c.armFlush()
+	}
+}
+
+// armFlush arms the periodic flush of a rate circuit's local counts.
+func (c *Breaker) armFlush() {
+	if c.flushing.CompareAndSwap(false, true) {
 		c.f.clock.AfterFunc(c.flushEvery(), c.flushTick)
 	}
 }

@@ -5,18 +5,60 @@
 //
 // A [Factory] hands out named [Breaker] values; the first registration of a
 // name configures its circuit. A breaker is closed while calls succeed,
-// opens after Config.Threshold consecutive failures, rejects calls with an
-// [*OpenError] for Config.TTL, then lets Config.Trials trial calls through
-// while half-open: it closes when they succeed and opens again on a failure.
+// opens after Config.Threshold consecutive failures (or, with
+// Config.FailureRate, when the failure rate over a rolling window is
+// reached), rejects calls with an [*OpenError] for Config.TTL (doubling per
+// failed trial up to Config.MaxTTL), then lets Config.Trials trial calls
+// through while half-open: it closes when they succeed and opens again on
+// a failure. [Breaker.Isolate] holds it open until [Breaker.Close].
 //
 // Generated wrappers call [Breaker.Allow] and [Breaker.Done] directly; code
 // that is not generated uses [Breaker.Do]. On the default in-memory store a
-// closed success and an open rejection read one atomic word, take no lock,
-// read no clock and allocate nothing: timers, not the calls, move a circuit
-// out of the open state.
+// closed success, an open rejection and a half-open rejection once every
+// trial slot is taken read one atomic word, take no lock, read no clock
+// and allocate nothing: timers, not the calls, move a circuit on.
 //
 // State is kept in a [store.Store]: the in-memory store by default, or a
 // shared one such as the Redis store, so that every process sees one state
 // per circuit. Listeners ([Listener]) receive typed [Event] values for every
 // change.
+//
+// # Lifecycle rules
+//
+// Results. Done takes a call's result once. A result of a call admitted in
+// an earlier generation (the circuit changed state since) is ignored, and
+// so is a second report of a half-open trial. The store work a result
+// causes is bounded by the store's timeout, not by the call's context,
+// which may be done already (a timeout is a failure the store must see).
+//
+// Leases. A half-open trial slot is a lease of one TTL from the first
+// claim. A trial that never reports — a hung call, a lost goroutine, a
+// killed process — holds its slot until the lease runs out; then the
+// circuit re-opens as if the trial had failed (one backoff level up), in
+// this process by its half-open timer and in the store by its own rules,
+// so a dead process's claim expires too. No circuit rejects every call for
+// longer than its longest open period plus one lease.
+//
+// Reconciliation. When the store fails, the breaker carries on with its
+// local state, reports one [EventStoreError] per episode, and leaves the
+// store alone for a second. Transitions it makes meanwhile (a trip, an
+// operator's Close or Isolate, the end of an open period) are not silently
+// reverted when the store is back: the first store call after the outage
+// pushes the local state with a compare-and-set ([store.Store.Reconcile]),
+// which takes effect when nobody changed the record meanwhile; if the
+// record moved on (by the store's own ordering, its Seq), the record wins.
+// A timer retries the push while nothing calls. Snapshots from the store
+// are adopted by the store's ordering only: local transitions never
+// advance it, so a process that saw a fault is not left out of step.
+//
+// Events. The created, state-changed, recovered, config-conflict and
+// store-error events of a circuit reach each listener in order, one at a
+// time, outside every lock, so listeners may call back into the factory;
+// every event carries a per-circuit Seq.
+//
+// Close and Remove. [Factory.Close] stops the factory's store watches,
+// reconciliation retries and refresh timer; breakers keep working on local
+// state. [Factory.Remove] drops one circuit (per-key circuits). Store
+// watches hold breakers weakly: a factory dropped without Close is
+// collected, and its watches stop.
 package runtime

@@ -216,23 +216,27 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	}
 	f.breakers.Store(name, b)
 	f.mu.Unlock()
+	c.regFirst = keyOf(cfg)
 	c.register(c.set)
 	stop := f.watch(b)
 	c.mu.Lock()
 	c.watch = stop
 	c.mu.Unlock()
 	close(c.ready)
+	c.isReady.Store(true)
 	c.drain()
 	return b
 }
 
 // registerAgain handles a registration of a name that exists.
 func (f *Factory) registerAgain(b *Breaker, cfg Config) *Breaker {
-	<-b.ready
-	want := f.settingsFor(b.name, cfg)
+	b.wait()
 	sameExclude := sameMatchers(b.exclude[min(len(f.defaults.Exclude), len(b.exclude)):], cfg.Exclude)
-	if want != b.set || !sameExclude {
-		wanted := configOf(want, cfg)
+	if keyOf(cfg) == b.regFirst && sameExclude {
+		return b // the same registration again: the common case, kept cheap
+	}
+	if want := f.settingsFor(b.name, cfg); want != b.set || !sameExclude {
+		wanted := configOf(f.settingsFor(b.name, cfg), cfg)
 		wanted.Exclude = cfg.Exclude
 		b.mu.Lock()
 		b.events.post(conflictEvent(b.name, b.Config(), wanted))
@@ -269,7 +273,7 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 		return nil, false
 	}
 	b := v.(*Breaker)
-	<-b.ready
+	b.wait()
 	return b, true
 }
 
@@ -368,7 +372,7 @@ func (f *Factory) refreshTick() {
 	f.ticking = false
 	f.refreshMu.Unlock()
 	for _, c := range list {
-		c.fresh.Store(false)
+		c.markStale()
 	}
 }
 
