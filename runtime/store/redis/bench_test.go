@@ -3,12 +3,14 @@ package redis
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/clocktest"
 )
 
 // benchBreaker returns a breaker on a Redis store whose client counts its
@@ -62,8 +64,56 @@ func BenchmarkOpenRejection(b *testing.B) {
 	reportCommands(b, count, n)
 }
 
+// BenchmarkHalfOpenRejection: a call rejected because the only trial slot
+// of a half-open circuit is taken. The target is no Redis call (cmds/op 0).
+func BenchmarkHalfOpenRejection(b *testing.B) {
+	srv := needRedis(b)
+	count := &commandCounter{}
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	st := newStore(b, srv, testPrefix(), count)
+	br := purgatory.NewFactory(purgatory.WithStore(st), purgatory.WithClock(clk)).
+		Breaker("bench", purgatory.Config{Threshold: 1, TTL: time.Minute, Trials: 1})
+	ctx := context.Background()
+	_ = br.Do(ctx, fail)
+	clk.Advance(time.Minute)
+	if _, err := br.Allow(ctx); err != nil { // the trial, never reported
+		b.Fatal(err)
+	}
+	if err := br.Do(ctx, succeed); err == nil {
+		b.Fatal("not rejected")
+	}
+	b.ReportAllocs()
+	n := count.n.Load()
+	b.ResetTimer()
+	for range b.N {
+		if err := br.Do(ctx, succeed); err == nil {
+			b.Fatal("not rejected")
+		}
+	}
+	b.StopTimer()
+	reportCommands(b, count, n)
+}
+
+// BenchmarkFailureReset: a failure then a success (which resets the
+// pending failure): the failure path's round trips per pair.
+func BenchmarkFailureReset(b *testing.B) {
+	br, count := benchBreaker(b, purgatory.Config{Threshold: 1_000_000, TTL: time.Minute}, true)
+	ctx := context.Background()
+	_ = br.Do(ctx, fail)
+	_ = br.Do(ctx, succeed)
+	b.ReportAllocs()
+	n := count.n.Load()
+	b.ResetTimer()
+	for range b.N {
+		_ = br.Do(ctx, fail)
+		_ = br.Do(ctx, succeed)
+	}
+	b.StopTimer()
+	reportCommands(b, count, n)
+}
+
 func benchmarkFailure(b *testing.B, ctxAware bool) {
-	br, count := benchBreaker(b, purgatory.Config{Threshold: 1 << 30, TTL: time.Minute}, ctxAware)
+	br, count := benchBreaker(b, purgatory.Config{Threshold: 1_000_000, TTL: time.Minute}, ctxAware)
 	ctx := context.Background()
 	_ = br.Do(ctx, fail) // load the script, warm the pool
 	b.ReportAllocs()
@@ -113,11 +163,21 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	x.Open() // let both subscriptions settle
 	wait(purgatory.Open)
+	lat := make([]time.Duration, 0, 2*b.N)
 	b.ResetTimer()
 	for range b.N {
 		x.Close()
+		start := time.Now()
 		wait(purgatory.Closed)
+		lat = append(lat, time.Since(start))
 		x.Open()
+		start = time.Now()
 		wait(purgatory.Open)
+		lat = append(lat, time.Since(start))
 	}
+	b.StopTimer()
+	// Latency from the end of the store call in x to y's view changing.
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

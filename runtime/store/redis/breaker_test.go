@@ -403,7 +403,7 @@ func TestResyncAfterReconnect(t *testing.T) {
 
 	// Change the record behind the store's back: no message is published.
 	require.NoError(t, st.client.HSet(ctx, st.Key("c"), "state", "open", "gen", "9", "seq", "999999999999999",
-		"open_until", "5000000000").Err())
+		"until", "5000000000").Err())
 	admin := newClient(t, srv)
 	require.NoError(t, admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err())
 	timeout := time.After(10 * time.Second)
@@ -414,7 +414,7 @@ func TestResyncAfterReconnect(t *testing.T) {
 				assert.Equal(t, snap.Seq, s.Seq, "only the initial read or the missed change")
 				continue
 			}
-			assert.Equal(t, store.Snapshot{State: store.Open, Gen: 9, Seq: 999999999999999, OpenUntil: time.Unix(5, 0)}, s)
+			assert.Equal(t, store.Snapshot{State: store.Open, Gen: 9, Seq: 999999999999999, Until: time.Unix(5, 0)}, s)
 			return
 		case <-timeout:
 			require.FailNow(t, "the missed change never reached the watcher")

@@ -11,7 +11,7 @@
 // It works with any go-redis v9 [goredis.UniversalClient]: a single node,
 // Sentinel or Cluster (its tests run the conformance suite on a three-node
 // Cluster too). It needs Redis 5 or later (scripts that read the server
-// clock before writing).
+// clock before writing); Redis 7 for the permission checks of Ping.
 //
 // # Round trips
 //
@@ -19,13 +19,13 @@
 // store), so a closed success with no failures pending and an open
 // rejection make no Redis call at all. A failure, a success that resets
 // pending failures, a half-open trial claim or result, the end of an open
-// period and a manual Open or Close each make exactly one: an EVALSHA of
-// the store's Lua script (loaded once; go-redis reloads it on NOSCRIPT).
-// Every transition is computed on the server by that script, atomically, with
-// the same rules as the pure functions of package store; nothing is
-// read, modified and written back by the client. Creating a breaker costs a
-// Register call and, in the background, a read of its record for its
-// watcher (and one subscription per store).
+// period or trial lease, a rate flush, a reconciliation and a manual Open,
+// Close or Isolate each make exactly one: an EVALSHA of the store's Lua
+// script (loaded once; go-redis reloads it on NOSCRIPT). Every transition
+// is computed on the server by that script, atomically, with the rules of
+// the pure functions of package store (a differential test drives both
+// with random operation sequences); nothing is read, modified and written
+// back by the client. A reply to an operation is the record after it.
 //
 // # Key layout
 //
@@ -34,20 +34,23 @@
 //	<prefix>{<circuit>}:state
 //
 // with the default prefix "purgatory:". The braces are a Cluster hash tag,
-// so a circuit's keys always sit in one slot. Its fields, all decimal
-// strings:
+// so a circuit's keys always sit in one slot. The store reads and writes
+// only these fields (HMGET, never HGETALL: other fields are left alone and
+// cost nothing), all decimal strings:
 //
-//	state       closed, open or half-open
-//	gen         generation: counts state changes
-//	seq         counts every change of the record
+//	state       closed, open, half-open or isolated
+//	gen, seq    generation (counts state changes), sequence (counts changes)
 //	failures    consecutive failures while closed
 //	claimed     trial calls in flight while half-open
 //	succeeded   trial calls that succeeded while half-open
-//	open_until  while open: when it may become half-open, in Unix nanoseconds
-//	            (of the clocks of the processes, which should agree); else 0
-//	threshold   \
-//	ttl         | the settings of the first registration (ttl in nanoseconds)
-//	trials      /
+//	until       open: end of the open period; half-open: end of the trial
+//	            lease; Unix nanoseconds of the processes' clocks; else 0
+//	level       backoff level
+//	calls       \ a rate circuit's window totals after the last flush
+//	failed      /
+//	wgen, wstart, wcalls, wfailed   the rolling window (store.Window)
+//	threshold, ttl, trials, maxttl, rate, window, min   the settings of the
+//	            first registration (durations in nanoseconds)
 //
 // A record is created by the first registration or, if it was lost, by the
 // first operation on it (every operation carries the caller's settings). A
@@ -56,33 +59,81 @@
 // back in time (Redis restarted from an older snapshot, or failed over to a
 // replica that missed writes): an operation from a generation later than
 // the record's leaves it as it is, as the pure transitions say, but gives it
-// such a newer seq and publishes it, so that every breaker adopts it rather
-// than wait for a generation that will not come. A key that holds
-// something else (another type, an unreadable field) is treated as absent:
-// the operation replaces it with a fresh record and applies to that, and
-// returns a [*CorruptError] naming the key, which the breaker reports to its
-// listeners; nothing panics. Records do not expire; delete the keys of
-// circuits you retired.
+// such a newer seq and publishes it; and a watcher that reads a record older
+// than what it handed out raises the record's seq past it (see Messages).
+// A claimed trial slot is a lease: a restored or abandoned claim is freed
+// when the lease ends.
+//
+// A record is corrupt when a field is unreadable or out of range: a
+// threshold or trials above 1,000,000, a ttl, maxttl or window above 7 days
+// (or a window under 1 ms with a rate), a rate outside [0, 1], more than
+// 1e9 min calls, counters above 2^53. A corrupt key (or one of another
+// type) is replaced by a fresh record, the operation applies to that, and
+// it returns a [*CorruptError] naming the key, with a valid snapshot. A
+// record whose settings are in range but differ from the caller's is used
+// as it is; the operation returns a [*ConflictError] with both settings
+// and a valid snapshot, so that the breaker can report a configuration
+// conflict. Settings out of those ranges are refused (an error) before
+// Redis is asked.
+//
+// Records expire when idle: every write (and every registration) sets the
+// key's expiry to a day, or ten times the circuit's longest period (ttl,
+// maxttl, window) if that is longer, so an open circuit is never dropped
+// early; an isolated circuit never expires (PERSIST). A circuit nobody
+// touches for that long disappears and is recreated closed on next use.
 //
 // # Messages
 //
-// Every change is published, by the same script that makes it, on the
-// channel "<prefix>events" as one line of space-separated fields:
+// Every change is published, by the same script that makes it and before it
+// writes, on the channel "<prefix>events" as one line of space-separated
+// fields:
 //
-//	1 <state> <gen> <seq> <failures> <claimed> <succeeded> <open_until> <circuit>
+//	2 <state> <gen> <seq> <failures> <claimed> <succeeded> <until> <level> <calls> <failed> <circuit>
 //
-// (1 is the format version; the circuit name is the rest of the line and may
-// contain spaces). A store subscribes once, on the first [Store.Watch], and
-// hands each message to the watchers of its circuit; messages it cannot
-// parse are ignored. An idle subscription is pinged every 2 s, and one that
-// stays silent (a dead peer that never closed the connection) is replaced.
-// When the subscription is (re)established, after a
-// reconnection for instance, the store reads the record of every watched
-// circuit again and hands it to the watchers, so that nothing missed while
-// Redis was away lingers. Breakers also end an open period by their own
-// clock, so a lost message cannot keep a circuit open. On a Cluster the
+// (2 is the format version; the circuit name is the rest of the line, byte
+// for byte: it may contain spaces and NUL bytes). A store subscribes once,
+// on the first [Store.Watch], and judges each message of a watched
+// circuit. A message is a hint, not the record: anybody with PUBLISH on the
+// channel can send one. The watchers get it as it is only when it moves
+// the counters of the generation the store knows by exactly one Seq, with
+// the same state, gen, until and level. Any other message — a change of
+// state or generation, a Seq jump, a Seq the record already had with other
+// content — makes the store read the record (at most one read in flight
+// per circuit, and one more if hints came meanwhile; at most 8 reads at
+// once per store) and hand that over instead. When the subscription is
+// (re)established the store reads every watched record again and hands it
+// over. If a read shows a record older than a snapshot already handed out
+// (a restore, or a forged counter message that got through), the store
+// raises the record's seq past it, so that the breakers, which order
+// snapshots by seq, adopt the record. An idle subscription is pinged every
+// 2 s, and one that stays silent is replaced. On a Cluster the
 // subscription goes to one node; the Cluster forwards every published
 // message to all nodes.
+//
+// What someone who may PUBLISH on the channel but not write the keys can
+// do: make every subscribed store read the records of watched circuits (at
+// most one read per circuit at a time: load, not harm); raise a record's
+// seq; and change, for one step, the counters a watcher sees within the
+// current generation (failures, claimed, succeeded, calls, failed) — a
+// process may then send one needless reset, skip one, or reject half-open
+// calls locally until the next genuine change or the end of the trial
+// lease. What they cannot do: open, close, isolate or re-open a circuit
+// anywhere, start a generation, lengthen an open period or a lease, change
+// a backoff level, or hand out a seq that hides the record from the
+// breakers. Operations are unaffected: their replies are the record.
+//
+// # Permissions
+//
+// The store's user needs the keys and channel of its prefix and these
+// commands (the scripts run with the caller's rights):
+//
+//	ACL SETUSER purgatory on >secret ~purgatory:* &purgatory:events +evalsha +eval +hmget +hset +del +pexpire +persist +time +publish +subscribe +ping +hello
+//
+// [Store.Ping] checks all of it at once (on Redis 7, without writing) and
+// says what is missing; call it at start-up. A script that may not publish
+// fails before it writes anything, so an operation is never half-applied.
+// A subscription that fails (no SUBSCRIBE, a lost connection) is reported
+// to the [WithErrorHandler] function, once per episode, and retried.
 //
 // # Faults
 //
@@ -90,9 +141,12 @@
 // store timeout (50 ms unless set with [WithTimeout]). go-redis honours
 // deadlines only with ContextTimeoutEnabled set in its options; without it
 // (or with a client type the store cannot inspect) the store runs each call
-// in a goroutine and stops waiting for it at the deadline. A breaker whose
-// store call fails carries on with its local state and reports the error to
-// its listeners once per episode.
+// in a goroutine and stops waiting for it at the deadline. Errors say what
+// failed: "cannot reach Redis" with go-redis's cause (connection refused),
+// "Redis refused" with Redis's (NOAUTH, NOPERM), or "no answer in time"
+// with the last failed connection attempt when there was one. A breaker
+// whose store call fails carries on with its local state and reports the
+// error to its listeners once per episode.
 package redis
 
 import (
@@ -100,9 +154,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -138,6 +194,14 @@ func WithTimeout(d time.Duration) Option {
 	return func(s *Store) { s.timeout = d }
 }
 
+// WithErrorHandler sets a function the store calls, from its own
+// goroutines, when something fails that no store call returns: the
+// subscription (a lost connection, or an ACL without SUBSCRIBE) and the
+// reads that confirm published changes. It is called once per episode (a
+// run of failures of one kind), with an error that says what failed. fn
+// must not block.
+func WithErrorHandler(fn func(error)) Option { return func(s *Store) { s.onError = fn } }
+
 // Store is a [store.Store] kept in Redis. It is safe for concurrent use.
 // Call [Store.Close] when done with it to stop its subscriber.
 type Store struct {
@@ -147,35 +211,37 @@ type Store struct {
 	timeout  time.Duration
 	health   time.Duration // see healthInterval
 	ctxAware bool          // the client honours context deadlines itself
+	onError  func(error)
+	dialErr  atomic.Pointer[dialError] // the last failed connection attempt
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	reads  chan struct{} // bounds the reads in flight for watchers
 
-	mu       sync.Mutex
-	watchers map[string]map[*watcher]struct{}
-	started  bool
-	closed   bool
-	ps       *goredis.PubSub
-	pending  map[string]struct{} // circuits to read again for their watchers
-	kick     chan struct{}       // wakes the resync worker
+	mu      sync.Mutex
+	tracks  map[string]*track // the watched circuits
+	started bool
+	closed  bool
+	ps      *goredis.PubSub
+	failing map[string]bool // episodes reported to onError, by kind
 }
-
-type watcher struct{ fn func(store.Snapshot) }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a store that keeps circuits in Redis through client. The
-// client stays the caller's: Close does not close it.
+// client stays the caller's: Close does not close it. New adds a hook to
+// the client that remembers the last failed connection attempt, so that a
+// timeout can say why.
 func New(client goredis.UniversalClient, opts ...Option) *Store {
 	s := &Store{
-		client:   client,
-		prefix:   DefaultPrefix,
-		timeout:  DefaultTimeout,
-		health:   healthInterval,
-		watchers: make(map[string]map[*watcher]struct{}),
-		pending:  make(map[string]struct{}),
-		kick:     make(chan struct{}, 1),
+		client:  client,
+		prefix:  DefaultPrefix,
+		timeout: DefaultTimeout,
+		health:  healthInterval,
+		tracks:  make(map[string]*track),
+		failing: make(map[string]bool),
+		reads:   make(chan struct{}, maxReads),
 	}
 	for _, o := range opts {
 		o(s)
@@ -188,7 +254,56 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 	case *goredis.ClusterClient:
 		s.ctxAware = c.Options().ContextTimeoutEnabled
 	}
+	client.AddHook(dialHook{s})
 	return s
+}
+
+// dialError is a failed connection attempt.
+type dialError struct {
+	err error
+	at  time.Time
+}
+
+// lastDial returns the last failed connection attempt, if it was recent.
+func (s *Store) lastDial() error {
+	d := s.dialErr.Load()
+	if d == nil || time.Since(d.at) > 10*s.timeout+time.Second {
+		return nil
+	}
+	return d.err
+}
+
+// dialHook records failed connection attempts (see Store.lastDial).
+type dialHook struct{ s *Store }
+
+func (h dialHook) DialHook(next goredis.DialHook) goredis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			h.s.dialErr.Store(&dialError{err: err, at: time.Now()})
+		} else {
+			h.s.dialErr.Store(nil)
+		}
+		return c, err
+	}
+}
+
+func (h dialHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+
+func (h dialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// report hands err to the error handler when an episode of kind begins;
+// err == nil ends the episode.
+func (s *Store) report(kind string, err error) {
+	s.mu.Lock()
+	first := err != nil && !s.failing[kind]
+	s.failing[kind] = err != nil
+	s.mu.Unlock()
+	if first && s.onError != nil {
+		s.onError(err)
+	}
 }
 
 // Key returns the Redis key of the named circuit's hash.
@@ -228,51 +343,130 @@ func (e *CorruptError) Error() string {
 	return fmt.Sprintf("purgatory/redis: corrupt circuit record at %q (%s); replaced by a fresh one", e.Key, e.Reason)
 }
 
+// ConflictError reports that a circuit's record holds other settings than
+// the caller's: another process registered the circuit first with other
+// settings, or somebody changed the record. The operation was applied with
+// the record's settings, and the snapshot returned with the error is valid.
+type ConflictError struct {
+	Key     string         // the Redis key
+	InForce store.Settings // the record's settings, which the operation used
+	Wanted  store.Settings // the caller's
+}
+
+// Error names the key and both settings.
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("purgatory/redis: circuit record at %q has settings %+v, the caller %+v; the record's apply", e.Key, e.InForce, e.Wanted)
+}
+
+// aclCommands are the commands a store's user must be allowed, besides
+// the keys "~<prefix>*" and the channel "&<prefix>events" (see the package
+// doc).
+const aclCommands = "+evalsha +eval +hmget +hset +del +pexpire +persist +time +publish +subscribe +ping +hello"
+
+// The bounds of the settings a record may hold; a record outside them is
+// corrupt (see script.lua, goodSettings).
+const (
+	maxCount    = 1_000_000
+	maxPeriod   = 7 * 24 * time.Hour
+	minWindow   = time.Millisecond
+	maxMinCalls = 1_000_000_000
+	maxInt      = 1<<53 - 1 // Lua numbers are doubles
+)
+
+// checkSettings reports settings the store cannot keep.
+func checkSettings(set store.Settings) error {
+	bad := ""
+	switch {
+	case set.Threshold < 0 || set.Threshold > maxCount:
+		bad = fmt.Sprintf("threshold %d not in [0, %d]", set.Threshold, maxCount)
+	case set.TTL <= 0 || set.TTL > maxPeriod:
+		bad = fmt.Sprintf("ttl %s not in (0, %s]", set.TTL, maxPeriod)
+	case set.Trials < 1 || set.Trials > maxCount:
+		bad = fmt.Sprintf("trials %d not in [1, %d]", set.Trials, maxCount)
+	case set.MaxTTL < 0 || set.MaxTTL > maxPeriod:
+		bad = fmt.Sprintf("maxttl %s not in [0, %s]", set.MaxTTL, maxPeriod)
+	case !(set.FailureRate >= 0 && set.FailureRate <= 1):
+		bad = fmt.Sprintf("failure rate %v not in [0, 1]", set.FailureRate)
+	case set.Window < 0 || set.Window > maxPeriod || set.FailureRate > 0 && set.Window < minWindow:
+		bad = fmt.Sprintf("window %s not in [%s, %s]", set.Window, minWindow, maxPeriod)
+	case set.MinCalls < 0 || set.MinCalls > maxMinCalls:
+		bad = fmt.Sprintf("min calls %d not in [0, %d]", set.MinCalls, maxMinCalls)
+	}
+	if bad != "" {
+		return fmt.Errorf("purgatory/redis: bad settings: %s", bad)
+	}
+	return nil
+}
+
 // Register implements [store.Store]: the first registration across all
-// processes sets the circuit's settings.
+// processes sets the circuit's settings. It refreshes the record's idle
+// expiry.
 func (s *Store) Register(ctx context.Context, name string, set store.Settings) (store.Settings, store.Snapshot, error) {
-	r, err := s.run(ctx, "register", store.Op{Circuit: name, Settings: set}, "")
+	r, err := s.run(ctx, "register", store.Op{Circuit: name, Settings: set})
 	return r.set, r.snap, err
 }
 
 // Failure implements [store.Store].
 func (s *Store) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
-	r, err := s.run(ctx, "failure", op, "")
+	r, err := s.run(ctx, "failure", op)
 	return r.snap, err
 }
 
 // Success implements [store.Store].
 func (s *Store) Success(ctx context.Context, op store.Op) (store.Snapshot, error) {
-	r, err := s.run(ctx, "success", op, "")
+	r, err := s.run(ctx, "success", op)
 	return r.snap, err
 }
 
 // Claim implements [store.Store].
 func (s *Store) Claim(ctx context.Context, op store.Op) (store.Snapshot, bool, error) {
-	r, err := s.run(ctx, "claim", op, "")
-	return r.snap, r.granted && err == nil, err
+	r, err := s.run(ctx, "claim", op)
+	return r.snap, r.granted, err
 }
 
 // Release implements [store.Store].
 func (s *Store) Release(ctx context.Context, op store.Op) (store.Snapshot, error) {
-	r, err := s.run(ctx, "release", op, "")
+	r, err := s.run(ctx, "release", op)
 	return r.snap, err
 }
 
 // Expire implements [store.Store].
 func (s *Store) Expire(ctx context.Context, op store.Op) (store.Snapshot, error) {
-	r, err := s.run(ctx, "expire", op, "")
+	r, err := s.run(ctx, "expire", op)
 	return r.snap, err
 }
 
 // Force implements [store.Store].
 func (s *Store) Force(ctx context.Context, op store.Op, to store.State) (store.Snapshot, error) {
 	switch to {
-	case store.Closed, store.Open, store.HalfOpen:
+	case store.Closed, store.Open, store.HalfOpen, store.Isolated:
 	default:
 		return store.Snapshot{}, fmt.Errorf("purgatory/redis: cannot force circuit %q to state %d", op.Circuit, to)
 	}
 	r, err := s.run(ctx, "force", op, to.String())
+	return r.snap, err
+}
+
+// Record implements [store.Store]. Counts must not be negative (calls <= 0
+// changes nothing), and op.Now must lie between 1970 and 2262.
+func (s *Store) Record(ctx context.Context, op store.Op, calls, failed int) (store.Snapshot, error) {
+	if failed < 0 || calls > maxInt || failed > maxInt {
+		return store.Snapshot{}, fmt.Errorf("purgatory/redis: record %q: bad counts %d calls, %d failed", op.Circuit, calls, failed)
+	}
+	if ns := op.Now.UnixNano(); ns < 0 || !time.Unix(0, ns).Equal(op.Now) {
+		return store.Snapshot{}, fmt.Errorf("purgatory/redis: record %q: time %v outside 1970-2262", op.Circuit, op.Now)
+	}
+	r, err := s.run(ctx, "record", op, strconv.Itoa(max(calls, 0)), strconv.Itoa(failed))
+	return r.snap, err
+}
+
+// Reconcile implements [store.Store]. want.Level must not be negative.
+func (s *Store) Reconcile(ctx context.Context, op store.Op, base uint64, want store.Snapshot) (store.Snapshot, error) {
+	if want.Level < 0 || want.Level > maxInt {
+		return store.Snapshot{}, fmt.Errorf("purgatory/redis: reconcile %q: bad level %d", op.Circuit, want.Level)
+	}
+	r, err := s.run(ctx, "reconcile", op, strconv.FormatUint(base, 10), want.State.String(),
+		formatNanos(want.Until), strconv.Itoa(want.Level))
 	return r.snap, err
 }
 
@@ -284,40 +478,103 @@ type result struct {
 	granted bool
 }
 
-// run calls the script for one operation, within the store timeout.
-func (s *Store) run(ctx context.Context, name string, op store.Op, to string) (result, error) {
+// run calls the script for one operation, within the store timeout. The
+// snapshot of a *CorruptError or *ConflictError reply is valid.
+func (s *Store) run(ctx context.Context, name string, op store.Op, extra ...string) (result, error) {
 	key := s.Key(op.Circuit)
-	args := []any{
-		name, op.Circuit, s.channel,
-		strconv.Itoa(op.Settings.Threshold), strconv.FormatInt(int64(op.Settings.TTL), 10),
-		strconv.Itoa(op.Settings.Trials), strconv.FormatUint(op.Gen, 10), formatNanos(op.Now), to,
+	if err := checkSettings(op.Settings); err != nil {
+		return result{}, fmt.Errorf("%w (circuit %q)", err, op.Circuit)
+	}
+	set := op.Settings
+	args := make([]any, 0, 12+len(extra))
+	args = append(args, name, op.Circuit, s.channel,
+		strconv.Itoa(set.Threshold), strconv.FormatInt(int64(set.TTL), 10), strconv.Itoa(set.Trials),
+		strconv.FormatInt(int64(set.MaxTTL), 10), strconv.FormatFloat(set.FailureRate, 'g', -1, 64),
+		strconv.FormatInt(int64(set.Window), 10), strconv.Itoa(set.MinCalls),
+		strconv.FormatUint(op.Gen, 10), formatNanos(op.Now))
+	for _, e := range extra {
+		args = append(args, e)
 	}
 	v, err := s.eval(ctx, key, args)
 	if err != nil {
-		return result{}, fmt.Errorf("purgatory/redis: %s %s: %w", name, key, err)
+		return result{}, s.describe(name, key, err)
 	}
 	r, err := decode(v)
 	if err != nil {
 		return result{}, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
 	}
-	if r.status != "ok" {
+	switch {
+	case r.status != "ok":
 		return r, &CorruptError{Key: key, Reason: strings.TrimPrefix(r.status, "corrupt: ")}
+	case name != "register" && r.set != op.Settings:
+		return r, &ConflictError{Key: key, InForce: r.set, Wanted: op.Settings}
 	}
 	return r, nil
 }
 
-// get reads a circuit's record without changing it. ok is false when there
-// is none (or it is unreadable).
-func (s *Store) get(ctx context.Context, circuit string) (snap store.Snapshot, ok bool, err error) {
-	v, err := s.eval(ctx, s.Key(circuit), []any{"get", circuit, s.channel, "", "", "", "", "", ""})
+// read runs a read-only operation (get), or bump, on a circuit's record. ok
+// is false when there is none (or it is unreadable).
+func (s *Store) read(ctx context.Context, name, circuit string, extra ...any) (snap store.Snapshot, ok bool, err error) {
+	key := s.Key(circuit)
+	args := append([]any{name, circuit, s.channel, "", "", "", "", "", "", "", "", ""}, extra...)
+	v, err := s.eval(ctx, key, args)
 	if err != nil {
-		return store.Snapshot{}, false, err
+		return store.Snapshot{}, false, s.describe(name, key, err)
 	}
 	r, err := decode(v)
 	if err != nil {
-		return store.Snapshot{}, false, err
+		return store.Snapshot{}, false, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
 	}
 	return r.snap, r.status == "ok", nil
+}
+
+// get reads a circuit's record without changing it.
+func (s *Store) get(ctx context.Context, circuit string) (store.Snapshot, bool, error) {
+	return s.read(ctx, "get", circuit)
+}
+
+// Ping checks that the store can work: Redis answers, the user may run the
+// script and every command it runs on the store's keys and channel (with
+// Redis 7 ACLs), and may subscribe to the channel. The error says what is
+// missing. A store that fails Ping still keeps breakers working on local
+// state, but shares nothing.
+func (s *Store) Ping(ctx context.Context) error {
+	key := s.Key("purgatory-ping")
+	v, err := s.eval(ctx, key, []any{"ping", "", s.channel})
+	if err != nil {
+		return s.describe("ping", key, err)
+	}
+	if a, ok := v.([]any); ok && len(a) == 1 {
+		if missing, _ := a[0].(string); missing != "" {
+			return fmt.Errorf("purgatory/redis: ping: NOPERM this user may not run %s on %s* and channel %s; see the package doc for the ACL",
+				missing, s.prefix, s.channel)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	ps := s.client.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		return fmt.Errorf("purgatory/redis: ping: cannot subscribe to %s: %w", s.channel, err)
+	}
+	return nil
+}
+
+// describe wraps an error of a Redis call so that it says what failed.
+func (s *Store) describe(name, key string, err error) error {
+	var rerr goredis.Error
+	switch {
+	case errors.As(err, &rerr) && !isTimeout(err):
+		return fmt.Errorf("purgatory/redis: %s %s: Redis refused: %w", name, key, err)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		if d := s.lastDial(); d != nil {
+			return fmt.Errorf("purgatory/redis: %s %s: no answer in time (%w); last connection attempt: %v", name, key, err, d)
+		}
+		return fmt.Errorf("purgatory/redis: %s %s: no answer in time: %w", name, key, err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("purgatory/redis: %s %s: %w", name, key, err)
+	}
+	return fmt.Errorf("purgatory/redis: %s %s: cannot reach Redis: %w", name, key, err)
 }
 
 // eval runs the script within the store timeout, whether or not the client
@@ -350,6 +607,9 @@ func (s *Store) eval(ctx context.Context, key string, args []any) (any, error) {
 
 var errShort = errors.New("short reply")
 
+// replyFields is the length of a script reply with a record.
+const replyFields = 19
+
 // decode parses a script reply (see script.lua).
 func decode(v any) (result, error) {
 	a, ok := v.([]any)
@@ -366,27 +626,32 @@ func decode(v any) (result, error) {
 	if len(f) == 1 {
 		return r, nil // get of an absent or corrupt record
 	}
-	if len(f) != 12 {
+	if len(f) != replyFields {
 		return result{}, errShort
 	}
-	snap, err := parseSnapshot(f[1:8])
+	snap, err := parseSnapshot(f[1:11])
 	if err != nil {
 		return result{}, err
 	}
 	r.snap = snap
-	ints := make([]int64, 3)
-	for i, x := range []string{f[8], f[9], f[10]} {
-		if ints[i], err = strconv.ParseInt(x, 10, 64); err != nil {
+	var n [6]int64
+	for i, x := range []string{f[11], f[12], f[13], f[14], f[16], f[17]} {
+		if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
 			return result{}, err
 		}
 	}
-	r.set = store.Settings{Threshold: int(ints[0]), TTL: time.Duration(ints[1]), Trials: int(ints[2])}
-	r.granted = f[11] == "1"
+	rate, err := strconv.ParseFloat(f[15], 64)
+	if err != nil {
+		return result{}, err
+	}
+	r.set = store.Settings{Threshold: int(n[0]), TTL: time.Duration(n[1]), Trials: int(n[2]),
+		MaxTTL: time.Duration(n[3]), FailureRate: rate, Window: time.Duration(n[4]), MinCalls: int(n[5])}
+	r.granted = f[18] == "1"
 	return r, nil
 }
 
 // parseSnapshot parses state, gen, seq, failures, claimed, succeeded,
-// open_until.
+// until, level, calls, failed.
 func parseSnapshot(f []string) (store.Snapshot, error) {
 	var s store.Snapshot
 	switch f[0] {
@@ -396,24 +661,27 @@ func parseSnapshot(f []string) (store.Snapshot, error) {
 		s.State = store.Open
 	case "half-open":
 		s.State = store.HalfOpen
+	case "isolated":
+		s.State = store.Isolated
 	default:
 		return s, fmt.Errorf("bad state %q", f[0])
 	}
-	var n [5]uint64
-	for i := range n {
+	var n [8]uint64
+	for i, j := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
 		var err error
-		if n[i], err = strconv.ParseUint(f[i+1], 10, 63); err != nil {
+		if n[i], err = strconv.ParseUint(f[j], 10, 53); err != nil {
 			return s, err
 		}
 	}
 	s.Gen, s.Seq = n[0], n[1]
 	s.Failures, s.Claimed, s.Succeeded = int(n[2]), int(n[3]), int(n[4])
-	if s.State == store.Open {
+	s.Level, s.Calls, s.Failed = int(n[5]), int(n[6]), int(n[7])
+	if s.State == store.Open || s.State == store.HalfOpen {
 		t, err := parseNanos(f[6])
 		if err != nil {
 			return s, err
 		}
-		s.OpenUntil = t
+		s.Until = t
 	}
 	return s, nil
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -22,20 +23,19 @@ var testSettings = store.Settings{Threshold: 3, TTL: 10 * time.Second, Trials: 2
 // record starts at the server time) and times compared as instants.
 func sameSnapshot(t *testing.T, want, got store.Snapshot, base uint64, msgAndArgs ...any) {
 	t.Helper()
-	assert.Equal(t, want.State, got.State, msgAndArgs...)
-	assert.Equal(t, want.Gen, got.Gen, msgAndArgs...)
-	assert.Equal(t, want.Seq, got.Seq-base, msgAndArgs...)
-	assert.Equal(t, want.Failures, got.Failures, msgAndArgs...)
-	assert.Equal(t, want.Claimed, got.Claimed, msgAndArgs...)
-	assert.Equal(t, want.Succeeded, got.Succeeded, msgAndArgs...)
-	assert.True(t, want.OpenUntil.Equal(got.OpenUntil), "open until %v, want %v %v", got.OpenUntil, want.OpenUntil, msgAndArgs)
+	assert.True(t, want.Until.Equal(got.Until), "until %v, want %v %v", got.Until, want.Until, msgAndArgs)
+	want.Until, got.Until = time.Time{}, time.Time{}
+	want.Seq += base
+	assert.Equal(t, want, got, msgAndArgs...)
 }
 
-// TestTransitionsMatchPure drives random operations through the Lua script
-// and through the pure transitions of package store, and compares. The one
-// difference: an operation from a generation later than the record's leaves
-// it unchanged but gives it a newer seq (see script.lua).
-func TestTransitionsMatchPure(t *testing.T) {
+// TestScriptMatchesPure is the differential test of the script: random
+// operation sequences go through the Lua script and through the pure
+// functions of package store (the reference semantics), with random
+// settings, and every reply must equal the pure result. The one
+// difference: an operation from a generation later than the record's
+// leaves it unchanged but gives it a newer seq (see script.lua).
+func TestScriptMatchesPure(t *testing.T) {
 	srv := needRedis(t)
 	ctx := context.Background()
 	starts := []time.Time{
@@ -44,71 +44,109 @@ func TestTransitionsMatchPure(t *testing.T) {
 		time.Unix(-3, 500), // before 1970: negative Unix nanoseconds
 		{},                 // the zero time does not fit int64 nanoseconds
 		time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Unix(1_700_000_000, 0),
+		time.Unix(1_800_000_000, 123),
 	}
+	seen := map[string]int{} // transitions the sequences went through
 	for i, start := range starts {
-		s := newStore(t, srv, testPrefix())
 		rng := rand.New(rand.NewPCG(uint64(i), 42))
+		set := store.Settings{
+			Threshold: rng.IntN(4), TTL: time.Duration(1+rng.IntN(5000)) * time.Millisecond, Trials: 1 + rng.IntN(3),
+			MaxTTL: time.Duration(rng.IntN(3)) * 7 * time.Second, MinCalls: rng.IntN(6),
+		}
+		if set.Threshold == 0 || rng.IntN(2) == 0 {
+			set.FailureRate = []float64{0.5, 1, 0.3, 0.01}[rng.IntN(4)]
+			set.Window = time.Duration(1+rng.IntN(20)) * 500 * time.Millisecond
+		}
+		s := newStore(t, srv, testPrefix())
 		name := "circuit"
-		set, got, err := s.Register(ctx, name, testSettings)
+		inForce, got, err := s.Register(ctx, name, set)
 		require.NoError(t, err)
-		require.Equal(t, testSettings, set)
+		require.Equal(t, set, inForce)
 		want := store.New()
+		var w store.Window
 		base := got.Seq - want.Seq
 		sameSnapshot(t, want, got, base)
-		prev, prevSeq := want, got.Seq
 		now := start
-		for step := range 400 {
-			now = now.Add(time.Duration(rng.IntN(4000)) * time.Millisecond)
+		for step := range 600 {
+			now = now.Add(time.Duration(rng.IntN(2000)) * time.Millisecond)
 			gen := want.Gen
-			switch rng.IntN(6) {
+			switch rng.IntN(8) {
 			case 0:
 				gen--
 			case 1:
 				gen++
 			}
-			op := store.Op{Circuit: name, Settings: store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}, Gen: gen, Now: now}
+			op := store.Op{Circuit: name, Settings: set, Gen: gen, Now: now}
+			prev := want
 			var what string
-			switch k := rng.IntN(10); {
+			var snap store.Snapshot
+			switch k := rng.IntN(14); {
 			case k < 3:
 				what = "failure"
-				want, _ = want.Failure(testSettings, gen, now)
-				got, err = s.Failure(ctx, op)
+				want, _ = want.Failure(set, gen, now)
+				snap, err = s.Failure(ctx, op)
 			case k < 5:
 				what = "success"
-				want, _ = want.Success(testSettings, gen)
-				got, err = s.Success(ctx, op)
+				want, _ = want.Success(set, gen)
+				snap, err = s.Success(ctx, op)
 			case k < 7:
 				what = "claim"
 				var wantOK, gotOK bool
-				want, wantOK = want.Claim(testSettings, gen, now)
-				got, gotOK, err = s.Claim(ctx, op)
+				want, wantOK = want.Claim(set, gen, now)
+				snap, gotOK, err = s.Claim(ctx, op)
 				assert.Equal(t, wantOK, gotOK, "step %d claim", step)
 			case k < 8:
 				what = "release"
 				want, _ = want.Release(gen)
-				got, err = s.Release(ctx, op)
+				snap, err = s.Release(ctx, op)
 			case k < 9:
 				what = "expire"
-				want, _ = want.Expire(gen, now)
-				got, err = s.Expire(ctx, op)
-			default:
-				to := store.State(rng.IntN(3))
+				want, _ = want.Expire(set, gen, now)
+				snap, err = s.Expire(ctx, op)
+			case k < 10:
+				to := store.State(rng.IntN(4))
 				what = "force " + to.String()
-				want = want.Force(testSettings, to, now)
-				got, err = s.Force(ctx, op, to)
+				want = want.Force(set, to, now)
+				snap, err = s.Force(ctx, op, to)
+			case k < 13:
+				calls := rng.IntN(6)
+				failed := rng.IntN(calls + 2)
+				what = fmt.Sprintf("record %d/%d", calls, failed)
+				if ns := now.UnixNano(); ns < 0 || !time.Unix(0, ns).Equal(now) { // Window.Add needs Unix nanoseconds
+					_, err = s.Record(ctx, op, calls, failed)
+					require.Error(t, err, "a time outside 1970-2262 has no window")
+					continue
+				}
+				want, w, _ = want.Record(w, set, gen, calls, failed, now)
+				snap, err = s.Record(ctx, op, calls, failed)
+			default:
+				pureBase := want.Seq - uint64(rng.IntN(2))
+				wanted := store.Snapshot{State: store.State(rng.IntN(5)), Level: rng.IntN(3),
+					Until: now.Add(time.Duration(rng.IntN(3)-1) * time.Second)}
+				what = fmt.Sprintf("reconcile %v", wanted.State)
+				want, _ = want.Reconcile(pureBase, wanted)
+				snap, err = s.Reconcile(ctx, op, pureBase+base, wanted)
 			}
 			require.NoError(t, err, "step %d %s", step, what)
-			if gen > prev.Gen && !strings.HasPrefix(what, "force") {
+			if gen > prev.Gen && want.Seq == prev.Seq {
 				// A caller ahead of the record: unchanged but for a newer seq.
-				require.Greater(t, got.Seq, prevSeq, "step %d %s: a record behind its caller is re-announced", step, what)
-				base = got.Seq - want.Seq
+				require.Greater(t, snap.Seq, prev.Seq+base, "step %d %s: a record behind its caller is re-announced", step, what)
+				base = snap.Seq - want.Seq
 			}
-			prev, prevSeq = want, got.Seq
-			sameSnapshot(t, want, got, base, "start %v step %d %s gen %d", start, step, what, gen)
+			sameSnapshot(t, want, snap, base, "start %v step %d %s gen %d", start, step, what, gen)
 			if t.Failed() {
 				return
 			}
+			if want.Gen != prev.Gen {
+				seen[strings.Fields(what)[0]+" "+prev.State.String()+"->"+want.State.String()]++
+			}
 		}
+	}
+	for _, tr := range []string{"failure closed->open", "record closed->open", "failure half-open->open",
+		"claim open->half-open", "claim half-open->open", "expire half-open->open", "expire open->half-open",
+		"success half-open->closed", "reconcile open->closed", "reconcile closed->open"} {
+		assert.Positive(t, seen[tr], "the sequences never went through %s: %v", tr, seen)
 	}
 }
 
@@ -128,17 +166,23 @@ func TestRegisterFirstWins(t *testing.T) {
 	assert.Equal(t, testSettings, set, "the first registration wins")
 	assert.Equal(t, snap, snap2, "registering again changes nothing")
 
-	// Operations use the stored settings, not the caller's: threshold 3.
-	op := store.Op{Circuit: "pay", Settings: store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}, Gen: snap.Gen, Now: time.Unix(100, 0)}
+	// Operations use the stored settings, not the caller's (threshold 3),
+	// and say so with a *ConflictError beside a valid snapshot.
+	mine := store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}
+	op := store.Op{Circuit: "pay", Settings: mine, Gen: snap.Gen, Now: time.Unix(100, 0)}
+	var ce *ConflictError
 	for range 2 {
 		got, err := b.Failure(ctx, op)
-		require.NoError(t, err)
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, testSettings, ce.InForce)
+		assert.Equal(t, mine, ce.Wanted)
 		assert.Equal(t, store.Closed, got.State)
 	}
+	op.Settings = testSettings
 	got, err := a.Failure(ctx, op)
-	require.NoError(t, err)
+	require.NoError(t, err, "the caller's settings are the record's: no conflict")
 	assert.Equal(t, store.Open, got.State)
-	assert.True(t, time.Unix(110, 0).Equal(got.OpenUntil), "open until now + the stored ttl, got %v", got.OpenUntil)
+	assert.True(t, time.Unix(110, 0).Equal(got.Until), "open until now + the stored ttl, got %v", got.Until)
 }
 
 func TestLostRecordIsRecreated(t *testing.T) {
@@ -180,7 +224,7 @@ func TestKeyLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "open", h["state"])
 	assert.Equal(t, "2", h["gen"])
-	assert.Equal(t, "11000000005", h["open_until"])
+	assert.Equal(t, "11000000005", h["until"])
 	assert.Equal(t, "10000000000", h["ttl"])
 	assert.Equal(t, DefaultPrefix, New(s.client).prefix)
 }
@@ -198,12 +242,17 @@ func TestCorruptRecord(t *testing.T) {
 			}
 			return s.client.RPush(ctx, s.Key("c"), "x").Err()
 		},
-		"a bad state":     func() error { return s.client.HSet(ctx, s.Key("c"), "state", "banana").Err() },
-		"a bad counter":   func() error { return s.client.HSet(ctx, s.Key("c"), "gen", "1e5").Err() },
-		"a huge counter":  func() error { return s.client.HSet(ctx, s.Key("c"), "seq", "99999999999999999999").Err() },
-		"a bad time":      func() error { return s.client.HSet(ctx, s.Key("c"), "state", "open", "open_until", "soon").Err() },
-		"a missing field": func() error { return s.client.HDel(ctx, s.Key("c"), "trials").Err() },
-		"a zero ttl":      func() error { return s.client.HSet(ctx, s.Key("c"), "ttl", "0").Err() },
+		"a bad state":      func() error { return s.client.HSet(ctx, s.Key("c"), "state", "banana").Err() },
+		"a bad counter":    func() error { return s.client.HSet(ctx, s.Key("c"), "gen", "1e5").Err() },
+		"a huge counter":   func() error { return s.client.HSet(ctx, s.Key("c"), "seq", "99999999999999999999").Err() },
+		"a bad time":       func() error { return s.client.HSet(ctx, s.Key("c"), "state", "open", "until", "soon").Err() },
+		"a huge threshold": func() error { return s.client.HSet(ctx, s.Key("c"), "threshold", "1000000000").Err() },
+		"a year-long ttl":  func() error { return s.client.HSet(ctx, s.Key("c"), "ttl", "31536000000000000").Err() },
+		"a rate above 1":   func() error { return s.client.HSet(ctx, s.Key("c"), "rate", "1.5").Err() },
+		"a NaN rate":       func() error { return s.client.HSet(ctx, s.Key("c"), "rate", "nan").Err() },
+		"a short window":   func() error { return s.client.HSet(ctx, s.Key("c"), "wcalls", "1 2 3").Err() },
+		"a missing field":  func() error { return s.client.HDel(ctx, s.Key("c"), "trials").Err() },
+		"a zero ttl":       func() error { return s.client.HSet(ctx, s.Key("c"), "ttl", "0").Err() },
 	}
 	for what, spoil := range garbage {
 		require.NoError(t, s.client.Del(ctx, s.Key("c")).Err())
@@ -259,11 +308,12 @@ func TestNanosRoundTrip(t *testing.T) {
 }
 
 func TestParseMessage(t *testing.T) {
-	name, snap, ok := parseMessage("1 open 4 17 0 0 0 1000000005 pay ments")
+	name, snap, ok := parseMessage("2 open 4 17 0 0 0 1000000005 2 0 0 pay ments\x00x")
 	require.True(t, ok)
-	assert.Equal(t, "pay ments", name)
-	assert.Equal(t, store.Snapshot{State: store.Open, Gen: 4, Seq: 17, OpenUntil: time.Unix(1, 5)}, snap)
-	for _, bad := range []string{"", "hello", "2 open 4 17 0 0 0 1 c", "1 shut 4 17 0 0 0 1 c", "1 open x 17 0 0 0 1 c", "1 open 4 17 0 0 0 soon c"} {
+	assert.Equal(t, "pay ments\x00x", name)
+	assert.Equal(t, store.Snapshot{State: store.Open, Gen: 4, Seq: 17, Until: time.Unix(1, 5), Level: 2}, snap)
+	for _, bad := range []string{"", "hello", "1 open 4 17 0 0 0 1 c", "2 shut 4 17 0 0 0 1 0 0 0 c",
+		"2 open x 17 0 0 0 1 0 0 0 c", "2 open 4 17 0 0 0 soon 0 0 0 c", "2 open 4 9223372036854775807 0 0 0 1 0 0 0 c"} {
 		_, _, ok := parseMessage(bad)
 		assert.False(t, ok, bad)
 	}

@@ -90,7 +90,7 @@ func TestFailuresAddUp(t *testing.T) {
 	const goroutines, calls = 8, 500
 	prefix := testPrefix()
 	fa, fb, _, _ := twoFactories(t, srv, prefix, nil, WithTimeout(5*time.Second))
-	cfg := purgatory.Config{Threshold: 1 << 30, TTL: time.Minute}
+	cfg := purgatory.Config{Threshold: 1_000_000, TTL: time.Minute} // the largest threshold a record may hold
 	bs := []*purgatory.Breaker{fa.Breaker("adds", cfg), fb.Breaker("adds", cfg)}
 	var wg sync.WaitGroup
 	for _, b := range bs {

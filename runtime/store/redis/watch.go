@@ -3,7 +3,9 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +18,37 @@ import (
 // pings Redis; a second silent interval makes it reconnect.
 const healthInterval = 2 * time.Second
 
-// Watch implements [store.Store]: fn gets every change of the named circuit
-// made through any store on the same Redis and prefix, and the current
-// record when the watch starts and whenever the subscription is
-// re-established. fn must not block.
+// maxReads bounds the reads a store makes at once for its watchers.
+const maxReads = 8
+
+// maxHints bounds the messages a circuit keeps while a read of it is in
+// flight; past it, the circuit is read again instead.
+const maxHints = 32
+
+// track is what a store knows of one watched circuit.
+type track struct {
+	watchers map[*watcher]struct{}
+	// known is the newest snapshot the store vouches for: read from the
+	// record, or a message that only moved counters of known's generation
+	// one step on.
+	known    store.Snapshot
+	hasKnown bool
+	// delivered is the newest snapshot (by Seq) handed to the watchers.
+	delivered    store.Snapshot
+	hasDelivered bool
+	reading      bool             // a read is in flight
+	again        bool             // read once more when it ends
+	hints        []store.Snapshot // messages that came during the read
+}
+
+type watcher struct{ fn func(store.Snapshot) }
+
+// Watch implements [store.Store]: fn gets the snapshots of the named
+// circuit that the store vouches for — the record as read when the watch
+// starts and whenever the subscription is re-established, the records read
+// to confirm published changes of state or generation, and published
+// changes of counters within the generation it knows — until stop is
+// called. fn must not block.
 func (s *Store) Watch(name string, fn func(store.Snapshot)) (stop func()) {
 	w := &watcher{fn: fn}
 	s.mu.Lock()
@@ -27,43 +56,35 @@ func (s *Store) Watch(name string, fn func(store.Snapshot)) (stop func()) {
 		s.mu.Unlock()
 		return func() {}
 	}
-	ws := s.watchers[name]
-	if ws == nil {
-		ws = make(map[*watcher]struct{})
-		s.watchers[name] = ws
+	t := s.tracks[name]
+	if t == nil {
+		t = &track{watchers: make(map[*watcher]struct{})}
+		s.tracks[name] = t
 	}
-	ws[w] = struct{}{}
+	t.watchers[w] = struct{}{}
 	if !s.started {
 		s.started = true
-		s.wg.Add(2)
+		s.wg.Add(1)
 		go s.subscribe()
-		go s.resyncer()
 	}
-	s.pending[name] = struct{}{}
+	s.requestLocked(name, t)
 	s.mu.Unlock()
-	s.wake()
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if ws := s.watchers[name]; ws != nil {
-			delete(ws, w)
-			if len(ws) == 0 {
-				delete(s.watchers, name)
+		if t := s.tracks[name]; t != nil {
+			delete(t.watchers, w)
+			if len(t.watchers) == 0 {
+				delete(s.tracks, name)
 			}
 		}
-	}
-}
-
-func (s *Store) wake() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
 	}
 }
 
 // subscribe keeps one subscription to the channel alive until Close.
 func (s *Store) subscribe() {
 	defer s.wg.Done()
+	backoff := 100 * time.Millisecond
 	for {
 		ps := s.client.Subscribe(s.ctx, s.channel)
 		s.mu.Lock()
@@ -74,51 +95,58 @@ func (s *Store) subscribe() {
 		}
 		s.ps = ps
 		s.mu.Unlock()
-		s.receive(ps)
+		ok, err := s.receive(ps)
 		_ = ps.Close()
-		if !s.sleep(100 * time.Millisecond) {
-			return
-		}
-	}
-}
-
-// receive handles the messages of ps until Close, or until the connection
-// stays silent even to a ping.
-func (s *Store) receive(ps *goredis.PubSub) {
-	pinged := false
-	backoff := 10 * time.Millisecond
-	for {
-		msg, err := ps.ReceiveTimeout(s.ctx, s.health)
 		if s.ctx.Err() != nil {
 			return
 		}
+		if ok {
+			backoff = 100 * time.Millisecond
+		}
 		if err != nil {
-			if isTimeout(err) {
-				if pinged {
-					return // dead connection: start over with a new one
-				}
-				ctx, cancel := context.WithTimeout(s.ctx, s.health)
-				err = ps.Ping(ctx)
-				cancel()
-				pinged = err == nil
-				continue
+			s.report("subscribe", fmt.Errorf("purgatory/redis: subscription to %s: %w", s.channel, err))
+		}
+		if !s.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// receive handles the messages of ps until Close, an error, or until the
+// connection stays silent even to a ping. ok reports whether it was
+// subscribed.
+func (s *Store) receive(ps *goredis.PubSub) (ok bool, err error) {
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(s.ctx, s.health)
+		if s.ctx.Err() != nil {
+			return ok, nil
+		}
+		if err != nil {
+			if !isTimeout(err) {
+				return ok, err
 			}
-			// A broken connection; go-redis dials again (and subscribes
-			// again) on the next receive.
-			if !s.sleep(backoff) {
-				return
+			if pinged {
+				return ok, errors.New("no answer to a ping: connection replaced")
 			}
-			backoff = min(2*backoff, time.Second)
+			ctx, cancel := context.WithTimeout(s.ctx, s.health)
+			err = ps.Ping(ctx)
+			cancel()
+			pinged = err == nil
 			continue
 		}
-		pinged, backoff = false, 10*time.Millisecond
+		pinged = false
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
+				ok = true
+				s.report("subscribe", nil)
 				s.resyncAll()
 			}
 		case *goredis.Message:
 			s.dispatch(m.Payload)
+		case *goredis.Pong:
 		}
 	}
 }
@@ -135,101 +163,212 @@ func (s *Store) sleep(d time.Duration) bool {
 	}
 }
 
-// dispatch hands a published snapshot to the watchers of its circuit.
+// dispatch judges a published message. A message is a hint, not the
+// record: anybody allowed to PUBLISH on the channel can send one. It is
+// handed to the watchers as it is only when it moves the counters of the
+// generation the store knows exactly one step on (Seq+1, same state, gen,
+// Until and Level); any other change is confirmed by reading the record.
 func (s *Store) dispatch(payload string) {
-	name, snap, ok := parseMessage(payload)
+	name, m, ok := parseMessage(payload)
 	if !ok {
 		return
 	}
-	s.deliver(name, snap)
+	s.mu.Lock()
+	t := s.tracks[name]
+	if t == nil {
+		s.mu.Unlock()
+		return
+	}
+	if t.reading {
+		if len(t.hints) < maxHints {
+			t.hints = append(t.hints, m)
+		} else {
+			t.again = true
+		}
+		s.mu.Unlock()
+		return
+	}
+	fns := s.judgeLocked(name, t, m)
+	s.mu.Unlock()
+	call(fns, m)
 }
 
-func (s *Store) deliver(name string, snap store.Snapshot) {
-	s.mu.Lock()
-	ws := s.watchers[name]
-	fns := make([]func(store.Snapshot), 0, len(ws))
-	for w := range ws {
+// judgeLocked applies the rule of dispatch to message m of circuit name,
+// and returns the watchers to hand m to (nil when it is stale or needs a
+// read, which judgeLocked asks for). s.mu is held.
+func (s *Store) judgeLocked(name string, t *track, m store.Snapshot) []func(store.Snapshot) {
+	k := t.known
+	switch {
+	case !t.hasKnown:
+	case m.Seq < k.Seq || same(m, k):
+		return nil // stale, or a repeat
+	case m.Seq == k.Seq+1 && m.State == k.State && m.Gen == k.Gen && m.Until.Equal(k.Until) && m.Level == k.Level:
+		t.known = m
+		return s.deliveredLocked(t, m)
+	}
+	// A change of state or generation, a jump, or a message that disagrees
+	// with the record read at its Seq: read the record.
+	s.requestLocked(name, t)
+	return nil
+}
+
+// deliveredLocked notes that m is handed to t's watchers and returns them.
+// s.mu is held.
+func (s *Store) deliveredLocked(t *track, m store.Snapshot) []func(store.Snapshot) {
+	if !t.hasDelivered || m.Seq > t.delivered.Seq {
+		t.delivered, t.hasDelivered = m, true
+	}
+	fns := make([]func(store.Snapshot), 0, len(t.watchers))
+	for w := range t.watchers {
 		fns = append(fns, w.fn)
 	}
-	s.mu.Unlock()
+	return fns
+}
+
+// same reports whether a and b are the same snapshot.
+func same(a, b store.Snapshot) bool {
+	u := a.Until.Equal(b.Until)
+	a.Until, b.Until = time.Time{}, time.Time{}
+	return u && a == b
+}
+
+func call(fns []func(store.Snapshot), snap store.Snapshot) {
 	for _, fn := range fns {
 		fn(snap)
 	}
 }
 
-// parseMessage parses "1 <state> <gen> <seq> <failures> <claimed>
-// <succeeded> <open_until> <circuit>".
-func parseMessage(payload string) (string, store.Snapshot, bool) {
-	f := strings.SplitN(payload, " ", 9)
-	if len(f) != 9 || f[0] != "1" {
-		return "", store.Snapshot{}, false
+// requestLocked starts a read of the circuit's record for its watchers, or
+// marks the one in flight to be done again. s.mu is held.
+func (s *Store) requestLocked(name string, t *track) {
+	if t.reading {
+		t.again = true
+		return
 	}
-	snap, err := parseSnapshot(f[1:8])
-	if err != nil {
-		return "", store.Snapshot{}, false
+	if s.closed {
+		return
 	}
-	return f[8], snap, true
+	t.reading, t.again, t.hints = true, false, nil
+	s.wg.Add(1)
+	go s.confirm(name)
 }
 
-// resyncAll asks for every watched circuit to be read again.
+// resyncAll reads every watched circuit again (after a (re)subscription:
+// messages may have been missed).
 func (s *Store) resyncAll() {
 	s.mu.Lock()
-	for name := range s.watchers {
-		s.pending[name] = struct{}{}
+	for name, t := range s.tracks {
+		s.requestLocked(name, t)
 	}
 	s.mu.Unlock()
-	s.wake()
 }
 
-// resyncer reads the records of pending circuits and hands them to their
-// watchers, until Close. It tries again, backing off, those it could not
-// read.
-func (s *Store) resyncer() {
+// confirm reads the circuit's record and hands it to the watchers, again
+// as long as messages asked for it meanwhile, and retries (backing off)
+// while Redis does not answer. If the record is older than a snapshot
+// already handed out (the record went back in time, or a forged message
+// got through as a counter change), it gives the record a Seq past that
+// snapshot's, so that the watchers adopt it.
+func (s *Store) confirm(name string) {
 	defer s.wg.Done()
 	backoff := 10 * time.Millisecond
 	for {
-		select {
-		case <-s.kick:
-		case <-s.ctx.Done():
+		s.reads <- struct{}{}
+		snap, ok, err := s.get(s.ctx, name)
+		<-s.reads
+		if s.ctx.Err() != nil {
 			return
 		}
 		s.mu.Lock()
-		names := make([]string, 0, len(s.pending))
-		for name := range s.pending {
-			names = append(names, name)
+		t := s.tracks[name]
+		if t == nil || s.tracks[name] != t {
+			s.mu.Unlock()
+			return
 		}
-		clear(s.pending)
-		s.mu.Unlock()
-		var failed []string
-		for _, name := range names {
-			snap, ok, err := s.get(s.ctx, name)
-			if s.ctx.Err() != nil {
+		if err != nil {
+			s.mu.Unlock()
+			s.report("read", err)
+			if !s.sleep(backoff) {
 				return
 			}
-			switch {
-			case err != nil:
-				failed = append(failed, name)
-			case ok:
-				s.deliver(name, snap)
-			}
-		}
-		if len(failed) == 0 {
-			backoff = 10 * time.Millisecond
+			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		s.mu.Lock()
-		for _, name := range failed {
-			if s.watchers[name] != nil {
-				s.pending[name] = struct{}{}
+		s.failing["read"] = false
+		var fns []func(store.Snapshot)
+		var floor uint64
+		if ok {
+			if t.hasDelivered && (snap.Seq < t.delivered.Seq || snap.Seq == t.delivered.Seq && !same(snap, t.delivered)) {
+				floor = t.delivered.Seq
+			}
+			t.known, t.hasKnown = snap, true
+			fns = s.deliveredLocked(t, snap)
+		}
+		// Messages that came during the read are judged against it; one
+		// that needs a read marks this one to be done again.
+		type hint struct {
+			fns []func(store.Snapshot)
+			m   store.Snapshot
+		}
+		var later []hint
+		for _, m := range t.hints {
+			if f := s.judgeLocked(name, t, m); f != nil {
+				later = append(later, hint{f, m})
 			}
 		}
+		again := t.again
+		t.hints, t.again, t.reading = nil, false, again
 		s.mu.Unlock()
-		if !s.sleep(backoff) {
+		call(fns, snap)
+		for _, h := range later {
+			call(h.fns, h.m)
+		}
+		call(fns, snap)
+		if floor > 0 {
+			s.bump(name, floor)
+		}
+		if !again {
 			return
 		}
-		backoff = min(2*backoff, time.Second)
-		s.wake()
 	}
+}
+
+// bump gives the circuit's record a Seq past floor and hands it to the
+// watchers.
+func (s *Store) bump(name string, floor uint64) {
+	snap, ok, err := s.read(s.ctx, "bump", name, strconv.FormatUint(floor, 10))
+	if err != nil {
+		s.report("read", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	t := s.tracks[name]
+	var fns []func(store.Snapshot)
+	if t != nil {
+		if snap.Seq > t.known.Seq {
+			t.known = snap
+		}
+		fns = s.deliveredLocked(t, snap)
+	}
+	s.mu.Unlock()
+	call(fns, snap)
+}
+
+// parseMessage parses "2 <state> <gen> <seq> <failures> <claimed>
+// <succeeded> <until> <level> <calls> <failed> <circuit>".
+func parseMessage(payload string) (string, store.Snapshot, bool) {
+	f := strings.SplitN(payload, " ", 12)
+	if len(f) != 12 || f[0] != "2" {
+		return "", store.Snapshot{}, false
+	}
+	snap, err := parseSnapshot(f[1:11])
+	if err != nil {
+		return "", store.Snapshot{}, false
+	}
+	return f[11], snap, true
 }
 
 func isTimeout(err error) bool {

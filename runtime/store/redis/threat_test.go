@@ -1,0 +1,430 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store"
+	"github.com/purgatory-go/purgatory/runtime/store/storetest"
+)
+
+// recorder keeps what a watcher was handed.
+type recorder struct {
+	mu  sync.Mutex
+	all []store.Snapshot
+}
+
+func (r *recorder) add(s store.Snapshot) {
+	r.mu.Lock()
+	r.all = append(r.all, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) list() []store.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.Snapshot(nil), r.all...)
+}
+
+// waitSeq waits until the watcher was handed a snapshot with Seq >= seq.
+func (r *recorder) waitSeq(t *testing.T, seq uint64, msg string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, s := range r.list() {
+			if s.Seq >= seq {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, msg)
+}
+
+// message formats a snapshot as the script publishes it.
+func message(name string, s store.Snapshot) string {
+	until := "0"
+	if s.State == store.Open || s.State == store.HalfOpen {
+		until = formatNanos(s.Until)
+	}
+	return fmt.Sprintf("2 %s %d %d %d %d %d %s %d %d %d %s", s.State, s.Gen, s.Seq, s.Failures, s.Claimed,
+		s.Succeeded, until, s.Level, s.Calls, s.Failed, name)
+}
+
+// TestForgedMessages: somebody who can PUBLISH on the channel (but not
+// write keys) sends messages that claim a state change, a huge Seq, an
+// open period a year long. None reaches a watcher; the watcher gets the
+// record. A forged counter change does get through (documented), and the
+// next genuine change is then delivered with a Seq past it.
+func TestForgedMessages(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	a, b := newStore(t, srv, prefix), newStore(t, srv, prefix)
+	attacker := newClient(t, srv)
+	const name = "pay"
+	_, snap, err := a.Register(ctx, name, testSettings)
+	require.NoError(t, err)
+	var rec recorder
+	defer b.Watch(name, rec.add)()
+	waitSubscribed(t, srv, prefix, 1)
+	rec.waitSeq(t, snap.Seq, "the watch starts with the record")
+	now := time.Now()
+	opened, err := a.Force(ctx, store.Op{Circuit: name, Settings: testSettings, Gen: snap.Gen, Now: now}, store.Open)
+	require.NoError(t, err)
+	rec.waitSeq(t, opened.Seq, "the trip reaches the watcher")
+
+	forged := []store.Snapshot{
+		{State: store.Closed, Gen: opened.Gen + 5, Seq: opened.Seq + 1},                        // the circuit closed
+		{State: store.Closed, Gen: opened.Gen, Seq: opened.Seq + 1},                            // closed in the same generation
+		{State: store.Closed, Gen: math.MaxUint32, Seq: 1<<53 - 1},                             // the largest Seq a record may have
+		{State: store.Open, Gen: opened.Gen, Seq: opened.Seq + 1, Until: now.AddDate(1, 0, 0)}, // open for a year
+		{State: store.Open, Gen: opened.Gen, Seq: opened.Seq + 2, Until: opened.Until},         // a jump
+	}
+	for _, f := range forged {
+		require.NoError(t, attacker.Publish(ctx, b.Channel(), message(name, f)).Err())
+	}
+	require.NoError(t, attacker.Publish(ctx, b.Channel(), "2 closed 9 9223372036854775807 0 0 0 0 0 0 0 "+name).Err())
+	// A genuine change after the forgeries: once it is delivered, every
+	// forged message was judged.
+	closed, err := a.Force(ctx, store.Op{Circuit: name, Settings: testSettings, Now: now}, store.Closed)
+	require.NoError(t, err)
+	rec.waitSeq(t, closed.Seq, "the genuine close reaches the watcher")
+	for _, s := range rec.list() {
+		for _, f := range forged {
+			assert.False(t, same(s, f), "a forged message reached the watcher: %+v", s)
+		}
+		assert.LessOrEqual(t, s.Seq, closed.Seq, "no Seq beyond the record's")
+		assert.False(t, s.Until.After(now.Add(testSettings.TTL)), "no open period beyond the TTL")
+	}
+
+	// A forged counter change in the known generation is delivered (it
+	// cannot change state, generation, Until or Level)...
+	fake := closed
+	fake.Seq, fake.Failures = closed.Seq+1, 2
+	require.NoError(t, attacker.Publish(ctx, b.Channel(), message(name, fake)).Err())
+	rec.waitSeq(t, fake.Seq, "a counter change is delivered unconfirmed")
+	// ...and the next genuine change, at the same Seq, is confirmed by a
+	// read and given a Seq past the forged one, so that breakers adopt it.
+	tripped, err := a.Force(ctx, store.Op{Circuit: name, Settings: testSettings, Now: now}, store.Open)
+	require.NoError(t, err)
+	require.Equal(t, fake.Seq, tripped.Seq)
+	rec.waitSeq(t, fake.Seq+1, "the genuine change is re-announced past the forged Seq")
+	last := rec.list()
+	var newest store.Snapshot
+	for _, s := range last {
+		if s.Seq > newest.Seq {
+			newest = s
+		}
+	}
+	assert.Equal(t, store.Open, newest.State)
+	assert.Equal(t, tripped.Gen, newest.Gen)
+	_, rnow, err := a.Register(ctx, name, testSettings)
+	require.NoError(t, err)
+	assert.Equal(t, rnow.Seq, newest.Seq, "the record itself carries the new Seq")
+}
+
+// TestForgedMessagesBreakers: the attacks of issue 10 item 1 against two
+// factories: a forged close of an open circuit, a Seq of 2^63-1 and an open
+// period a year long change nothing, and an operator's Close still reaches
+// every process.
+func TestForgedMessagesBreakers(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, nil)
+	cfg := purgatory.Config{Threshold: 2, TTL: time.Hour}
+	a, b := fa.Breaker("forged", cfg), fb.Breaker("forged", cfg)
+	waitSubscribed(t, srv, prefix, 2)
+	attacker := newClient(t, srv)
+	for range 2 {
+		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	}
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond)
+	raw := New(attacker, WithPrefix(prefix))
+	snap, _, err := raw.get(ctx, "forged")
+	require.NoError(t, err)
+	for _, f := range []string{
+		message("forged", store.Snapshot{State: store.Closed, Gen: snap.Gen + 1, Seq: snap.Seq + 1}),
+		"2 closed 99 9223372036854775807 0 0 0 0 0 0 0 forged",
+		message("forged", store.Snapshot{State: store.Open, Gen: snap.Gen, Seq: snap.Seq + 1, Until: time.Now().AddDate(1, 0, 0)}),
+	} {
+		require.NoError(t, attacker.Publish(ctx, prefix+"events", f).Err())
+	}
+	// A marker circuit tells when the messages above were handled.
+	m := fb.Breaker("marker", purgatory.Config{Threshold: 1, TTL: time.Hour})
+	fa.Breaker("marker", purgatory.Config{Threshold: 1, TTL: time.Hour}).Open()
+	require.Eventually(t, func() bool { return m.State() == purgatory.Open }, 10*time.Second, time.Millisecond)
+	for range 100 {
+		require.ErrorIs(t, b.Do(ctx, succeed), purgatory.ErrOpen, "the forged close did not reach b")
+	}
+	st := b.Status()
+	assert.LessOrEqual(t, st.RetryAfter, time.Hour, "no open period beyond the TTL")
+	a.Close()
+	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 10*time.Second, time.Millisecond,
+		"the operator's close reaches b despite the forged Seq")
+	for range 2 {
+		require.ErrorIs(t, b.Do(ctx, fail), errBoom)
+	}
+	require.Eventually(t, func() bool { return a.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
+		"and the circuit still trips")
+}
+
+// TestNULName: the names "pay\x00ments" and "pay" are different circuits,
+// in keys and in messages.
+func TestNULName(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix()
+	a, b := newStore(t, srv, prefix), newStore(t, srv, prefix)
+	const nul, short = "pay\x00ments", "pay"
+	for _, n := range []string{nul, short} {
+		_, _, err := a.Register(ctx, n, testSettings)
+		require.NoError(t, err)
+	}
+	var recNul, recShort recorder
+	defer b.Watch(nul, recNul.add)()
+	defer b.Watch(short, recShort.add)()
+	waitSubscribed(t, srv, prefix, 1)
+	opened, err := a.Force(ctx, store.Op{Circuit: nul, Settings: testSettings, Now: time.Now()}, store.Open)
+	require.NoError(t, err)
+	recNul.waitSeq(t, opened.Seq, "the NUL name's watcher sees its trip")
+	marker, err := a.Failure(ctx, store.Op{Circuit: short, Settings: testSettings, Gen: 1, Now: time.Now()})
+	require.NoError(t, err)
+	recShort.waitSeq(t, marker.Seq, "the short name's own change arrives")
+	for _, s := range recShort.list() {
+		assert.Equal(t, store.Closed, s.State, "pay\\x00ments's trip must not open pay")
+	}
+	_, got, err := a.Register(ctx, short, testSettings)
+	require.NoError(t, err)
+	assert.Equal(t, store.Closed, got.State)
+	assert.NotEqual(t, a.Key(nul), a.Key(short))
+}
+
+// TestHugeForeignField: a 32 MB field somebody else put in a circuit's
+// hash is never read: operations stay within the default 50 ms timeout,
+// and the field is left alone.
+func TestHugeForeignField(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := New(newClient(t, srv), WithPrefix(testPrefix())) // the default timeout
+	t.Cleanup(func() { _ = s.Close() })
+	_, snap, err := s.Register(ctx, "big", testSettings)
+	require.NoError(t, err)
+	huge := strings.Repeat("x", 32<<20)
+	require.NoError(t, s.client.HSet(ctx, s.Key("big"), "junk", huge).Err())
+	var rec recorder
+	defer s.Watch("big", rec.add)()
+	rec.waitSeq(t, snap.Seq, "the watcher's read")
+	for i := range 20 {
+		got, err := s.Failure(ctx, store.Op{Circuit: "big", Settings: testSettings, Gen: snap.Gen, Now: time.Now()})
+		require.NoError(t, err, "operation %d", i)
+		snap = got
+		if snap.State == store.Open {
+			snap, err = s.Force(ctx, store.Op{Circuit: "big", Settings: testSettings, Now: time.Now()}, store.Closed)
+			require.NoError(t, err)
+		}
+	}
+	n, err := s.client.HStrLen(ctx, s.Key("big"), "junk").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(huge)), n, "the foreign field is not ours to touch")
+}
+
+// aclUser creates an ACL user on srv with the given rules (after "on
+// >pw"), deleted at the end of the test, and returns a client logged in
+// as it.
+func aclUser(t *testing.T, srv *server, name string, rules ...string) *goredis.Client {
+	t.Helper()
+	ctx := context.Background()
+	admin := newClient(t, srv)
+	args := []any{"ACL", "SETUSER", name, "reset", "on", ">pw"}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	require.NoError(t, admin.Do(ctx, args...).Err())
+	t.Cleanup(func() { _ = admin.Do(context.Background(), "ACL", "DELUSER", name).Err() })
+	c := goredis.NewClient(&goredis.Options{Addr: srv.addr(), Username: name, Password: "pw", ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// minimalACL is the ACL the README gives, for a prefix.
+func minimalACL(prefix string) []string {
+	return append([]string{"~" + prefix + "*", "&" + prefix + "events"}, strings.Fields(aclCommands)...)
+}
+
+// TestACL: the README's minimal ACL is enough for the whole conformance
+// suite; a user without PUBLISH (no channel rights, the Redis 7 default)
+// or without SUBSCRIBE gets a clear error from Ping, and an operation
+// without PUBLISH writes nothing.
+func TestACL(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	t.Run("Minimal", func(t *testing.T) {
+		prefix := testPrefix()
+		c := aclUser(t, srv, "purgatory-min", minimalACL(prefix)...)
+		s := New(c, WithPrefix(prefix), WithTimeout(time.Second))
+		t.Cleanup(func() { _ = s.Close() })
+		require.NoError(t, s.Ping(ctx))
+		for _, doc := range []string{"redis.go", "../../../README.md"} {
+			b, err := os.ReadFile(doc)
+			require.NoError(t, err)
+			assert.Contains(t, string(b), "&purgatory:events "+aclCommands, "%s gives the minimal ACL", doc)
+		}
+		// The conformance suite, as a user with those commands on the
+		// keys and channels of its prefixes.
+		rules := append([]string{"~aclmin*", "&aclmin*"}, strings.Fields(aclCommands)...)
+		cc := aclUser(t, srv, "purgatory-conf", rules...)
+		storetest.Run(t, func(t *testing.T) store.Store {
+			s := New(cc, WithPrefix("aclmin"+testPrefix()), WithTimeout(time.Second))
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		})
+	})
+	t.Run("NoPublish", func(t *testing.T) {
+		prefix := testPrefix()
+		rules := append([]string{"~" + prefix + "*", "resetchannels"}, strings.Fields(aclCommands)...)
+		c := aclUser(t, srv, "purgatory-nopub", rules...)
+		s := New(c, WithPrefix(prefix), WithTimeout(time.Second))
+		t.Cleanup(func() { _ = s.Close() })
+		err := s.Ping(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "NOPERM")
+		assert.Contains(t, err.Error(), "publish")
+
+		admin := newStore(t, srv, prefix)
+		_, snap, err := admin.Register(ctx, "c", testSettings)
+		require.NoError(t, err)
+		_, err = s.Failure(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: snap.Gen, Now: time.Now()})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "NOPERM")
+		_, after, err := admin.Register(ctx, "c", testSettings)
+		require.NoError(t, err)
+		assert.Equal(t, snap, after, "nothing was written: no half-applied failure")
+	})
+	t.Run("NoSubscribe", func(t *testing.T) {
+		prefix := testPrefix()
+		rules := append(minimalACL(prefix), "-subscribe")
+		c := aclUser(t, srv, "purgatory-nosub", rules...)
+		errs := make(chan error, 8)
+		s := New(c, WithPrefix(prefix), WithTimeout(time.Second), WithErrorHandler(func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}))
+		t.Cleanup(func() { _ = s.Close() })
+		err := s.Ping(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "subscribe")
+		assert.Contains(t, err.Error(), "NOPERM")
+		defer s.Watch("c", func(store.Snapshot) {})()
+		select {
+		case err := <-errs:
+			assert.Contains(t, err.Error(), "NOPERM", "the subscription failure is reported")
+		case <-time.After(30 * time.Second):
+			require.FailNow(t, "no error reported for the failed subscription")
+		}
+	})
+	t.Run("NoScript", func(t *testing.T) {
+		prefix := testPrefix()
+		c := aclUser(t, srv, "purgatory-noeval", "~"+prefix+"*", "&"+prefix+"events", "+ping", "+hello", "+client")
+		s := New(c, WithPrefix(prefix), WithTimeout(time.Second))
+		t.Cleanup(func() { _ = s.Close() })
+		err := s.Ping(ctx)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "NOPERM")
+	})
+}
+
+// TestErrorsSayWhatFailed: the store errors name the failure go-redis
+// knows: connection refused, NOAUTH.
+func TestErrorsSayWhatFailed(t *testing.T) {
+	needRedis(t)
+	ctx := context.Background()
+	port, err := freePort()
+	require.NoError(t, err)
+	c := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	s := New(c, WithTimeout(time.Second))
+	_, err = s.Failure(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: 1, Now: time.Now()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connection refused")
+	assert.Contains(t, err.Error(), "failure")
+
+	locked, err := startServer(0, "--requirepass", "secret")
+	require.NoError(t, err)
+	t.Cleanup(locked.stop)
+	c2 := goredis.NewClient(&goredis.Options{Addr: locked.addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c2.Close() })
+	err = New(c2).Ping(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NOAUTH")
+}
+
+// TestIdleExpiry: every write refreshes the record's idle expiry: a day,
+// or ten times the circuit's longest period; an isolated circuit never
+// expires.
+func TestIdleExpiry(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := newStore(t, srv, testPrefix())
+	pttl := func(name string) time.Duration {
+		d, err := s.client.PTTL(ctx, s.Key(name)).Result()
+		require.NoError(t, err)
+		return d
+	}
+	_, _, err := s.Register(ctx, "day", testSettings)
+	require.NoError(t, err)
+	assert.InDelta(t, 24*time.Hour, pttl("day"), float64(time.Minute))
+	long := testSettings
+	long.MaxTTL = 5 * 24 * time.Hour
+	_, _, err = s.Register(ctx, "long", long)
+	require.NoError(t, err)
+	assert.InDelta(t, 50*24*time.Hour, pttl("long"), float64(time.Minute))
+	op := store.Op{Circuit: "day", Settings: testSettings, Now: time.Now()}
+	_, err = s.Force(ctx, op, store.Isolated)
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), pttl("day"), "isolated: no expiry")
+	_, err = s.Force(ctx, op, store.Closed)
+	require.NoError(t, err)
+	assert.InDelta(t, 24*time.Hour, pttl("day"), float64(time.Minute))
+}
+
+// TestSettingsChangedInRecord: settings written into a record are not
+// silently obeyed: out of range they make the record corrupt (replaced by
+// the caller's), in range the caller gets a *ConflictError naming both.
+func TestSettingsChangedInRecord(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	s := newStore(t, srv, testPrefix())
+	_, snap, err := s.Register(ctx, "c", testSettings)
+	require.NoError(t, err)
+	op := store.Op{Circuit: "c", Settings: testSettings, Gen: snap.Gen, Now: time.Now()}
+	require.NoError(t, s.client.HSet(ctx, s.Key("c"), "threshold", "1000000000").Err())
+	got, err := s.Failure(ctx, op)
+	var ce *CorruptError
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, ce.Reason, "threshold")
+	assert.Equal(t, 1, got.Failures, "the fresh record took the failure")
+	require.NoError(t, s.client.HSet(ctx, s.Key("c"), "threshold", "7").Err())
+	op.Gen = got.Gen
+	got, err = s.Failure(ctx, op)
+	var cf *ConflictError
+	require.ErrorAs(t, err, &cf)
+	assert.Equal(t, 7, cf.InForce.Threshold)
+	assert.Equal(t, testSettings, cf.Wanted)
+	assert.Equal(t, 2, got.Failures, "the snapshot beside a conflict is valid")
+	set, _, err := s.Register(ctx, "c", testSettings)
+	require.NoError(t, err)
+	assert.Equal(t, 7, set.Threshold, "Register returns the settings in force")
+}
