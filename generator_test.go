@@ -755,7 +755,6 @@ func TestWrapperContextFromRequest(t *testing.T) {
 // TestWrapperNoContextCanceledNotFailure: when a method knows no context,
 // the wrapper passes nil, and context.Canceled is not a failure.
 func TestWrapperNoContextCanceledNotFailure(t *testing.T) {
-	t.Skip("needs runtime: nil ctx means unknown context")
 	f := newFactory()
 	fake := &fakeTransport{err: context.Canceled}
 	c := ctxsrc.NewTransportCircuit(fake, f)
