@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +46,11 @@ type Breaker struct {
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
 	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
-	events   eventQueue
-	watch    func() // stops the store watch
-	removed  bool   // the factory dropped the circuit or was closed: local state only
+	// appliedErr: an Applied error was reported (see reportApplied).
+	appliedErr bool
+	events     eventQueue
+	watch      func() // stops the store watch
+	removed    bool   // the factory dropped the circuit or was closed: local state only
 
 	ready    chan struct{} // closed once registered
 	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
@@ -114,6 +118,10 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
 	ctx, cancel := c.storeCtx(nil)
 	set, snap, err := f.store.Register(ctx, c.name, wanted)
+	var perr error
+	if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
+		perr = p.Ping(ctx) // the first registration checks what the store may do
+	}
 	cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -128,6 +136,10 @@ func (c *Breaker) register(wanted store.Settings) {
 	}
 	if err == nil {
 		c.storeSeq.Store(snap.Seq)
+	}
+	if perr != nil {
+		c.storeErrs.Add(1)
+		c.events.post(Event{Kind: EventStoreError, Circuit: c.name, Err: perr})
 	}
 	c.events.post(Event{Kind: EventCreated, Circuit: c.name, Config: c.cfg})
 	if c.set != wanted {
@@ -251,7 +263,17 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 			snap, err = f.store.Record(sctx, o, calls, failed)
 		}
 		cancel()
+		var applied store.Applied
+		if err != nil && errors.As(err, &applied) && applied.Applied() {
+			c.reportApplied(applied) // the snapshot is valid all the same
+			err = nil
+		}
 		if err == nil {
+			if applied == nil && c.appliedErrSeen() {
+				c.mu.Lock()
+				c.appliedErr = false
+				c.mu.Unlock()
+			}
 			c.degraded.Store(false)
 			c.adoptReply(snap, gen)
 			return snap, granted
@@ -365,6 +387,35 @@ func (c *Breaker) retryTick() {
 		c.armRetryLocked()
 		c.mu.Unlock()
 	}
+}
+
+func (c *Breaker) appliedErrSeen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.appliedErr
+}
+
+// reportApplied tells listeners what a store said beside an answer it
+// applied: a record whose settings differ from ours (a config conflict),
+// or a corrupt record it replaced (a store error). Each is reported once
+// until it stops.
+func (c *Breaker) reportApplied(err store.Applied) {
+	c.mu.Lock()
+	if !c.appliedErr {
+		c.appliedErr = true
+		var conflict store.Conflict
+		if errors.As(err, &conflict) {
+			inForce, wanted := conflict.Settings()
+			c.events.post(Event{Kind: EventConfigConflict, Circuit: c.name, Config: configOf(inForce, c.cfg),
+				Err: fmt.Errorf("purgatory: circuit %q: the store's record is in force (%s); ignoring %s: %w",
+					c.name, describe(configOf(inForce, c.cfg)), describe(configOf(wanted, c.cfg)), err)})
+		} else {
+			c.storeErrs.Add(1)
+			c.events.post(Event{Kind: EventStoreError, Circuit: c.name, Err: err})
+		}
+	}
+	c.mu.Unlock()
+	c.drain()
 }
 
 // storeFailed reports a store error once per episode and backs off.

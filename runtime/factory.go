@@ -142,6 +142,7 @@ type Factory struct {
 	mu       sync.Mutex // serialises the creation of circuits
 	counting atomic.Bool
 	closed   atomic.Bool
+	pinged   atomic.Bool // the store's Ping, if it has one, ran
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -431,6 +432,9 @@ func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
 	}
 	if s.MaxTTL <= s.TTL {
 		s.MaxTTL = 0
+	}
+	if err := s.Check(); err != nil {
+		panic(fmt.Sprintf("purgatory: circuit %q: %v", name, err))
 	}
 	return s
 }

@@ -25,7 +25,9 @@ type ctxStore struct {
 	claims atomic.Int64
 }
 
-func newCtxStore() *ctxStore { return &ctxStore{failingStore: &failingStore{Memory: store.NewMemory()}} }
+func newCtxStore() *ctxStore {
+	return &ctxStore{failingStore: &failingStore{Memory: store.NewMemory()}}
+}
 
 func (s *ctxStore) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
@@ -437,9 +439,48 @@ func TestNilContext(t *testing.T) {
 	require.NoError(t, err)
 	b.Done(nil, tok, context.Canceled) //nolint:staticcheck
 	assert.Equal(t, purgatory.Closed, b.State())
-	tok, _ = b.Allow(nil) //nolint:staticcheck
+	tok, _ = b.Allow(nil)                      //nolint:staticcheck
 	b.Done(nil, tok, context.DeadlineExceeded) //nolint:staticcheck
 	assert.Equal(t, purgatory.Open, b.State())
 }
 
 var _ = errors.New
+
+// conflictStore answers like a shared store whose record holds other
+// settings than the caller's: applied, with an error that says so.
+type conflictStore struct {
+	*store.Memory
+	pingErr error
+}
+
+type conflictErr struct{ inForce, wanted store.Settings }
+
+func (e *conflictErr) Error() string                              { return "record settings differ" }
+func (e *conflictErr) Applied() bool                              { return true }
+func (e *conflictErr) Settings() (inForce, wanted store.Settings) { return e.inForce, e.wanted }
+
+func (s *conflictStore) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
+	snap, _ := s.Memory.Failure(ctx, op)
+	in := op.Settings
+	in.Threshold = 1
+	return snap, &conflictErr{inForce: in, wanted: op.Settings}
+}
+
+func (s *conflictStore) Ping(context.Context) error { return s.pingErr }
+
+// A store's applied answer with a conflict is adopted and reported as a
+// config conflict, not a store error; a failing Ping at the first
+// registration is reported as a store error.
+func TestStoreAppliedErrorsAndPing(t *testing.T) {
+	errNoPerm := errors.New("NOPERM this user has no permissions to run the 'publish' command")
+	e := newEnv(t, purgatory.WithStore(&conflictStore{Memory: store.NewMemory(), pingErr: errNoPerm}))
+	b := e.f.Breaker("applied", purgatory.Config{Threshold: 2})
+	storeErrs := e.rec.of(purgatory.EventStoreError)
+	require.Len(t, storeErrs, 1)
+	assert.ErrorIs(t, storeErrs[0].Err, errNoPerm)
+	_ = call(b, errBoom)
+	_ = call(b, errBoom)
+	assert.Equal(t, purgatory.Open, b.State(), "the answers were adopted")
+	assert.Len(t, e.rec.of(purgatory.EventConfigConflict), 1, "reported once")
+	assert.Len(t, e.rec.of(purgatory.EventStoreError), 1, "not as a store error")
+}

@@ -148,7 +148,7 @@ func TestCountsExact(t *testing.T) {
 	const workers, n = 8, 1000
 	f := purgatory.NewFactory()
 	f.CountCalls()
-	b := f.Breaker("counts", purgatory.Config{Threshold: 1 << 30, Exclude: []func(error) bool{purgatory.Is(errNotFound)}})
+	b := f.Breaker("counts", purgatory.Config{Threshold: 1_000_000, Exclude: []func(error) bool{purgatory.Is(errNotFound)}})
 	o := f.Breaker("counts-open", purgatory.Config{})
 	o.Isolate()
 	cancelled, cancel := context.WithCancel(context.Background())

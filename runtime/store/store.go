@@ -38,6 +38,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -88,6 +89,58 @@ type Settings struct {
 	FailureRate float64
 	Window      time.Duration // the rolling window's length, > 0 with FailureRate
 	MinCalls    int           // calls needed in the window, >= 1 with FailureRate
+}
+
+// Bounds of the settings every store accepts (see [Settings.Check]).
+const (
+	MaxCount    = 1_000_000          // threshold, trials
+	MaxMinCalls = 1_000_000_000      // min calls
+	MaxPeriod   = 7 * 24 * time.Hour // ttl, max ttl, window
+	MinWindow   = time.Millisecond   // window, with a failure rate
+)
+
+// Check reports settings out of the bounds every store accepts.
+func (set Settings) Check() error {
+	bad := ""
+	switch {
+	case set.Threshold < 0 || set.Threshold > MaxCount:
+		bad = fmt.Sprintf("threshold %d not in [0, %d]", set.Threshold, MaxCount)
+	case set.TTL <= 0 || set.TTL > MaxPeriod:
+		bad = fmt.Sprintf("ttl %s not in (0, %s]", set.TTL, MaxPeriod)
+	case set.Trials < 1 || set.Trials > MaxCount:
+		bad = fmt.Sprintf("trials %d not in [1, %d]", set.Trials, MaxCount)
+	case set.MaxTTL < 0 || set.MaxTTL > MaxPeriod:
+		bad = fmt.Sprintf("maxttl %s not in [0, %s]", set.MaxTTL, MaxPeriod)
+	case !(set.FailureRate >= 0 && set.FailureRate <= 1):
+		bad = fmt.Sprintf("failure rate %v not in [0, 1]", set.FailureRate)
+	case set.Window < 0 || set.Window > MaxPeriod || set.FailureRate > 0 && set.Window < MinWindow:
+		bad = fmt.Sprintf("window %s not in [%s, %s]", set.Window, MinWindow, MaxPeriod)
+	case set.MinCalls < 0 || set.MinCalls > MaxMinCalls:
+		bad = fmt.Sprintf("min calls %d not in [0, %d]", set.MinCalls, MaxMinCalls)
+	case set.Threshold == 0 && set.FailureRate == 0:
+		bad = "neither a threshold nor a failure rate"
+	}
+	if bad != "" {
+		return fmt.Errorf("bad settings: %s", bad)
+	}
+	return nil
+}
+
+// Applied is implemented by errors a store returns together with a valid
+// snapshot: the operation was applied, and the error tells of something
+// else — a corrupt record the store replaced, a record whose settings
+// differ from the caller's. A breaker adopts the snapshot and reports the
+// error to its listeners.
+type Applied interface {
+	error
+	Applied() bool
+}
+
+// Conflict is implemented by Applied errors that report a record whose
+// settings differ from the caller's; the record's applied.
+type Conflict interface {
+	Applied
+	Settings() (inForce, wanted Settings)
 }
 
 // Buckets is the number of buckets a rolling window is cut into: counts

@@ -338,6 +338,10 @@ type CorruptError struct {
 	Reason string // what was wrong with it
 }
 
+// Applied reports true: the operation was applied to the fresh record
+// (see [store.Applied]).
+func (e *CorruptError) Applied() bool { return true }
+
 // Error names the key and says what was wrong with it.
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("purgatory/redis: corrupt circuit record at %q (%s); replaced by a fresh one", e.Key, e.Reason)
@@ -353,6 +357,14 @@ type ConflictError struct {
 	Wanted  store.Settings // the caller's
 }
 
+// Applied reports true: the operation was applied with the record's
+// settings (see [store.Applied]).
+func (e *ConflictError) Applied() bool { return true }
+
+// Settings returns the record's settings and the caller's (see
+// [store.Conflict]).
+func (e *ConflictError) Settings() (inForce, wanted store.Settings) { return e.InForce, e.Wanted }
+
 // Error names the key and both settings.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("purgatory/redis: circuit record at %q has settings %+v, the caller %+v; the record's apply", e.Key, e.InForce, e.Wanted)
@@ -366,34 +378,17 @@ const aclCommands = "+evalsha +eval +hmget +hset +del +pexpire +persist +time +p
 // The bounds of the settings a record may hold; a record outside them is
 // corrupt (see script.lua, goodSettings).
 const (
-	maxCount    = 1_000_000
-	maxPeriod   = 7 * 24 * time.Hour
-	minWindow   = time.Millisecond
-	maxMinCalls = 1_000_000_000
+	maxCount    = store.MaxCount
+	maxPeriod   = store.MaxPeriod
+	minWindow   = store.MinWindow
+	maxMinCalls = store.MaxMinCalls
 	maxInt      = 1<<53 - 1 // Lua numbers are doubles
 )
 
 // checkSettings reports settings the store cannot keep.
 func checkSettings(set store.Settings) error {
-	bad := ""
-	switch {
-	case set.Threshold < 0 || set.Threshold > maxCount:
-		bad = fmt.Sprintf("threshold %d not in [0, %d]", set.Threshold, maxCount)
-	case set.TTL <= 0 || set.TTL > maxPeriod:
-		bad = fmt.Sprintf("ttl %s not in (0, %s]", set.TTL, maxPeriod)
-	case set.Trials < 1 || set.Trials > maxCount:
-		bad = fmt.Sprintf("trials %d not in [1, %d]", set.Trials, maxCount)
-	case set.MaxTTL < 0 || set.MaxTTL > maxPeriod:
-		bad = fmt.Sprintf("maxttl %s not in [0, %s]", set.MaxTTL, maxPeriod)
-	case !(set.FailureRate >= 0 && set.FailureRate <= 1):
-		bad = fmt.Sprintf("failure rate %v not in [0, 1]", set.FailureRate)
-	case set.Window < 0 || set.Window > maxPeriod || set.FailureRate > 0 && set.Window < minWindow:
-		bad = fmt.Sprintf("window %s not in [%s, %s]", set.Window, minWindow, maxPeriod)
-	case set.MinCalls < 0 || set.MinCalls > maxMinCalls:
-		bad = fmt.Sprintf("min calls %d not in [0, %d]", set.MinCalls, maxMinCalls)
-	}
-	if bad != "" {
-		return fmt.Errorf("purgatory/redis: bad settings: %s", bad)
+	if err := set.Check(); err != nil {
+		return fmt.Errorf("purgatory/redis: %w", err)
 	}
 	return nil
 }
