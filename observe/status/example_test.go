@@ -10,7 +10,7 @@ import (
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
-// Serve the status page under /circuits/, with controls for requests from
+// Serve the status page under /status/, with controls for requests from
 // this machine only.
 func ExampleNew() {
 	factory := purgatory.NewFactory()
@@ -23,10 +23,10 @@ func ExampleNew() {
 		},
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/circuits/", http.StripPrefix("/circuits", page))
+	mux.Handle("/status/", http.StripPrefix("/status", page))
 
-	// An operator opens the circuit (curl -X POST .../circuits/circuits/payments/open).
-	r := httptest.NewRequest(http.MethodPost, "/circuits/circuits/payments/open", nil)
+	// An operator opens the circuit (curl -X POST .../status/circuits/payments/open).
+	r := httptest.NewRequest(http.MethodPost, "/status/circuits/payments/open", nil)
 	r.RemoteAddr = "127.0.0.1:50000"
 	w := httptest.NewRecorder()
 	mux.ServeHTTP(w, r)
