@@ -79,7 +79,7 @@ func TestPage(t *testing.T) {
 	assert.Contains(t, body, `<span class="state st-isolated">isolated</span>`)
 	// payments opened at 15:04:05 and retries in 20s; the rate circuit shows
 	// its ratio and policy; the others show a dash.
-	assert.Contains(t, body, "<td>15:04:05 UTC</td>\n<td>20s</td>")
+	assert.Contains(t, body, "<td class=\"nowrap\">15:04:05 UTC</td>\n<td>20s</td>")
 	assert.Contains(t, body, "<td>when an operator closes it</td>")
 	assert.Contains(t, body, `<td class="num">0.0%</td>`)
 	assert.Contains(t, body, "rate 50% over 1m0s (min 10 calls) · ttl 30s · trials 1")
