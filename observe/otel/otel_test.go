@@ -1,0 +1,146 @@
+package otel_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	purgatoryotel "github.com/purgatory-go/purgatory/observe/otel"
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/clocktest"
+)
+
+var errDown = errors.New("down")
+
+func call(b *purgatory.Breaker, err error) error {
+	return b.Do(context.Background(), func(context.Context) error { return err })
+}
+
+func ip(v int64, kv ...string) metricdata.DataPoint[int64] {
+	var attrs []attribute.KeyValue
+	for i := 0; i < len(kv); i += 2 {
+		attrs = append(attrs, attribute.String(kv[i], kv[i+1]))
+	}
+	return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attrs...), Value: v}
+}
+
+// TestInstruments collects with the SDK's manual reader after a known
+// history and compares every instrument with the exact expected data.
+func TestInstruments(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp)
+	require.NoError(t, err)
+
+	pay := f.Breaker("payments", purgatory.Config{Threshold: 2, TTL: 10 * time.Second})
+	require.NoError(t, call(pay, nil))
+	require.ErrorIs(t, call(pay, errDown), errDown)
+	require.ErrorIs(t, call(pay, errDown), errDown) // closed -> open
+	require.ErrorIs(t, call(pay, nil), purgatory.ErrOpen)
+	clock.Advance(10 * time.Second) // open -> half-open
+	search := f.Breaker("search", purgatory.Config{FailureRate: 0.5, Window: time.Minute, MinCalls: 10})
+	require.NoError(t, call(search, nil))
+	require.ErrorIs(t, call(search, errDown), errDown)
+	clock.Advance(time.Minute / 10) // the window's counts are merged
+	require.Equal(t, purgatory.HalfOpen, pay.State())
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	require.Len(t, rm.ScopeMetrics, 1)
+	require.Equal(t, purgatoryotel.ScopeName, rm.ScopeMetrics[0].Scope.Name)
+
+	states := func(circuit, current string) []metricdata.DataPoint[int64] {
+		var dps []metricdata.DataPoint[int64]
+		for _, s := range []string{"closed", "open", "half_open", "isolated"} {
+			v := int64(0)
+			if s == current {
+				v = 1
+			}
+			dps = append(dps, ip(v, "circuit", circuit, "state", s))
+		}
+		return dps
+	}
+	want := metricdata.ScopeMetrics{
+		Scope: rm.ScopeMetrics[0].Scope,
+		Metrics: []metricdata.Metrics{
+			{
+				Name: "purgatory.circuit.state", Unit: "1", Description: "State of the circuit: 1 for the current state, 0 for the others.",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: false,
+					DataPoints: append(states("payments", "half_open"), states("search", "closed")...)},
+			},
+			{
+				Name: "purgatory.calls", Unit: "{call}", Description: "Calls through the circuit by outcome: success, failure, excluded, rejected.",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: []metricdata.DataPoint[int64]{
+					ip(1, "circuit", "payments", "outcome", "success"),
+					ip(2, "circuit", "payments", "outcome", "failure"),
+					ip(0, "circuit", "payments", "outcome", "excluded"),
+					ip(1, "circuit", "payments", "outcome", "rejected"),
+					ip(1, "circuit", "search", "outcome", "success"),
+					ip(1, "circuit", "search", "outcome", "failure"),
+					ip(0, "circuit", "search", "outcome", "excluded"),
+					ip(0, "circuit", "search", "outcome", "rejected"),
+				}},
+			},
+			{
+				Name: "purgatory.transitions", Unit: "{transition}", Description: "State changes of the circuit.",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: []metricdata.DataPoint[int64]{
+					ip(1, "circuit", "payments", "from", "closed", "to", "open"),
+					ip(1, "circuit", "payments", "from", "open", "to", "half_open"),
+					ip(0, "circuit", "payments", "from", "half_open", "to", "closed"),
+					ip(0, "circuit", "payments", "from", "half_open", "to", "open"),
+					ip(0, "circuit", "search", "from", "closed", "to", "open"),
+					ip(0, "circuit", "search", "from", "open", "to", "half_open"),
+					ip(0, "circuit", "search", "from", "half_open", "to", "closed"),
+					ip(0, "circuit", "search", "from", "half_open", "to", "open"),
+				}},
+			},
+			{
+				Name: "purgatory.circuit.consecutive_failures", Unit: "{failure}", Description: "Consecutive failures of the closed circuit.",
+				Data: metricdata.Gauge[int64]{DataPoints: []metricdata.DataPoint[int64]{
+					ip(0, "circuit", "payments"), ip(0, "circuit", "search"), // counted while closed only
+				}},
+			},
+			{
+				Name: "purgatory.circuit.failure_ratio", Unit: "1", Description: "Failed calls over calls in the circuit's rolling window (circuits with a failure-rate policy only).",
+				Data: metricdata.Gauge[float64]{DataPoints: []metricdata.DataPoint[float64]{
+					{Attributes: attribute.NewSet(attribute.String("circuit", "search")), Value: 0.5},
+				}},
+			},
+			{
+				Name: "purgatory.store.errors", Unit: "{error}", Description: "Failed operations on the circuit's state store.",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: []metricdata.DataPoint[int64]{
+					ip(0, "circuit", "payments"), ip(0, "circuit", "search"),
+				}},
+			},
+		},
+	}
+	metricdatatest.AssertEqual(t, want, rm.ScopeMetrics[0], metricdatatest.IgnoreTimestamp())
+
+	// After Unregister nothing more is observed.
+	require.NoError(t, reg.Unregister())
+	rm = metricdata.ResourceMetrics{}
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				require.Empty(t, d.DataPoints, m.Name)
+			case metricdata.Gauge[int64]:
+				require.Empty(t, d.DataPoints, m.Name)
+			case metricdata.Gauge[float64]:
+				require.Empty(t, d.DataPoints, m.Name)
+			}
+		}
+	}
+}

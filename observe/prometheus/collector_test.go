@@ -1,0 +1,255 @@
+package prometheus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	purgatoryprom "github.com/purgatory-go/purgatory/observe/prometheus"
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/clocktest"
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+var (
+	errDown     = errors.New("backend down")
+	errNotFound = errors.New("not found")
+)
+
+// call makes one call through b that ends with err.
+func call(b *purgatory.Breaker, err error) error {
+	return b.Do(context.Background(), func(context.Context) error { return err })
+}
+
+// scenario makes a factory on a fake clock and plays a known history on it:
+// "payments" trips, goes half-open, fails its trial, goes half-open again
+// and recovers; "search" is a rate circuit (only the rate trips it, so it
+// counts no consecutive failures) with some calls; "stock" is only
+// created.
+func scenario(t *testing.T) (*purgatory.Factory, *purgatoryprom.Collector) {
+	t.Helper()
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock), purgatory.WithExclude(purgatory.Is(errNotFound)))
+	t.Cleanup(func() { _ = f.Close() })
+	c := purgatoryprom.NewCollector(f)
+	t.Cleanup(c.Close)
+
+	pay := f.Breaker("payments", purgatory.Config{Threshold: 2, TTL: 10 * time.Second})
+	require.NoError(t, call(pay, nil))
+	require.NoError(t, call(pay, nil))
+	require.ErrorIs(t, call(pay, errNotFound), errNotFound)
+	require.ErrorIs(t, call(pay, errDown), errDown)
+	require.ErrorIs(t, call(pay, errDown), errDown) // trips: closed -> open
+	require.ErrorIs(t, call(pay, nil), purgatory.ErrOpen)
+	require.ErrorIs(t, call(pay, nil), purgatory.ErrOpen)
+	require.ErrorIs(t, call(pay, nil), purgatory.ErrOpen)
+	clock.Advance(10 * time.Second)                 // open -> half-open
+	require.ErrorIs(t, call(pay, errDown), errDown) // half-open -> open
+	clock.Advance(10 * time.Second)                 // open -> half-open
+	require.NoError(t, call(pay, nil))              // half-open -> closed
+	require.ErrorIs(t, call(pay, errDown), errDown) // one consecutive failure
+	require.Equal(t, purgatory.Closed, pay.State())
+
+	search := f.Breaker("search", purgatory.Config{FailureRate: 0.5, Window: time.Minute, MinCalls: 10})
+	for range 3 {
+		require.NoError(t, call(search, nil))
+	}
+	require.ErrorIs(t, call(search, errDown), errDown)
+	// The window's counts are merged (and the ratio computed) on a timer.
+	clock.Advance(time.Minute / store.Buckets)
+	require.Equal(t, 0.25, search.Status().FailureRatio)
+
+	stock := f.Breaker("stock", purgatory.Config{})
+	stock.Isolate()
+	require.ErrorIs(t, call(stock, nil), purgatory.ErrOpen)
+	return f, c
+}
+
+const wantExposition = `
+# HELP purgatory_calls_total Calls through the circuit by outcome: success, failure, excluded (an excluded error, not a failure), rejected (not made: the circuit was open).
+# TYPE purgatory_calls_total counter
+purgatory_calls_total{circuit="payments",outcome="excluded"} 1
+purgatory_calls_total{circuit="payments",outcome="failure"} 4
+purgatory_calls_total{circuit="payments",outcome="rejected"} 3
+purgatory_calls_total{circuit="payments",outcome="success"} 3
+purgatory_calls_total{circuit="search",outcome="excluded"} 0
+purgatory_calls_total{circuit="search",outcome="failure"} 1
+purgatory_calls_total{circuit="search",outcome="rejected"} 0
+purgatory_calls_total{circuit="search",outcome="success"} 3
+purgatory_calls_total{circuit="stock",outcome="excluded"} 0
+purgatory_calls_total{circuit="stock",outcome="failure"} 0
+purgatory_calls_total{circuit="stock",outcome="rejected"} 1
+purgatory_calls_total{circuit="stock",outcome="success"} 0
+# HELP purgatory_circuit_consecutive_failures Consecutive failures of the closed circuit.
+# TYPE purgatory_circuit_consecutive_failures gauge
+purgatory_circuit_consecutive_failures{circuit="payments"} 1
+purgatory_circuit_consecutive_failures{circuit="search"} 0
+purgatory_circuit_consecutive_failures{circuit="stock"} 0
+# HELP purgatory_circuit_failure_ratio Failed calls over calls in the circuit's rolling window (circuits with a failure-rate policy only).
+# TYPE purgatory_circuit_failure_ratio gauge
+purgatory_circuit_failure_ratio{circuit="search"} 0.25
+# HELP purgatory_circuit_state State of the circuit: 1 for the current state, 0 for the others.
+# TYPE purgatory_circuit_state gauge
+purgatory_circuit_state{circuit="payments",state="closed"} 1
+purgatory_circuit_state{circuit="payments",state="half_open"} 0
+purgatory_circuit_state{circuit="payments",state="isolated"} 0
+purgatory_circuit_state{circuit="payments",state="open"} 0
+purgatory_circuit_state{circuit="search",state="closed"} 1
+purgatory_circuit_state{circuit="search",state="half_open"} 0
+purgatory_circuit_state{circuit="search",state="isolated"} 0
+purgatory_circuit_state{circuit="search",state="open"} 0
+purgatory_circuit_state{circuit="stock",state="closed"} 0
+purgatory_circuit_state{circuit="stock",state="half_open"} 0
+purgatory_circuit_state{circuit="stock",state="isolated"} 1
+purgatory_circuit_state{circuit="stock",state="open"} 0
+# HELP purgatory_store_errors_total Failed operations on the circuit's state store.
+# TYPE purgatory_store_errors_total counter
+purgatory_store_errors_total{circuit="payments"} 0
+purgatory_store_errors_total{circuit="search"} 0
+purgatory_store_errors_total{circuit="stock"} 0
+# HELP purgatory_transitions_total State changes of the circuit.
+# TYPE purgatory_transitions_total counter
+purgatory_transitions_total{circuit="payments",from="closed",to="open"} 1
+purgatory_transitions_total{circuit="payments",from="half_open",to="closed"} 1
+purgatory_transitions_total{circuit="payments",from="half_open",to="open"} 1
+purgatory_transitions_total{circuit="payments",from="open",to="half_open"} 2
+purgatory_transitions_total{circuit="search",from="closed",to="open"} 0
+purgatory_transitions_total{circuit="search",from="half_open",to="closed"} 0
+purgatory_transitions_total{circuit="search",from="half_open",to="open"} 0
+purgatory_transitions_total{circuit="search",from="open",to="half_open"} 0
+purgatory_transitions_total{circuit="stock",from="closed",to="isolated"} 1
+purgatory_transitions_total{circuit="stock",from="closed",to="open"} 0
+purgatory_transitions_total{circuit="stock",from="half_open",to="closed"} 0
+purgatory_transitions_total{circuit="stock",from="half_open",to="open"} 0
+purgatory_transitions_total{circuit="stock",from="open",to="half_open"} 0
+`
+
+// TestCollectorExposition compares the whole exposition of a known history
+// with the exact expected text.
+func TestCollectorExposition(t *testing.T) {
+	_, c := scenario(t)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(wantExposition)))
+	// The collector is a well-behaved one: consistent descriptors, no
+	// duplicate series.
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+}
+
+// TestCollectorSeriesFromCreation checks that a circuit has all its series,
+// at zero, as soon as it is created, before any call.
+func TestCollectorSeriesFromCreation(t *testing.T) {
+	f := purgatory.NewFactory()
+	t.Cleanup(func() { _ = f.Close() })
+	c := purgatoryprom.NewCollector(f)
+	t.Cleanup(c.Close)
+	require.Equal(t, 0, testutil.CollectAndCount(c))
+
+	f.Breaker("fresh", purgatory.Config{})
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP purgatory_calls_total Calls through the circuit by outcome: success, failure, excluded (an excluded error, not a failure), rejected (not made: the circuit was open).
+# TYPE purgatory_calls_total counter
+purgatory_calls_total{circuit="fresh",outcome="excluded"} 0
+purgatory_calls_total{circuit="fresh",outcome="failure"} 0
+purgatory_calls_total{circuit="fresh",outcome="rejected"} 0
+purgatory_calls_total{circuit="fresh",outcome="success"} 0
+# HELP purgatory_circuit_consecutive_failures Consecutive failures of the closed circuit.
+# TYPE purgatory_circuit_consecutive_failures gauge
+purgatory_circuit_consecutive_failures{circuit="fresh"} 0
+# HELP purgatory_circuit_state State of the circuit: 1 for the current state, 0 for the others.
+# TYPE purgatory_circuit_state gauge
+purgatory_circuit_state{circuit="fresh",state="closed"} 1
+purgatory_circuit_state{circuit="fresh",state="half_open"} 0
+purgatory_circuit_state{circuit="fresh",state="isolated"} 0
+purgatory_circuit_state{circuit="fresh",state="open"} 0
+# HELP purgatory_store_errors_total Failed operations on the circuit's state store.
+# TYPE purgatory_store_errors_total counter
+purgatory_store_errors_total{circuit="fresh"} 0
+# HELP purgatory_transitions_total State changes of the circuit.
+# TYPE purgatory_transitions_total counter
+purgatory_transitions_total{circuit="fresh",from="closed",to="open"} 0
+purgatory_transitions_total{circuit="fresh",from="half_open",to="closed"} 0
+purgatory_transitions_total{circuit="fresh",from="half_open",to="open"} 0
+purgatory_transitions_total{circuit="fresh",from="open",to="half_open"} 0
+`)))
+}
+
+// TestCollectorScrapeHTTP serves the collector on a loopback port with
+// promhttp and scrapes it as Prometheus would.
+func TestCollectorScrapeHTTP(t *testing.T) {
+	_, c := scenario(t)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(c))
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	require.True(t, strings.HasPrefix(srv.URL, "http://127.0.0.1:"), srv.URL)
+
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	// promhttp writes the same text as the expected exposition, family by
+	// family in name order.
+	require.Equal(t, strings.TrimPrefix(wantExposition, "\n"), string(body))
+}
+
+// TestCollectorExactCounts makes n calls of each outcome from many
+// goroutines at once (run it with -race) and reads exactly n of each.
+func TestCollectorExactCounts(t *testing.T) {
+	const goroutines, perGoroutine = 16, 500
+	const n = goroutines * perGoroutine
+	f := purgatory.NewFactory(purgatory.WithExclude(purgatory.Is(errNotFound)))
+	t.Cleanup(func() { _ = f.Close() })
+	c := purgatoryprom.NewCollector(f)
+	t.Cleanup(c.Close)
+
+	// One circuit per outcome so that failures never trip the others; the
+	// failing one has a threshold it cannot reach.
+	ok := f.Breaker("ok", purgatory.Config{})
+	failing := f.Breaker("failing", purgatory.Config{Threshold: 10 * n})
+	excluded := f.Breaker("excluded", purgatory.Config{})
+	rejecting := f.Breaker("rejecting", purgatory.Config{})
+	rejecting.Isolate()
+
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perGoroutine {
+				_ = call(ok, nil)
+				_ = call(failing, errDown)
+				_ = call(excluded, errNotFound)
+				_ = call(rejecting, nil)
+			}
+		}()
+	}
+	wg.Wait()
+
+	want := func(circuit string, success, failure, excl, rejected int) string {
+		return fmt.Sprintf(`purgatory_calls_total{circuit=%[1]q,outcome="excluded"} %[2]d
+purgatory_calls_total{circuit=%[1]q,outcome="failure"} %[3]d
+purgatory_calls_total{circuit=%[1]q,outcome="rejected"} %[4]d
+purgatory_calls_total{circuit=%[1]q,outcome="success"} %[5]d
+`, circuit, excl, failure, rejected, success)
+	}
+	expected := `# HELP purgatory_calls_total Calls through the circuit by outcome: success, failure, excluded (an excluded error, not a failure), rejected (not made: the circuit was open).
+# TYPE purgatory_calls_total counter
+` + want("excluded", 0, 0, n, 0) + want("failing", 0, n, 0, 0) + want("ok", n, 0, 0, 0) + want("rejecting", 0, 0, 0, n)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(expected), "purgatory_calls_total"))
+}
