@@ -32,9 +32,9 @@ func (b *Breaker) State() State { return State(b.view.Load() & stateMask) }
 // returns an [*OpenError]. Every allowed call must be reported to Done,
 // once.
 func (b *Breaker) Allow(ctx context.Context) (t Token, err error) {
-	// Kept within the inlining budget: closed with no flag is the word's
-	// low byte all zero.
-	if t = Token(b.view.Load()); t&0xff != 0 {
+	// Kept within the inlining budget: a closed, untimed view is a token
+	// as it is (its other flags concern Done).
+	if t = Token(b.view.Load()); t&(stateMask|slowBit) != 0 {
 		t, err = b.allowSlow(ctx)
 	}
 	return t, err
@@ -55,8 +55,9 @@ func (b *Breaker) Allow(ctx context.Context) (t Token, err error) {
 // ctx, which may be finished already.
 func (b *Breaker) Done(ctx context.Context, t Token, err error) {
 	// Fast path, within the inlining budget: the view is closed with no
-	// flag, in the token's generation (a token that needs more is marked).
-	if err != nil || b.view.Load() != uint64(t) {
+	// flag, in the token's generation (a trial's or a timed token never
+	// matches one).
+	if err != nil || b.view.Load() != uint64(t)&^0xff {
 		b.doneSlow(ctx, t, err)
 	}
 }
@@ -274,12 +275,13 @@ func (e *SlowCallError) Unwrap() error { return e.Err }
 //	bit  7     never in the view: see below
 //	bits 8-63  the generation (stores keep generations below 2^56)
 //
-// A token is the view word a call was admitted under when Done may finish
-// it on its fast path. Otherwise it is marked with bit 7 (tokenBit), keeps
-// its trial slot in bits 2-5, and, timed (bit 6), keeps only the low 24
-// bits of the generation in bits 8-31 and its start, in microseconds
-// modulo 2^32, in bits 32-63: a slow-call circuit compares 24 bits of
-// generation, and measures calls up to 71 minutes long.
+// A token is the view word a closed, untimed call was admitted under; Done
+// finishes it on its fast path when the view is that generation with no
+// flag. A trial's token has the half-open state and keeps its slot in bits
+// 2-5; a timed token (bit 6) keeps only the low 24 bits of the generation
+// in bits 8-31 and its start, in microseconds modulo 2^32, in bits 32-63:
+// a slow-call circuit compares 24 bits of generation, and measures calls
+// up to 71 minutes long. Both are marked with bit 7 (tokenBit).
 const (
 	stateMask    = 0b11
 	pendingBit   = 1 << 2
