@@ -30,6 +30,8 @@ type Breaker struct {
 
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64
 	flushing                                 atomic.Bool // a rate flush is under way or armed
+	appliedErr                               atomic.Bool // an Applied error was reported (see reportApplied)
+	detached                                 atomic.Bool // removed, read without the lock
 
 	storeSeq atomic.Uint64 // the newest Seq the store vouched for
 	degraded atomic.Bool   // the last store call failed
@@ -46,11 +48,10 @@ type Breaker struct {
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
 	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
-	// appliedErr: an Applied error was reported (see reportApplied).
-	appliedErr bool
-	events     eventQueue
-	watch      func() // stops the store watch
-	removed    bool   // the factory dropped the circuit or was closed: local state only
+
+	events  eventQueue
+	watch   func() // stops the store watch
+	removed bool   // the factory dropped the circuit or was closed: local state only
 
 	ready    chan struct{} // closed once registered
 	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
@@ -231,9 +232,12 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 	if op.needsClock() || degraded {
 		o.Now = f.clock.Now()
 	}
-	c.mu.Lock()
-	useStore := !c.removed && (!degraded || !o.Now.Before(c.retryAt))
-	c.mu.Unlock()
+	useStore := !c.detached.Load()
+	if useStore && degraded {
+		c.mu.Lock()
+		useStore = !o.Now.Before(c.retryAt)
+		c.mu.Unlock()
+	}
 	if useStore && degraded {
 		if useStore {
 			useStore = c.reconcile(o)
@@ -269,10 +273,8 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 			err = nil
 		}
 		if err == nil {
-			if applied == nil && c.appliedErrSeen() {
-				c.mu.Lock()
-				c.appliedErr = false
-				c.mu.Unlock()
+			if applied == nil && c.appliedErr.Load() {
+				c.appliedErr.Store(false)
 			}
 			c.degraded.Store(false)
 			c.adoptReply(snap, gen)
@@ -389,20 +391,13 @@ func (c *Breaker) retryTick() {
 	}
 }
 
-func (c *Breaker) appliedErrSeen() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.appliedErr
-}
-
 // reportApplied tells listeners what a store said beside an answer it
 // applied: a record whose settings differ from ours (a config conflict),
 // or a corrupt record it replaced (a store error). Each is reported once
 // until it stops.
 func (c *Breaker) reportApplied(err store.Applied) {
 	c.mu.Lock()
-	if !c.appliedErr {
-		c.appliedErr = true
+	if !c.appliedErr.Swap(true) {
 		var conflict store.Conflict
 		if errors.As(err, &conflict) {
 			inForce, wanted := conflict.Settings()
@@ -737,6 +732,9 @@ func (c *Breaker) force(to State) {
 // drain delivers the queued events, unless another goroutine is at it (it
 // will deliver ours too).
 func (c *Breaker) drain() {
+	if c.events.queued.Load() == 0 {
+		return // nothing queued: no lock
+	}
 	c.mu.Lock()
 	if c.events.draining || len(c.events.pending) == 0 || c.ready == nil {
 		c.mu.Unlock()
@@ -752,6 +750,7 @@ func (c *Breaker) drain() {
 	for len(c.events.pending) > 0 {
 		batch := c.events.pending
 		c.events.pending = nil
+		c.events.queued.Add(-int32(len(batch)))
 		c.mu.Unlock()
 		for _, e := range batch {
 			c.f.listeners.emit(e)
@@ -839,6 +838,11 @@ func (c *Breaker) status() Status {
 	}
 	sts := c.stripes
 	c.mu.Unlock()
+	if s.State == Closed && sts != nil {
+		// This process's counts not merged into the window yet.
+		st.Calls += int(sts.sum(callsOf))
+		st.Failed += int(sts.sum(failedOf))
+	}
 	if st.Calls > 0 {
 		st.FailureRatio = float64(st.Failed) / float64(st.Calls)
 	}
@@ -858,6 +862,7 @@ func (c *Breaker) status() Status {
 func (c *Breaker) detach() {
 	c.mu.Lock()
 	c.removed = true
+	c.detached.Store(true)
 	if c.retry != nil {
 		c.retry()
 		c.retry = nil

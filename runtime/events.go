@@ -191,6 +191,7 @@ type eventQueue struct {
 	seq      uint64
 	pending  []Event
 	draining bool
+	queued   atomic.Int32 // len(pending), read without the circuit's lock
 }
 
 // post queues e with the next sequence number. The circuit's lock is held.
@@ -198,4 +199,5 @@ func (q *eventQueue) post(e Event) {
 	q.seq++
 	e.Seq = q.seq
 	q.pending = append(q.pending, e)
+	q.queued.Add(1)
 }

@@ -32,8 +32,9 @@ type Status struct {
 	// Failures is the count of consecutive failures while closed.
 	Failures int
 	// Calls and Failed are a rate circuit's window totals as last merged
-	// with the store, and FailureRatio is Failed/Calls (0 without calls or
-	// without a rate policy).
+	// with the store plus this process's counts not merged yet, and
+	// FailureRatio is Failed/Calls (0 without calls or without a rate
+	// policy).
 	Calls, Failed int
 	FailureRatio  float64
 	// OpenedAt is when the circuit last left the closed state (zero if it
