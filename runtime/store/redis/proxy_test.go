@@ -19,13 +19,15 @@ import (
 // it has silently drop everything (a dead peer that never closes: no EOF,
 // no error), while new connections work.
 type proxy struct {
-	l      net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []*proxied
+	l       net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   []*proxied
+	blocked atomic.Bool // every connection, old and new, drops its traffic
 }
 
 type proxied struct {
+	p             *proxy
 	frozen        atomic.Bool
 	client, redis net.Conn
 }
@@ -52,7 +54,7 @@ func (p *proxy) serve() {
 			_ = c.Close()
 			continue
 		}
-		pc := &proxied{client: c, redis: r}
+		pc := &proxied{p: p, client: c, redis: r}
 		p.mu.Lock()
 		p.conns = append(p.conns, pc)
 		p.mu.Unlock()
@@ -70,7 +72,7 @@ func (pc *proxied) pipe(src, dst net.Conn) {
 		if err != nil {
 			return
 		}
-		if pc.frozen.Load() {
+		if pc.frozen.Load() || pc.p.blocked.Load() {
 			continue // into the void
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
