@@ -4,8 +4,9 @@ package main
 
 import (
 	"context"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // InventoryCircuit wraps an Inventory with circuit breakers:
@@ -20,7 +21,7 @@ type InventoryCircuit struct {
 	inventory *purgatory.Breaker
 }
 
-var _ Inventory = (*InventoryCircuit)(nil)
+var _ Inventory = (*InventoryCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewInventoryCircuit returns an InventoryCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -80,7 +81,7 @@ type ShippingCircuit struct {
 	shipping *purgatory.Breaker
 }
 
-var _ Shipping = (*ShippingCircuit)(nil)
+var _ Shipping = (*ShippingCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewShippingCircuit returns a ShippingCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
@@ -139,7 +140,7 @@ type RecommendationsCircuit struct {
 	recommendations *purgatory.Breaker
 }
 
-var _ Recommendations = (*RecommendationsCircuit)(nil)
+var _ Recommendations = (*RecommendationsCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewRecommendationsCircuit returns a RecommendationsCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
