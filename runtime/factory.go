@@ -391,34 +391,26 @@ func (f *Factory) resolve(name string, cfg Config) Config {
 }
 
 // settingsFor returns the settings cfg asks for, with the factory's
-// defaults, without allocating. It panics on values out of range.
+// defaults. It panics on values out of range. (The lookup of an existing
+// circuit does not call it: see registerAgain.)
 func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
-	bad := func(what string, v any) {
-		panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, what, v))
-	}
-	if cfg.Threshold < 0 {
-		bad("threshold", cfg.Threshold)
-	}
-	if cfg.TTL < 0 {
-		bad("ttl", cfg.TTL)
-	}
-	if cfg.Trials < 0 {
-		bad("trials", cfg.Trials)
-	}
-	if cfg.FailureRate < 0 || cfg.FailureRate > 1 || cfg.FailureRate != cfg.FailureRate {
-		bad("failure rate", cfg.FailureRate)
-	}
-	if cfg.Window < 0 {
-		bad("window", cfg.Window)
-	}
-	if cfg.MinCalls < 0 {
-		bad("min calls", cfg.MinCalls)
-	}
-	if cfg.SlowCall < 0 {
-		bad("slow call", cfg.SlowCall)
-	}
-	if cfg.MaxTTL < 0 {
-		bad("max ttl", cfg.MaxTTL)
+	for _, c := range []struct {
+		what string
+		bad  bool
+		v    any
+	}{
+		{"threshold", cfg.Threshold < 0, cfg.Threshold},
+		{"ttl", cfg.TTL < 0, cfg.TTL},
+		{"trials", cfg.Trials < 0, cfg.Trials},
+		{"failure rate", !(cfg.FailureRate >= 0 && cfg.FailureRate <= 1), cfg.FailureRate},
+		{"window", cfg.Window < 0, cfg.Window},
+		{"min calls", cfg.MinCalls < 0, cfg.MinCalls},
+		{"slow call", cfg.SlowCall < 0, cfg.SlowCall},
+		{"max ttl", cfg.MaxTTL < 0, cfg.MaxTTL},
+	} {
+		if c.bad {
+			panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, c.what, c.v))
+		}
 	}
 	d := f.defaults
 	s := store.Settings{Threshold: cfg.Threshold, TTL: cmp.Or(cfg.TTL, d.TTL), Trials: cmp.Or(cfg.Trials, d.Trials),
