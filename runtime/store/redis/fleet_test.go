@@ -105,3 +105,27 @@ func TestFrozenProcessStaysInStep(t *testing.T) {
 	b.Close()
 	require.Eventually(t, func() bool { return a.State() == purgatory.Closed }, 10*time.Second, time.Millisecond)
 }
+
+// TestTimeoutsReachRedis: calls that fail because their deadline passed
+// report to Done with a context that is done; the failures still reach
+// Redis, so the other process opens too, and no store error is blamed on
+// a healthy Redis.
+func TestTimeoutsReachRedis(t *testing.T) {
+	srv := needRedis(t)
+	prefix := testPrefix()
+	fa, fb, ea, _ := twoFactories(t, srv, prefix, nil)
+	cfg := purgatory.Config{Threshold: 3, TTL: time.Hour}
+	a, b := fa.Breaker("deadline", cfg), fb.Breaker("deadline", cfg)
+	waitSubscribed(t, srv, prefix, 2)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+		<-ctx.Done()
+		err := a.Do(ctx, func(ctx context.Context) error { return ctx.Err() })
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	assert.Equal(t, purgatory.Open, a.State())
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+		"the timeouts did not reach Redis")
+	assert.Empty(t, ea.of(purgatory.EventStoreError))
+}
