@@ -117,13 +117,16 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.openErr.Store(&OpenError{Circuit: c.name, RetryAfter: c.cfg.TTL})
 	c.trialErr.Store(&OpenError{Circuit: c.name, state: HalfOpen})
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
-	ctx, cancel := c.storeCtx(nil)
-	set, snap, err := f.store.Register(ctx, c.name, wanted)
+	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
-		perr = p.Ping(ctx) // the first registration checks what the store may do
+	if !f.private {
+		ctx, cancel := c.storeCtx(nil)
+		set, snap, err = f.store.Register(ctx, c.name, wanted)
+		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
+			perr = p.Ping(ctx) // the first registration checks what the store may do
+		}
+		cancel()
 	}
-	cancel()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
@@ -227,18 +230,23 @@ func (c *Breaker) update(ctx context.Context, gen uint64, op storeOp) (snap stor
 
 func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
 	f := c.f
+	if f.private || c.detached.Load() {
+		var now time.Time
+		if op.needsClock() {
+			now = f.clock.Now()
+		}
+		return c.applyLocal(gen, now, op, calls, failed)
+	}
 	o := store.Op{Circuit: c.name, Settings: c.set, Gen: gen}
 	degraded := c.degraded.Load()
 	if op.needsClock() || degraded {
 		o.Now = f.clock.Now()
 	}
-	useStore := !c.detached.Load()
-	if useStore && degraded {
+	useStore := true
+	if degraded {
 		c.mu.Lock()
 		useStore = !o.Now.Before(c.retryAt)
 		c.mu.Unlock()
-	}
-	if useStore && degraded {
 		if useStore {
 			useStore = c.reconcile(o)
 		}
@@ -291,11 +299,15 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 			o.Now = f.clock.Now()
 		}
 	}
-	return c.applyLocal(o, op, calls, failed)
+	return c.applyLocal(gen, o.Now, op, calls, failed)
 }
 
 // applyLocal applies op to the local snapshot.
-func (c *Breaker) applyLocal(o store.Op, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
+func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
+	o := struct {
+		Gen uint64
+		Now time.Time
+	}{gen, now}
 	c.mu.Lock()
 	s := c.snap
 	next, changed := s, false
@@ -323,7 +335,7 @@ func (c *Breaker) applyLocal(o store.Op, op storeOp, calls, failed int) (snap st
 		next, c.window, changed = s.Record(c.window, c.set, o.Gen, calls, failed, o.Now)
 	}
 	if changed {
-		if next.Gen != s.Gen && !c.diverged && !c.removed {
+		if next.Gen != s.Gen && !c.diverged && !c.removed && !c.f.private {
 			c.diverged, c.base = true, c.storeSeq.Load()
 			c.armRetryLocked()
 		}

@@ -115,8 +115,10 @@ func WithExclude(matchers ...func(error) bool) Option {
 	return func(f *Factory) { f.defaults.Exclude = append(f.defaults.Exclude, matchers...) }
 }
 
-// WithStore sets where circuit state is kept; the default is a new
-// in-memory store of the factory's own.
+// WithStore sets where circuit state is kept, to share it (a
+// [store.Memory] shared by several factories, a Redis store shared by
+// processes). Without it, each breaker keeps its circuit's state itself,
+// as a store of the factory's own would, and makes no store call at all.
 func WithStore(s store.Store) Option { return func(f *Factory) { f.store = s } }
 
 // WithListener adds a listener (see also [Factory.AddListener]).
@@ -143,6 +145,7 @@ type Factory struct {
 	counting atomic.Bool
 	closed   atomic.Bool
 	pinged   atomic.Bool // the store's Ping, if it has one, ran
+	private  bool        // no store given: breakers keep circuit state themselves
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -159,7 +162,9 @@ func NewFactory(opts ...Option) *Factory {
 		o(f)
 	}
 	if f.store == nil {
-		f.store = store.NewMemory()
+		// A store of its own, which nobody else can see: the breakers'
+		// own state is the circuit's state, and no store call is needed.
+		f.private = true
 	}
 	for _, m := range f.defaults.Exclude {
 		if m == nil {
@@ -219,10 +224,12 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	f.mu.Unlock()
 	c.regFirst = keyOf(cfg)
 	c.register(c.set)
-	stop := f.watch(b)
-	c.mu.Lock()
-	c.watch = stop
-	c.mu.Unlock()
+	if !f.private {
+		stop := f.watch(b)
+		c.mu.Lock()
+		c.watch = stop
+		c.mu.Unlock()
+	}
 	close(c.ready)
 	c.isReady.Store(true)
 	c.drain()
