@@ -29,6 +29,9 @@ const (
 	// EventStoreError: the store failed (Err); the breaker carries on with
 	// its local state. Reported once per episode, not once per call.
 	EventStoreError
+	// EventRemoved: [Factory.Remove] dropped the circuit; exporters may
+	// drop its series.
+	EventRemoved
 )
 
 // String returns the kind's name, such as "state-changed".
@@ -48,6 +51,8 @@ func (k EventKind) String() string {
 		return "config-conflict"
 	case EventStoreError:
 		return "store-error"
+	case EventRemoved:
+		return "removed"
 	}
 	return "invalid"
 }
@@ -69,8 +74,8 @@ type Event struct {
 // Listener receives events.
 //
 // Events of one circuit reach a listener in order, one at a time: the
-// created, state-changed, recovered, config-conflict and store-error events
-// of a circuit are queued as they happen and delivered by whichever
+// created, state-changed, recovered, config-conflict, store-error and
+// removed events of a circuit are queued as they happen and delivered by whichever
 // goroutine finds the queue idle, outside every lock, so a listener may
 // call back into the factory (Lookup, Breaker, Open, Close, ...) without
 // deadlock; what it causes is delivered after it returns. Failure and

@@ -296,8 +296,12 @@ func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		b.detach()
+		b.mu.Lock()
+		b.events.post(Event{Kind: EventRemoved, Circuit: name})
+		b.mu.Unlock()
+		b.drain()
 	}
 	return ok
 }

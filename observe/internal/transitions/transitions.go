@@ -68,8 +68,8 @@ func (t *Tracker) circuit(name string) map[Key]uint64 {
 	return m
 }
 
-// OnEvent counts state changes and makes the usual counters of created
-// circuits.
+// OnEvent counts state changes, makes the usual counters of created
+// circuits and drops those of removed ones.
 func (t *Tracker) OnEvent(e purgatory.Event) {
 	switch e.Kind {
 	case purgatory.EventCreated:
@@ -79,6 +79,10 @@ func (t *Tracker) OnEvent(e purgatory.Event) {
 	case purgatory.EventStateChanged:
 		t.mu.Lock()
 		t.circuit(e.Circuit)[Key{e.From, e.To}]++
+		t.mu.Unlock()
+	case purgatory.EventRemoved:
+		t.mu.Lock()
+		delete(t.counts, e.Circuit)
 		t.mu.Unlock()
 	}
 }
