@@ -83,7 +83,7 @@ func (c *Breaker) micros() uint32 { return uint32(c.f.clock.Now().Sub(c.epoch) /
 // word returns the view word of snapshot s. c.mu is held.
 func (c *Breaker) word(s store.Snapshot) uint64 {
 	w := uint64(s.State) | (s.Gen&genMask)<<genShift
-	if c.f.counting.Load() {
+	if c.f.counting.Load() && c.stripes != nil {
 		w |= countBit
 	}
 	switch s.State {
@@ -591,16 +591,12 @@ func (c *Breaker) rejected(e *OpenError) { // out of line: keeps the rejection's
 func (c *Breaker) failed(err error) {
 	c.mu.Lock()
 	n := c.snap.Failures + 1
-	seq := c.events.seq
 	c.mu.Unlock()
+	seq := c.seq()
 	c.f.listeners.emit(Event{Kind: EventFailure, Circuit: c.name, Seq: seq, Failures: n, Err: err})
 }
 
-func (c *Breaker) seq() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.events.seq
-}
+func (c *Breaker) seq() uint64 { return c.events.last.Load() }
 
 // count counts a call's outcome.
 func (c *Breaker) count(w uint64, o outcome) {

@@ -196,12 +196,14 @@ type eventQueue struct {
 	seq      uint64
 	pending  []Event
 	draining bool
-	queued   atomic.Int32 // len(pending), read without the circuit's lock
+	queued   atomic.Int32  // len(pending), read without the circuit's lock
+	last     atomic.Uint64 // seq, read without the circuit's lock
 }
 
 // post queues e with the next sequence number. The circuit's lock is held.
 func (q *eventQueue) post(e Event) {
 	q.seq++
+	q.last.Store(q.seq)
 	e.Seq = q.seq
 	q.pending = append(q.pending, e)
 	q.queued.Add(1)

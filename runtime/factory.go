@@ -331,7 +331,10 @@ func (f *Factory) Close() error {
 // striped per-processor counters: no lock, no allocation, no line every
 // core writes.
 func (f *Factory) CountCalls() {
-	if f.counting.Swap(true) {
+	f.mu.Lock() // a breaker made meanwhile is in the map, or sees counting on
+	done := f.counting.Swap(true)
+	f.mu.Unlock()
+	if done {
 		return
 	}
 	f.breakers.Range(func(_, v any) bool {
