@@ -14,6 +14,15 @@ func mixedKey(i int) int {
 	return i
 }
 
+// alternatingKey returns the key of call i in the Alternating scenario:
+// every other call fails, a failure first.
+func alternatingKey(i int) int {
+	if i%2 == 0 {
+		return -1
+	}
+	return i
+}
+
 // BenchmarkClosedSuccess measures a successful call through a closed
 // circuit.
 func BenchmarkClosedSuccess(b *testing.B) {
@@ -77,7 +86,7 @@ func BenchmarkOpenReject(b *testing.B) {
 // come Threshold in a row: one failing call after every nine successes.
 func BenchmarkMixed(b *testing.B) {
 	for _, c := range Contenders {
-		if c.NoMixed {
+		if c.Skips(ScenarioMixed) {
 			continue
 		}
 		b.Run(c.Name, func(b *testing.B) {
@@ -93,6 +102,112 @@ func BenchmarkMixed(b *testing.B) {
 			if c.Open != nil && c.Open(s) {
 				b.Fatal("circuit opened under Mixed")
 			}
+		})
+	}
+}
+
+// BenchmarkAlternating measures the failure path: every other call fails
+// (failure, success, failure, ...), so the breaker counts a failure and
+// resets on the next success, and the circuit never opens.
+func BenchmarkAlternating(b *testing.B) {
+	for _, c := range Contenders {
+		if c.Skips(ScenarioAlternating) {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			s := c.New(Backend{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				key := alternatingKey(i)
+				if _, err := s.Get(ctx, key); (err != nil) != (key < 0) {
+					b.Fatalf("call %d: err = %v", i, err)
+				}
+			}
+			if c.Open != nil && c.Open(s) {
+				b.Fatal("circuit opened under Alternating")
+			}
+		})
+	}
+}
+
+// BenchmarkHalfOpenReject measures a call rejected by a half-open circuit
+// whose single trial slot is taken by a call that has not returned.
+func BenchmarkHalfOpenReject(b *testing.B) {
+	for _, c := range Contenders {
+		if c.HalfOpen == nil || c.Skips(ScenarioHalfOpenReject) {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			g := newGate()
+			s, err := c.HalfOpen(g)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			trial, err := g.hold(ctx, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			before := g.calls.Load()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Get(ctx, i); err == nil {
+					b.Fatal("half-open circuit with its trial taken let a call through")
+				}
+			}
+			b.StopTimer()
+			// Checked once, out of the loop, as OpenReject does: an
+			// errors.Is per call would cost more than the rejection.
+			if n := g.calls.Load() - before; n != 0 {
+				b.Fatalf("%d rejected calls reached the backend", n)
+			}
+			if err := trial(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkRateWindow measures a successful call through a closed
+// failure-rate circuit.
+func BenchmarkRateWindow(b *testing.B) {
+	for _, c := range Contenders {
+		if c.Rate == nil {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			s := c.Rate(Backend{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := s.Get(ctx, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRateWindowParallel measures successful calls through one closed
+// failure-rate circuit from GOMAXPROCS goroutines at once.
+func BenchmarkRateWindowParallel(b *testing.B) {
+	for _, c := range Contenders {
+		if c.Rate == nil {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			s := c.Rate(Backend{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					if _, err := s.Get(ctx, i); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

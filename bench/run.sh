@@ -2,7 +2,7 @@
 # Regenerates everything in bench/: the benchmark results, the generation
 # timings, the results section of README.md and chart.svg.
 #
-#   ./run.sh            full run: -count 10, -benchtime 1s (about 15 minutes on 2 cores)
+#   ./run.sh            full run: -count 10, -benchtime 1s (about 25 minutes on 2 cores)
 #   COUNT=2 BENCHTIME=200ms ./run.sh   quick run while developing
 #
 # Needs: go, benchstat (go install golang.org/x/perf/cmd/benchstat@latest),
@@ -22,9 +22,9 @@ go generate ./...
 go vet ./...
 go test -count=1 ./...
 
-# The benchmarks. Serial scenarios at GOMAXPROCS=1, the parallel one at 1 and 2.
-serial='^Benchmark(ClosedSuccess|OpenReject|Mixed)$'
-parallel='^BenchmarkClosedSuccessParallel$'
+# The benchmarks. Serial scenarios at GOMAXPROCS=1, the parallel ones at 1 and 2.
+serial='^Benchmark(ClosedSuccess|OpenReject|HalfOpenReject|Mixed|Alternating|RateWindow)$'
+parallel='^Benchmark(ClosedSuccessParallel|RateWindowParallel)$'
 {
 	go test -run '^$' -bench "$serial" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" -cpu 1 .
 	go test -run '^$' -bench "$parallel" -benchmem -count "$COUNT" -benchtime "$BENCHTIME" -cpu 1,2 .
@@ -35,7 +35,7 @@ parallel='^BenchmarkClosedSuccessParallel$'
 	echo "#### benchstat"
 	echo
 	echo '```'
-	for s in ClosedSuccess ClosedSuccessParallel OpenReject Mixed; do
+	for s in ClosedSuccess ClosedSuccessParallel OpenReject HalfOpenReject Mixed Alternating RateWindow RateWindowParallel; do
 		benchstat -filter ".name:$s" results/bench.txt
 		echo
 	done

@@ -40,7 +40,12 @@ var scenarios = []struct {
 	{"ClosedSuccessParallel, -cpu 1", "ClosedSuccessParallel", "", "successful calls through one closed circuit with b.RunParallel, GOMAXPROCS=1"},
 	{"ClosedSuccessParallel, -cpu 2", "ClosedSuccessParallel", "2", "successful calls through one closed circuit with b.RunParallel, GOMAXPROCS=2 (ns/op is wall time per call over both goroutines)"},
 	{"OpenReject", "OpenReject", "", "a call rejected by an open circuit"},
+	{"HalfOpenReject", "HalfOpenReject", "", "a call rejected by a half-open circuit whose single trial slot is taken by a call that has not returned"},
 	{"Mixed", "Mixed", "", "a closed circuit where every 10th call fails (never 5 in a row)"},
+	{"Alternating", "Alternating", "", "a closed circuit where every other call fails, a failure first (never 5 in a row): the failure path"},
+	{"RateWindow", "RateWindow", "", "a successful call through a closed failure-rate circuit (opens at 50% failures over 10 s once 20 calls were seen), one goroutine"},
+	{"RateWindowParallel, -cpu 1", "RateWindowParallel", "", "successful calls through one closed failure-rate circuit with b.RunParallel, GOMAXPROCS=1"},
+	{"RateWindowParallel, -cpu 2", "RateWindowParallel", "2", "successful calls through one closed failure-rate circuit with b.RunParallel, GOMAXPROCS=2 (ns/op is wall time per call over both goroutines)"},
 }
 
 // key identifies one benchmark: scenario name, contender, procs suffix.

@@ -18,13 +18,16 @@ BenchmarkMixed/gobreaker 	1487776	       170.0 ns/op	       8 B/op	       1 allo
 BenchmarkClosedSuccessParallel/purgatory-generated-2 	29592103	         9.5 ns/op	       0 B/op	       0 allocs/op
 BenchmarkClosedSuccessParallel/purgatory-generated-2 	29592103	         9.3 ns/op	       0 B/op	       0 allocs/op
 BenchmarkClosedSuccessParallel/go-resiliency 	29592103	  11 ns/op	       0 B/op	       0 allocs/op
+BenchmarkRateWindowParallel/purgatory-generated-2 	29592103	  12.5 ns/op	       0 B/op	       0 allocs/op
+BenchmarkRateWindowParallel/gobreaker-2 	2959210	  140 ns/op	       0 B/op	       0 allocs/op
+BenchmarkHalfOpenReject/purgatory-do 	29592103	  5.5 ns/op	       0 B/op	       0 allocs/op
 PASS
 `
 
 func TestParseMedians(t *testing.T) {
 	data, order, err := parse(strings.NewReader(sample))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"gobreaker", "purgatory-generated", "go-resiliency"}, order)
+	assert.Equal(t, []string{"gobreaker", "purgatory-generated", "go-resiliency", "purgatory-do"}, order)
 	assert.Equal(t, result{ns: 161, bytes: 0, allocs: 0, n: 3}, data[key{"Mixed", "gobreaker", ""}])
 	assert.InDelta(t, 9.4, data[key{"ClosedSuccessParallel", "purgatory-generated", "2"}].ns, 1e-9)
 	_, ok := data[key{"ClosedSuccessParallel", "purgatory-generated", ""}]
@@ -58,6 +61,10 @@ func TestTablesAndChart(t *testing.T) {
 	assert.Contains(t, md.String(), "### Mixed")
 	assert.Contains(t, md.String(), "| gobreaker | **161** | 0 | 0 |")
 	assert.Contains(t, md.String(), "| purgatory-generated | **9.40** | 0 | 0 | 1.00× |")
+	assert.Contains(t, md.String(), "### RateWindowParallel, -cpu 2")
+	assert.Contains(t, md.String(), "| gobreaker | 140 | 0 | 0 | 11.20× |")
+	assert.Contains(t, md.String(), "### HalfOpenReject")
+	assert.NotContains(t, md.String(), "### RateWindowParallel, -cpu 1", "no table without results")
 	writeSVG(&svg, data, order)
 	assert.True(t, strings.HasPrefix(svg.String(), "<svg "))
 	assert.Contains(t, svg.String(), "gobreaker")
