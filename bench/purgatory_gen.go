@@ -4,8 +4,9 @@ package bench
 
 import (
 	"context"
-	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
 // ServiceCircuit wraps a Service with circuit breakers:
@@ -20,7 +21,7 @@ type ServiceCircuit struct {
 	bench    *purgatory.Breaker
 }
 
-var _ Service = (*ServiceCircuit)(nil)
+var _ Service = (*ServiceCircuit)(nil) // purgatorygen: if this fails, run go generate
 
 // NewServiceCircuit returns a ServiceCircuit that calls inner through the
 // breakers of factory (purgatory.Default() when factory is nil). The first
