@@ -84,34 +84,19 @@ func BenchmarkOpenReject(b *testing.B) {
 
 // BenchmarkMixed measures a closed circuit under 10% failures that never
 // come Threshold in a row: one failing call after every nine successes.
-func BenchmarkMixed(b *testing.B) {
-	for _, c := range Contenders {
-		if c.Skips(ScenarioMixed) {
-			continue
-		}
-		b.Run(c.Name, func(b *testing.B) {
-			s := c.New(Backend{})
-			ctx := context.Background()
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				key := mixedKey(i)
-				if _, err := s.Get(ctx, key); (err != nil) != (key < 0) {
-					b.Fatalf("call %d: err = %v", i, err)
-				}
-			}
-			if c.Open != nil && c.Open(s) {
-				b.Fatal("circuit opened under Mixed")
-			}
-		})
-	}
-}
+func BenchmarkMixed(b *testing.B) { benchmarkPattern(b, ScenarioMixed, mixedKey) }
 
 // BenchmarkAlternating measures the failure path: every other call fails
 // (failure, success, failure, ...), so the breaker counts a failure and
 // resets on the next success, and the circuit never opens.
-func BenchmarkAlternating(b *testing.B) {
+func BenchmarkAlternating(b *testing.B) { benchmarkPattern(b, ScenarioAlternating, alternatingKey) }
+
+// benchmarkPattern runs the keys of a failure pattern that must never open
+// the circuit (a negative key fails) through every contender that takes
+// part in scenario.
+func benchmarkPattern(b *testing.B, scenario string, key func(int) int) {
 	for _, c := range Contenders {
-		if c.Skips(ScenarioAlternating) {
+		if c.Skips(scenario) {
 			continue
 		}
 		b.Run(c.Name, func(b *testing.B) {
@@ -119,13 +104,13 @@ func BenchmarkAlternating(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				key := alternatingKey(i)
-				if _, err := s.Get(ctx, key); (err != nil) != (key < 0) {
+				k := key(i)
+				if _, err := s.Get(ctx, k); (err != nil) != (k < 0) {
 					b.Fatalf("call %d: err = %v", i, err)
 				}
 			}
 			if c.Open != nil && c.Open(s) {
-				b.Fatal("circuit opened under Alternating")
+				b.Fatalf("circuit opened under %s", scenario)
 			}
 		})
 	}
