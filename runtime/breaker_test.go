@@ -120,6 +120,29 @@ func TestBadConfigPanics(t *testing.T) {
 	})
 	assert.PanicsWithValue(t, "purgatory: ttl must be positive, got 0", func() { purgatory.WithTTL(0) })
 	assert.PanicsWithValue(t, "purgatory: trials must be positive, got -2", func() { purgatory.WithTrials(-2) })
+	for _, tc := range []struct {
+		cfg  purgatory.Config
+		want string
+	}{
+		{purgatory.Config{FailureRate: 1.5}, `purgatory: circuit "x": failure rate out of range: 1.5`},
+		{purgatory.Config{Window: -time.Second}, `purgatory: circuit "x": window out of range: -1s`},
+		{purgatory.Config{MinCalls: -1}, `purgatory: circuit "x": min calls out of range: -1`},
+		{purgatory.Config{SlowCall: -1}, `purgatory: circuit "x": slow call out of range: -1ns`},
+		{purgatory.Config{MaxTTL: -1}, `purgatory: circuit "x": max ttl out of range: -1ns`},
+		{purgatory.Config{Threshold: 2_000_000}, `purgatory: circuit "x": bad settings: threshold 2000000 not in [0, 1000000]`},
+		{purgatory.Config{TTL: 8 * 24 * time.Hour}, `purgatory: circuit "x": bad settings: ttl 192h0m0s not in (0, 168h0m0s]`},
+		{purgatory.Config{FailureRate: 0.5, Window: time.Microsecond}, `purgatory: circuit "x": bad settings: window 1µs not in [1ms, 168h0m0s]`},
+	} {
+		assert.PanicsWithValue(t, tc.want, func() { f.Breaker("x", tc.cfg) })
+	}
+	assert.PanicsWithValue(t, "purgatory: failure rate must be in (0, 1], got 0", func() { purgatory.WithFailureRate(0, time.Second, 1) })
+	assert.PanicsWithValue(t, "purgatory: window must be positive, got 0", func() { purgatory.WithFailureRate(0.5, 0, 1) })
+	assert.PanicsWithValue(t, "purgatory: min calls must be positive, got 0", func() { purgatory.WithFailureRate(0.5, time.Second, 0) })
+	assert.PanicsWithValue(t, "purgatory: slow call must be positive, got 0", func() { purgatory.WithSlowCall(0) })
+	assert.PanicsWithValue(t, "purgatory: max ttl must be positive, got -1", func() { purgatory.WithMaxTTL(-1) })
+	assert.PanicsWithValue(t, "purgatory: WithExclude: nil matcher", func() { purgatory.NewFactory(purgatory.WithExclude(nil)) })
+	_, ok := f.Lookup("x")
+	assert.False(t, ok, "a refused registration leaves nothing behind")
 }
 
 func TestStateMachine(t *testing.T) {
