@@ -192,15 +192,11 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		if w&(countBit|rateBit) == 0 {
 			return
 		}
-		st := c.stripes.mine()
 		if w&countBit != 0 {
-			st.success.Add(1)
+			c.stripes.mine().success.Add(1)
 		}
 		if w&rateBit != 0 {
-			st.calls.Add(1)
-			if !c.flushing.Load() {
-				c.armFlush()
-			}
+			c.recordCall(false)
 		}
 		return
 	}

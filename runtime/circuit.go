@@ -31,7 +31,7 @@ type Breaker struct {
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64
 	flushing                                 atomic.Bool // a rate flush is under way or armed
 	appliedErr                               atomic.Bool // an Applied error was reported (see reportApplied)
-	detached                                 atomic.Bool // removed, read without the lock
+	detached                                 atomic.Bool // the factory dropped the circuit or was closed: local state only
 
 	storeSeq atomic.Uint64 // the newest Seq the store vouched for
 	degraded atomic.Bool   // the last store call failed
@@ -49,9 +49,8 @@ type Breaker struct {
 	openedAt time.Time
 	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 
-	events  eventQueue
-	watch   func() // stops the store watch
-	removed bool   // the factory dropped the circuit or was closed: local state only
+	events eventQueue
+	watch  func() // stops the store watch
 
 	ready    chan struct{} // closed once registered
 	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
@@ -192,12 +191,18 @@ func (c *Breaker) adopt(s store.Snapshot) {
 	if now.IsZero() && (s.Gen != c.snap.Gen || s.State != c.snap.State) {
 		now = c.f.clock.Now()
 	}
-	c.storeSeq.Store(max(s.Seq, c.storeSeq.Load()))
-	// The record moved on while this process had diverged: it wins.
-	c.diverged = false
-	c.setLocked(s.Clamp(c.set, now), now)
+	c.installLocked(s, max(s.Seq, c.storeSeq.Load()), now)
 	c.mu.Unlock()
 	c.drain()
+}
+
+// installLocked makes s, which the store vouched for, the circuit's
+// snapshot, with seq the newest Seq the store vouched for. If this process
+// had diverged, the record moved on meanwhile: it wins. c.mu is held.
+func (c *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
+	c.storeSeq.Store(seq)
+	c.diverged = false
+	c.setLocked(s.Clamp(c.set, now), now)
 }
 
 // adoptReply adopts the store's answer to an operation on generation
@@ -212,9 +217,7 @@ func (c *Breaker) adoptReply(s store.Snapshot, asked uint64) {
 	}
 	now := c.f.clock.Now()
 	c.mu.Lock()
-	c.storeSeq.Store(s.Seq)
-	c.diverged = false
-	c.setLocked(s.Clamp(c.set, now), now)
+	c.installLocked(s, s.Seq, now)
 	c.mu.Unlock()
 	c.drain()
 }
@@ -335,7 +338,7 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 		next, c.window, changed = s.Record(c.window, c.set, o.Gen, calls, failed, o.Now)
 	}
 	if changed {
-		if next.Gen != s.Gen && !c.diverged && !c.removed && !c.f.private {
+		if next.Gen != s.Gen && !c.diverged && !c.detached.Load() && !c.f.private {
 			c.diverged, c.base = true, c.storeSeq.Load()
 			c.armRetryLocked()
 		}
@@ -381,7 +384,7 @@ func (c *Breaker) reconcile(o store.Op) bool {
 // armRetryLocked makes sure a diverged circuit reconciles even if no call
 // comes. c.mu is held.
 func (c *Breaker) armRetryLocked() {
-	if c.retry != nil || c.removed {
+	if c.retry != nil || c.detached.Load() {
 		return
 	}
 	c.retry = c.f.clock.AfterFunc(storeBackoff, c.retryTick)
@@ -390,7 +393,7 @@ func (c *Breaker) armRetryLocked() {
 func (c *Breaker) retryTick() {
 	c.mu.Lock()
 	c.retry = nil
-	again := c.diverged && !c.removed
+	again := c.diverged && !c.detached.Load()
 	c.mu.Unlock()
 	if !again {
 		return
@@ -813,8 +816,8 @@ func (c *Breaker) couldTrip() bool {
 func (c *Breaker) flushTick() {
 	c.flush()
 	c.flushing.Store(false)
-	if c.stripes.sum(callsOf) > 0 && c.flushing.CompareAndSwap(false, true) {
-		c.f.clock.AfterFunc(c.flushEvery(), c.flushTick)
+	if c.stripes.sum(callsOf) > 0 {
+		c.armFlush()
 	}
 }
 
@@ -869,7 +872,6 @@ func (c *Breaker) status() Status {
 // calls it on Remove and Close.
 func (c *Breaker) detach() {
 	c.mu.Lock()
-	c.removed = true
 	c.detached.Store(true)
 	if c.retry != nil {
 		c.retry()

@@ -206,7 +206,7 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	if v, ok := f.breakers.Load(name); ok {
 		return f.registerAgain(v.(*Breaker), cfg)
 	}
-	resolved := f.resolve(name, cfg)
+	resolved, set := f.resolve(name, cfg)
 	f.mu.Lock()
 	if v, ok := f.breakers.Load(name); ok {
 		f.mu.Unlock()
@@ -214,7 +214,7 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	}
 	b := &Breaker{}
 	c := b
-	c.name, c.f, c.cfg, c.set, c.ready = name, f, resolved, settingsOf(resolved), make(chan struct{})
+	c.name, c.f, c.cfg, c.set, c.ready = name, f, resolved, set, make(chan struct{})
 	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
 	c.epoch = f.clock.Now()
 	if resolved.FailureRate > 0 || f.counting.Load() {
@@ -244,8 +244,7 @@ func (f *Factory) registerAgain(b *Breaker, cfg Config) *Breaker {
 		return b // the same registration again: the common case, kept cheap
 	}
 	if want := f.settingsFor(b.name, cfg); want != b.set || !sameExclude {
-		wanted := configOf(f.settingsFor(b.name, cfg), cfg)
-		wanted.Exclude = cfg.Exclude
+		wanted := configOf(want, cfg)
 		b.mu.Lock()
 		b.events.post(conflictEvent(b.name, b.Config(), wanted))
 		b.mu.Unlock()
@@ -394,7 +393,7 @@ func (f *Factory) refreshTick() {
 
 // resolve fills in the defaults of a new circuit's configuration and
 // checks it.
-func (f *Factory) resolve(name string, cfg Config) Config {
+func (f *Factory) resolve(name string, cfg Config) (Config, store.Settings) {
 	mustMatchers(name, cfg.Exclude)
 	set := f.settingsFor(name, cfg)
 	cfg = configOf(set, cfg)
@@ -402,7 +401,7 @@ func (f *Factory) resolve(name string, cfg Config) Config {
 		cfg.SlowCall = f.defaults.SlowCall
 	}
 	cfg.Exclude = f.excludes(cfg.Exclude)
-	return cfg
+	return cfg, set
 }
 
 // settingsFor returns the settings cfg asks for, with the factory's
@@ -470,15 +469,6 @@ func conflictEvent(name string, inForce, wanted Config) Event {
 		Err: fmt.Errorf("purgatory: circuit %q is registered with %s; ignoring %s",
 			name, describe(inForce), describe(wanted)),
 	}
-}
-
-func settingsOf(c Config) store.Settings {
-	s := store.Settings{Threshold: c.Threshold, TTL: c.TTL, Trials: c.Trials, MaxTTL: c.MaxTTL,
-		FailureRate: c.FailureRate, Window: c.Window, MinCalls: c.MinCalls}
-	if s.MaxTTL <= s.TTL {
-		s.MaxTTL = 0
-	}
-	return s
 }
 
 // configOf returns cfg with the settings of s.
