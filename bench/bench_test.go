@@ -25,10 +25,29 @@ func alternatingKey(i int) int {
 
 // BenchmarkClosedSuccess measures a successful call through a closed
 // circuit.
-func BenchmarkClosedSuccess(b *testing.B) {
+func BenchmarkClosedSuccess(b *testing.B) { benchmarkSuccess(b, newCircuit) }
+
+// BenchmarkClosedSuccessParallel measures successful calls through one
+// closed circuit from GOMAXPROCS goroutines at once.
+func BenchmarkClosedSuccessParallel(b *testing.B) { benchmarkSuccessParallel(b, newCircuit) }
+
+// newCircuit returns a contender's constructor of a threshold circuit.
+func newCircuit(c Contender) func(Service) Service { return c.New }
+
+// newRateCircuit returns a contender's constructor of a failure-rate
+// circuit, nil if it has none.
+func newRateCircuit(c Contender) func(Service) Service { return c.Rate }
+
+// benchmarkSuccess measures successful calls through a closed circuit of
+// every contender that newService gives a constructor for.
+func benchmarkSuccess(b *testing.B, newService func(Contender) func(Service) Service) {
 	for _, c := range Contenders {
+		mk := newService(c)
+		if mk == nil {
+			continue
+		}
 		b.Run(c.Name, func(b *testing.B) {
-			s := c.New(Backend{})
+			s := mk(Backend{})
 			ctx := context.Background()
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
@@ -40,12 +59,16 @@ func BenchmarkClosedSuccess(b *testing.B) {
 	}
 }
 
-// BenchmarkClosedSuccessParallel measures successful calls through one
-// closed circuit from GOMAXPROCS goroutines at once.
-func BenchmarkClosedSuccessParallel(b *testing.B) {
+// benchmarkSuccessParallel is benchmarkSuccess from GOMAXPROCS goroutines
+// at once, on one circuit.
+func benchmarkSuccessParallel(b *testing.B, newService func(Contender) func(Service) Service) {
 	for _, c := range Contenders {
+		mk := newService(c)
+		if mk == nil {
+			continue
+		}
 		b.Run(c.Name, func(b *testing.B) {
-			s := c.New(Backend{})
+			s := mk(Backend{})
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -156,43 +179,8 @@ func BenchmarkHalfOpenReject(b *testing.B) {
 
 // BenchmarkRateWindow measures a successful call through a closed
 // failure-rate circuit.
-func BenchmarkRateWindow(b *testing.B) {
-	for _, c := range Contenders {
-		if c.Rate == nil {
-			continue
-		}
-		b.Run(c.Name, func(b *testing.B) {
-			s := c.Rate(Backend{})
-			ctx := context.Background()
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if _, err := s.Get(ctx, i); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkRateWindow(b *testing.B) { benchmarkSuccess(b, newRateCircuit) }
 
 // BenchmarkRateWindowParallel measures successful calls through one closed
 // failure-rate circuit from GOMAXPROCS goroutines at once.
-func BenchmarkRateWindowParallel(b *testing.B) {
-	for _, c := range Contenders {
-		if c.Rate == nil {
-			continue
-		}
-		b.Run(c.Name, func(b *testing.B) {
-			s := c.Rate(Backend{})
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for i := 0; pb.Next(); i++ {
-					if _, err := s.Get(ctx, i); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
-	}
-}
+func BenchmarkRateWindowParallel(b *testing.B) { benchmarkSuccessParallel(b, newRateCircuit) }
