@@ -404,8 +404,8 @@ func (f *Factory) refreshTick() {
 // resolve fills in the defaults of a new circuit's configuration and
 // checks it.
 func (f *Factory) resolve(name string, cfg Config) (Config, store.Settings) {
-	mustMatchers(name, "exclude", cfg.Exclude)
-	mustMatchers(name, "ignore", cfg.Ignore)
+	mustMatchers(name, cfg.Exclude)
+	mustIgnore(name, cfg.Ignore)
 	set := f.settingsFor(name, cfg)
 	cfg = configOf(set, cfg)
 	if cfg.SlowCall == 0 {
@@ -464,10 +464,18 @@ func (f *Factory) excludes(own []func(error) bool) []func(error) bool {
 	return append(slices.Clip(f.defaults.Exclude), own...)
 }
 
-func mustMatchers(name, what string, ms []func(error) bool) {
+func mustMatchers(name string, ms []func(error) bool) {
 	for i, m := range ms {
 		if m == nil {
-			panic(fmt.Sprintf("purgatory: circuit %q: %s matcher %d is nil", name, what, i))
+			panic(fmt.Sprintf("purgatory: circuit %q: exclude matcher %d is nil", name, i))
+		}
+	}
+}
+
+func mustIgnore(name string, ms []func(error) bool) {
+	for i, m := range ms {
+		if m == nil {
+			panic(fmt.Sprintf("purgatory: circuit %q: ignore matcher %d is nil", name, i))
 		}
 	}
 }
