@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"github.com/purgatory-go/purgatory/testdata/golden/ctxsrc"
 	"github.com/purgatory-go/purgatory/testdata/golden/embedded"
 	"github.com/purgatory-go/purgatory/testdata/golden/excludes"
+	"github.com/purgatory-go/purgatory/testdata/golden/perkey"
 	"github.com/purgatory-go/purgatory/testdata/golden/policies"
 	"github.com/purgatory-go/purgatory/testdata/golden/shared"
 )
@@ -978,4 +980,146 @@ type Svc interface {
 	assert.NotContains(t, src, "v12")
 	require.NoError(t, generator.Write(files))
 	goCmd(t, mod, "vet", "./...")
+}
+
+// httpHostClient is the inner perkey.HostClient: a real http.Client.
+type httpHostClient struct{ c *http.Client }
+
+func (h httpHostClient) Do(req *http.Request) (*http.Response, error)   { return h.c.Do(req) }
+func (h httpHostClient) Head(req *http.Request) (*http.Response, error) { return h.c.Do(req) }
+func (h httpHostClient) Close() error                                   { h.c.CloseIdleConnections(); return nil }
+
+// TestWrapperPerHost: key=req.URL.Host gives each host its own circuit,
+// and result=Classify counts a 503 as a failure while the caller gets the
+// response: the failing host's circuit opens, the healthy one's stays
+// closed.
+func TestWrapperPerHost(t *testing.T) {
+	var badCalls atomic.Int64
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		badCalls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer bad.Close()
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer good.Close()
+	f := newFactory()
+	c := perkey.NewHostClientCircuit(httpHostClient{c: &http.Client{}}, f)
+	defer c.Close()
+	get := func(url string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := c.Do(req)
+		if resp != nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	badHost := strings.TrimPrefix(bad.URL, "http://")
+	goodHost := strings.TrimPrefix(good.URL, "http://")
+	for range 2 { // threshold=2
+		resp, err := get(bad.URL)
+		require.NoError(t, err, "the caller gets the answer")
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		resp, err = get(good.URL)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	assert.Equal(t, purgatory.Open, state(f, "hosts/"+badHost), "two 503s open the bad host's circuit")
+	assert.Equal(t, purgatory.Closed, state(f, "hosts/"+goodHost))
+	_, err := get(bad.URL)
+	var open *purgatory.OpenError
+	require.ErrorAs(t, err, &open)
+	assert.Equal(t, "hosts/"+badHost, open.Circuit)
+	assert.Equal(t, int64(2), badCalls.Load(), "the open circuit keeps calls off the bad host")
+	for range 5 {
+		resp, err := get(good.URL)
+		require.NoError(t, err, "the other host is unaffected")
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	b, ok := f.Lookup("hosts/" + badHost)
+	require.True(t, ok)
+	assert.Equal(t, "hosts", b.Group())
+
+	// A request without a URL has the key "": the group's ~empty circuit.
+	_, err = c.Do(&http.Request{Method: http.MethodGet})
+	require.Error(t, err)
+	_, ok = f.Lookup("hosts/~empty")
+	assert.True(t, ok, "a nil pointer in the key chain gives the key \"\"")
+	// Head keys on req.Host.
+	req, err := http.NewRequest(http.MethodHead, good.URL, nil)
+	require.NoError(t, err)
+	resp, err := c.Head(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	_, ok = f.Lookup("heads/" + goodHost)
+	assert.True(t, ok)
+}
+
+// fakePoller is the inner perkey.Poller: every method returns err.
+type fakePoller struct {
+	err   error
+	calls int
+}
+
+func (p *fakePoller) Poll(context.Context, string) ([]string, error) {
+	p.calls++
+	return nil, p.err
+}
+func (p *fakePoller) PollID(context.Context, perkey.TenantID) error  { p.calls++; return p.err }
+func (p *fakePoller) PollShard(context.Context, *perkey.Shard) error { p.calls++; return p.err }
+func (p *fakePoller) PollJob(context.Context, *perkey.Job) error     { p.calls++; return p.err }
+func (p *fakePoller) PollPlan(context.Context, perkey.Account) error { p.calls++; return p.err }
+
+// TestWrapperIgnoreAndKeys: ignore= errors count as neither success nor
+// failure, per tenant; named string, Stringer and method-chain keys name
+// their circuits; nil pointers give "".
+func TestWrapperIgnoreAndKeys(t *testing.T) {
+	f := newFactory()
+	inner := &fakePoller{}
+	c := perkey.NewPollerCircuit(inner, f)
+	ctx := context.Background()
+
+	// tenant a: one failure, then many ignored errors, then 4 failures: the
+	// ignored ones did not reset the count (a success would have).
+	inner.err = errBoom
+	_, err := c.Poll(ctx, "a")
+	require.ErrorIs(t, err, errBoom)
+	for _, e := range []error{perkey.ErrPoll, context.DeadlineExceeded, fmt.Errorf("fetch: %w", context.DeadlineExceeded)} {
+		inner.err = e
+		for range 10 {
+			_, err := c.Poll(ctx, "a")
+			require.ErrorIs(t, err, e, "an ignored error is returned as it is")
+		}
+	}
+	assert.Equal(t, purgatory.Closed, state(f, "poll/a"), "30 ignored errors open nothing")
+	inner.err = errBoom
+	for range 4 {
+		_, _ = c.Poll(ctx, "a")
+	}
+	assert.Equal(t, purgatory.Open, state(f, "poll/a"), "1 + 4 failures with ignored errors between: threshold 5")
+	_, err = c.Poll(ctx, "b")
+	require.ErrorIs(t, err, errBoom, "tenant b has a circuit of its own")
+	assert.Equal(t, purgatory.Closed, state(f, "poll/b"))
+
+	inner.err = nil
+	require.NoError(t, c.PollID(ctx, "t1"))
+	require.NoError(t, c.PollShard(ctx, &perkey.Shard{N: 7}))
+	require.NoError(t, c.PollShard(ctx, nil))
+	require.NoError(t, c.PollJob(ctx, &perkey.Job{}))
+	require.NoError(t, c.PollJob(ctx, nil))
+	require.NoError(t, c.PollPlan(ctx, perkey.Account{Plan: "gold"}))
+	for _, name := range []string{"poll-id/t1", "poll-shard/7", "poll-shard/~empty", "poll-job/~empty", "poll-plan/gold"} {
+		_, ok := f.Lookup(name)
+		assert.True(t, ok, name)
+	}
+
+	// maxkeys=8: past 8 circuits (all in use), new shards share the overflow circuit.
+	for i := range 10 {
+		require.NoError(t, c.PollShard(ctx, &perkey.Shard{N: 100 + i}))
+	}
+	_, ok := f.Lookup("poll-shard/~overflow")
+	assert.True(t, ok, "the ninth key shares the overflow circuit")
+	_, ok = f.Lookup("poll-shard/109")
+	assert.False(t, ok)
 }

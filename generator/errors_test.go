@@ -108,7 +108,7 @@ func TestErrors(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": badSource})
 	want := []string{
 		`bad.go:23:21: unknown key "treshold" (did you mean "threshold"?)`,
-		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, skip, rate, window, min, slow, maxttl)`,
+		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, ignore, skip, rate, window, min, slow, maxttl, key, maxkeys, result)`,
 		`bad.go:23:48: bad value for threshold: "0" is not an integer >= 1`,
 		`bad.go:23:54: bad value for ttl: "5" is not a duration > 0 such as 30s or 1m30s`,
 		`bad.go:23:63: bad value for trials: "x" is not an integer >= 1`,
@@ -426,7 +426,7 @@ type C interface{ Do() error }
 		want: "bad.go:3:26: unterminated or malformed quoted value \"unterminated\n" +
 			"bad.go:6:26: a quoted value must be followed by a space\n" +
 			"bad.go:9:29: exclude ErrA: undefined: ErrA; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports\n" +
-			"bad.go:9:34: a list takes no space before a comma: write exclude=A,B or skip=A,B",
+			"bad.go:9:34: a list takes no space before a comma: write exclude=A,B",
 	}, {
 		name: "annotation errors beside type errors",
 		src: `package bad

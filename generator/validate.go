@@ -386,6 +386,21 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 			if topBad {
 				continue
 			}
+			if s.key != nil {
+				kp, ok := v.resolveKey(s.key, fn, sig, s.key == top.key)
+				if !ok {
+					continue
+				}
+				mm.key = kp
+			}
+			if s.result != nil {
+				if !v.checkResult(s.result, fn, sig, s.result == top.result) {
+					continue
+				}
+				mm.result = s.result
+			} else if st := statusOf(sig); st != nil {
+				v.warnStatus(ts, fn, st)
+			}
 			mm.circuit = v.register(s, pos)
 			if mm.circuit == nil {
 				continue
