@@ -123,7 +123,7 @@ func (v *validator) resolveKey(k *keyExpr, fn *types.Func, sig *types.Signature,
 	addressable := true // a parameter is a variable
 	where := root.name  // the expression so far, for the messages
 	local := v.l.pkg.Types
-	qual := types.RelativeTo(local)
+	qual := nameQualifier(local)
 	for _, seg := range k.segs[1:] {
 		if _, ok := types.Unalias(t).(*types.TypeParam); ok {
 			v.errorf(seg.pos, "key %s: %s is of type parameter type %s, whose fields and methods key= cannot reach; key on a string parameter", k.text, where, types.TypeString(t, qual))
@@ -269,7 +269,7 @@ func (v *validator) resolveResult(a arg, scope *types.Scope) (*resultFunc, bool)
 	if obj == nil {
 		return nil, false
 	}
-	qual := types.RelativeTo(v.l.pkg.Types)
+	qual := nameQualifier(v.l.pkg.Types)
 	r := &resultFunc{obj: obj, text: it.text, pos: it.pos, local: obj.Pkg() != nil && obj.Pkg().Path() == v.l.pkg.PkgPath}
 	switch o := obj.(type) {
 	case *types.Func:
@@ -297,7 +297,7 @@ func (v *validator) resolveResult(a arg, scope *types.Scope) (*resultFunc, bool)
 	case sig.Results().Len() != 1 || !types.Identical(sig.Results().At(0).Type(), errorType):
 		msg := fmt.Sprintf("result %s: %s has type %s; it must return exactly one error", it.text, obj.Name(), types.TypeString(sig, qual))
 		if sig.Results().Len() == 1 && types.Implements(sig.Results().At(0).Type(), errorIface) {
-			msg += " (of type error: a nil " + types.TypeString(sig.Results().At(0).Type(), qual) + " would be a non-nil error)"
+			msg += " (a nil " + types.TypeString(sig.Results().At(0).Type(), qual) + " would reach the breaker as a non-nil error): declare its result as error"
 		}
 		v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
 		return nil, false
@@ -334,7 +334,7 @@ func (v *validator) checkResult(r *resultFunc, fn *types.Func, sig *types.Signat
 	if fits {
 		return true
 	}
-	qual := types.RelativeTo(v.l.pkg.Types)
+	qual := nameQualifier(v.l.pkg.Types)
 	msg := fmt.Sprintf("result %s: %s takes %s, which does not fit the results %s of method %s; result= takes a function of the method's results, such as func%s error",
 		r.text, r.obj.Name(), tupleString(r.sig.Params(), qual), tupleString(res, qual), fn.Name(), tupleString(res, qual))
 	if inherited {
@@ -419,7 +419,7 @@ func isHTTPResponse(t types.Type) bool {
 // warnStatus warns that guarded method fn of the interface declared at ts
 // returns st, a result with a status its circuit does not see.
 func (v *validator) warnStatus(ts *ast.TypeSpec, fn *types.Func, st types.Type) {
-	qual := types.RelativeTo(v.l.pkg.Types)
+	qual := nameQualifier(v.l.pkg.Types)
 	fix := fmt.Sprintf("add result=FUNC, a func%s error that returns the error to count", tupleString(fn.Type().(*types.Signature).Results(), qual))
 	if isHTTPResponse(st) {
 		fix = "add result=github.com/purgatory-go/purgatory/httpcircuit.Classify (5xx, 429 and transport errors fail) or a func" +
@@ -431,4 +431,15 @@ func (v *validator) warnStatus(ts *ast.TypeSpec, fn *types.Func, st types.Type) 
 	}
 	v.warnf(pos, "%s.%s returns %s, whose status its circuit does not see: an error answer with a nil error counts as a success; %s",
 		ts.Name.Name, fn.Name(), types.TypeString(st, qual), fix)
+}
+
+// nameQualifier writes types of other packages with their package names
+// (*http.Response), those of local unqualified.
+func nameQualifier(local *types.Package) types.Qualifier {
+	return func(p *types.Package) string {
+		if p.Path() == local.Path() {
+			return ""
+		}
+		return p.Name()
+	}
 }

@@ -131,7 +131,7 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 			}
 		}
 	}
-	if pos, ok := seen[keyMaxKeys]; ok && s.key == nil {
+	if pos, ok := seen[keyMaxKeys]; ok && s.key == nil && s.maxKeys > 0 {
 		if _, given := seen[keyKey]; !given {
 			v.errorf(pos, "maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=")
 		}

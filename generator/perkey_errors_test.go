@@ -1,0 +1,151 @@
+package generator_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestErrorsPerCallKeys has a bad value for key=, maxkeys=, result= and
+// ignore=, one per line, each reported at its position.
+func TestErrorsPerCallKeys(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+var ErrX = errors.New("x")
+
+const C = 1
+
+type T struct {
+	n    int
+	p    *T
+	Name string
+}
+
+func (t *T) Get(i int) string     { return "" }
+func (t T) Pair() (string, error) { return "", nil }
+func (t *T) Ptr() string          { return "" }
+func (t T) Val() T                { return t }
+
+type MyErr struct{}
+
+func (*MyErr) Error() string { return "" }
+
+func Wrong(resp *http.Response) error                   { return nil }
+func Concrete(resp *http.Response, err error) *MyErr    { return nil }
+func Generic[X any](x X, err error) error               { return err }
+func Variadic(rs ...any) error                          { return nil }
+func Classify(resp *http.Response, err error) error     { return err }
+
+//purgatory:circuit name=a
+type A interface {
+	//purgatory:circuit key=
+	K1(t T) error
+	//purgatory:circuit key=t,u
+	K2(t T) error
+	//purgatory:circuit key=t..Name
+	K3(t T) error
+	//purgatory:circuit key=f().Name
+	K4(t T) error
+	//purgatory:circuit key=tt.Name
+	K5(t T) error
+	//purgatory:circuit key=t.Nme
+	K6(t T) error
+	//purgatory:circuit key=t.n()
+	K7(t T) error
+	//purgatory:circuit key=t.Get
+	K8(t T) error
+	//purgatory:circuit key=t.Pair()
+	K9(t T) error
+	//purgatory:circuit key=t.Val.Ptr
+	K10(t T) error
+	//purgatory:circuit key=t.p
+	K11(t T) error
+	//purgatory:circuit key=n
+	K12(n int) error
+}
+
+//purgatory:circuit name=b
+type B interface {
+	//purgatory:circuit result=
+	R1() (*http.Response, error)
+	//purgatory:circuit result=Classify,Wrong
+	R2() (*http.Response, error)
+	//purgatory:circuit result=Clasify
+	R3() (*http.Response, error)
+	//purgatory:circuit result=C
+	R4() (*http.Response, error)
+	//purgatory:circuit result=ErrX
+	R5() (*http.Response, error)
+	//purgatory:circuit result=Wrong
+	R6() (*http.Response, error)
+	//purgatory:circuit result=Concrete
+	R7() (*http.Response, error)
+	//purgatory:circuit result=Generic
+	R8() (*http.Response, error)
+	//purgatory:circuit result=Variadic
+	R9() (*http.Response, error)
+	//purgatory:circuit result=http
+	R10() (*http.Response, error)
+	//purgatory:circuit result=MyErr
+	R11() (*http.Response, error)
+}
+
+//purgatory:circuit name=c maxkeys=0 ignore=Nope,C,,*MyErr
+type C1 interface{ Do() error }
+
+//purgatory:circuit name=d maxkeys=5
+type D interface{ Do() error }
+
+//purgatory:circuit name=e key=req.URL.Host result=Classify
+type E interface {
+	Do(req *http.Request) (*http.Response, error)
+	Ping(ctx context.Context) error
+}
+
+//purgatory:circuit name=f key=tenant
+type F1 interface{ Do(tenant string) error }
+
+//purgatory:circuit name=f
+type F2 interface{ Do(tenant string) error }
+`})
+	want := []string{
+		"bad.go:36:26: bad value for key: empty; key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
+		"bad.go:38:27: bad value for key: \"t,u\" is a list; key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
+		"bad.go:40:28: bad value for key: \"\" is not a name; key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
+		"bad.go:42:26: bad value for key: \"f()\" is a call; the key starts with a parameter: key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
+		"bad.go:44:26: key tt.Name: method K5 has no parameter tt (did you mean t?)",
+		"bad.go:46:28: key t.Nme: t (of type T) has no field or method Nme (did you mean Name?)",
+		"bad.go:48:28: key t.n(): n is a field, not a method: write it without ()",
+		"bad.go:50:28: key t.Get: method Get has type func(i int) string; key= calls only methods with no arguments and one result",
+		"bad.go:52:28: key t.Pair(): method Pair has type func() (string, error); key= calls only methods with no arguments and one result",
+		"bad.go:54:32: key t.Val.Ptr: method Ptr has a pointer receiver, and t.Val() is not addressable (a method's result)",
+		"bad.go:56:28: key t.p: t.p is of type *T; a key is a string, a named string type or a fmt.Stringer: key on a field or method that gives one",
+		"bad.go:58:26: key n: n is of type int; a key is a string, a named string type or a fmt.Stringer: key on a field or method that gives one",
+		"bad.go:64:29: bad value for result: empty; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:66:37: bad value for result: \"Classify,Wrong\" is a list; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:68:29: result Clasify: undefined: Clasify (did you mean Classify?)",
+		"bad.go:70:29: result C: C is a constant, not a function; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:72:29: result ErrX: variable of type error is not a function; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:74:29: result Wrong: Wrong takes (*http.Response), which does not fit the results (*http.Response, error) of method R6; result= takes a function of the method's results, such as func(*http.Response, error) error",
+		"bad.go:76:29: result Concrete: Concrete has type func(resp *http.Response, err error) *MyErr; it must return exactly one error (a nil *MyErr would reach the breaker as a non-nil error): declare its result as error",
+		"bad.go:78:29: result Generic: generic function Generic needs type arguments; declare a function of the method's result types that calls it",
+		"bad.go:80:29: result Variadic: Variadic is variadic; declare a function that takes exactly the method's results",
+		"bad.go:82:29: result http: http is a package, not a function; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:84:29: result MyErr: MyErr is a type, not a function; result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify",
+		"bad.go:88:36: bad value for maxkeys: \"0\" is not an integer >= 1",
+		"bad.go:88:45: ignore Nope: undefined: Nope; ignore names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports",
+		"bad.go:88:50: ignore C: C is a constant of type untyped int, which does not implement error; ignore takes an error variable, an error type or a func(error) bool",
+		"bad.go:88:52: bad value for ignore: empty entry",
+		"bad.go:91:28: maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=",
+		"bad.go:94:32: key req.URL.Host: method Ping has no parameter req; key= of the interface applies to every guarded method: give Ping a //purgatory:circuit of its own with a key= over its parameters, or //purgatory:skip",
+		"bad.go:103:13: circuit \"f\" is declared here with the factory's defaults but at bad.go:100:13 with key=tenant",
+	}
+	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
+}
