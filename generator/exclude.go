@@ -115,6 +115,12 @@ func (v *validator) lookup(what string, it item, text string, scope *types.Scope
 	if i := strings.LastIndex(text, "."); i >= 0 {
 		q, name := text[:i], text[i+1:]
 		pkg, msg := v.qualifier(q, scope)
+		if pn, ok := scope.Lookup(q).(*types.PkgName); ok && v.viaImport[pn.Imported().Path()] == "" {
+			// If the file imports the package only for this entry, the
+			// compiler says "imported and not used": the hint (see
+			// unusedImportHint) names the import-path form.
+			v.viaImport[pn.Imported().Path()] = what + "=" + pn.Imported().Path() + "." + name
+		}
 		if pkg == nil {
 			v.errorf(it.pos, "%s %s: %s", what, it.text, msg)
 			return nil
@@ -170,6 +176,15 @@ func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, str
 	// database/sql) unless q is evidently a typo of an import name.
 	deps := v.dependencies()
 	if pkg := deps[q]; pkg != nil && len(found) == 0 {
+		// A package imported directly is complete. One reached through a
+		// dependency holds only what that dependency's export data
+		// mentions: load it by its path to see all of it.
+		if slices.Contains(v.l.pkg.Types.Imports(), pkg) || v.loaded[q] {
+			return pkg, ""
+		}
+		if full, err := v.importPackage(q); err == nil {
+			return full, ""
+		}
 		return pkg, ""
 	}
 	typo := suggest(q, importNames(scope))
@@ -250,6 +265,7 @@ func (v *validator) importPackage(path string) (*types.Package, error) {
 		return nil, fmt.Errorf("it is internal to another tree, which %s cannot import", v.l.pkg.PkgPath)
 	}
 	v.deps[path] = p.Types
+	v.loaded[path] = true
 	return p.Types, nil
 }
 

@@ -1,10 +1,15 @@
 package generator_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/generator"
 )
 
 // TestErrorsPerCallKeys has a bad value for key=, maxkeys=, result= and
@@ -148,4 +153,65 @@ type F2 interface{ Do(tenant string) error }
 		"bad.go:103:13: circuit \"f\" is declared here with the factory's defaults but at bad.go:100:13 with key=tenant",
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
+}
+
+// writeFiles adds files (paths with slashes) to the module in dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, src := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+	}
+}
+
+// issue20Deps is a package errs that lib's API mentions (errs.Other), so
+// that a package importing only lib sees a partial errs through lib's
+// export data.
+var issue20Deps = map[string]string{
+	"errs/errs.go": "package errs\n\nimport \"errors\"\n\n// Other is what lib mentions.\ntype Other struct{}\n\n// ErrGone is not mentioned by lib.\nvar ErrGone = errors.New(\"gone\")\n\n// IsGone is not mentioned by lib.\nfunc IsGone(err error) bool { return errors.Is(err, ErrGone) }\n",
+	"lib/lib.go":   "package lib\n\nimport (\n\t\"context\"\n\n\t\"example.com/bad/errs\"\n)\n\n// Client mentions errs.Other.\ntype Client interface {\n\tGet(ctx context.Context) (errs.Other, error)\n}\n",
+}
+
+// TestExcludeThroughDependency: an import path entry names a package that
+// the annotated package reaches only through a dependency whose API
+// mentions another name of it (issue 20: "undefined" for names that exist).
+func TestExcludeThroughDependency(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import "example.com/bad/lib"
+
+//purgatory:circuit exclude=example.com/bad/errs.IsGone,example.com/bad/errs.ErrGone ignore=net/http.ErrServerClosed
+type C interface {
+	lib.Client
+}
+`})
+	writeFiles(t, dir, issue20Deps)
+	files, err := generator.Generate(generator.Config{Dir: dir})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	src := string(files[0].Content)
+	assert.Contains(t, src, "Exclude: []func(error) bool{errs.IsGone, purgatory.Is(errs.ErrGone)},")
+	assert.Contains(t, src, "Ignore:  []func(error) bool{purgatory.Is(http.ErrServerClosed)},")
+}
+
+// TestErrorsImportOnlyForAnnotation: a package imported only for an
+// annotation entry is unused for the compiler; the error says that the
+// import-path form needs no import.
+func TestErrorsImportOnlyForAnnotation(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import (
+	"example.com/bad/errs"
+	"example.com/bad/lib"
+)
+
+//purgatory:circuit exclude=errs.IsGone
+type C interface {
+	lib.Client
+}
+`})
+	writeFiles(t, dir, issue20Deps)
+	assert.Equal(t, `bad.go:4:2: "example.com/bad/errs" imported and not used; if the file imports it only for an annotation, remove the import and name the package by its path: exclude=example.com/bad/errs.IsGone`,
+		generateErr(t, dir))
 }

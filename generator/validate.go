@@ -28,6 +28,11 @@ type validator struct {
 	// deps are the packages the package depends on, by path, with those
 	// loaded for exclude entries (see dependencies and importPackage).
 	deps map[string]*types.Package
+	// loaded are the paths of deps loaded apart, in full (importPackage).
+	loaded map[string]bool
+	// viaImport maps the path of a package an annotation entry names
+	// through a file's import to that entry in its import-path form.
+	viaImport map[string]string
 }
 
 func (v *validator) errorf(pos token.Pos, format string, args ...any) {
@@ -46,7 +51,8 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		return nil, l.errs, nil
 	}
 	v := &validator{l: l, cfg: cfg, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{},
-		generated: map[string]*types.TypeName{}, intended: map[string]bool{}}
+		generated: map[string]*types.TypeName{}, intended: map[string]bool{}, loaded: map[string]bool{},
+		viaImport: map[string]string{}}
 	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
 	genNames := map[string]bool{}
 	if l.gen != nil {
@@ -146,7 +152,7 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 			v.errorf(c.Slash, "this comment is not read as a directive: write //purgatory:%s, with no space after // (the go tool's rule for directives)", kind)
 		}
 	}
-	errs := append(typeErrors(l.errs, v.intended), v.errs...)
+	errs := append(v.unusedImportHint(typeErrors(l.errs, v.intended)), v.errs...)
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
@@ -200,6 +206,25 @@ func typeErrors(errs ErrorList, generated map[string]bool) ErrorList {
 		out = append(out, e)
 	}
 	return out
+}
+
+// unusedImportHint adds to the compiler's "imported and not used" for a
+// package that an annotation names through that import the hint that the
+// annotation can name it by its import path, without the import.
+func (v *validator) unusedImportHint(errs ErrorList) ErrorList {
+	for i, e := range errs {
+		rest, ok := strings.CutPrefix(e.Msg, `"`)
+		if !ok || !strings.HasSuffix(e.Msg, "and not used") {
+			continue
+		}
+		path, _, _ := strings.Cut(rest, `"`)
+		if entry := v.viaImport[path]; entry != "" {
+			c := *e
+			c.Msg += fmt.Sprintf("; if the file imports it only for an annotation, remove the import and name the package by its path: %s", entry)
+			errs[i] = &c
+		}
+	}
+	return errs
 }
 
 // declNames returns the package-scope names d declares.
