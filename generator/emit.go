@@ -39,7 +39,12 @@ func emit(m *model) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, err
 	}
-	return groupImports(buf.Bytes())
+	src := buf.Bytes()
+	if m.constraint != nil {
+		// After the header, before the package clause (see Config.Tags).
+		src = bytes.Replace(src, []byte(header+"\n"), []byte(header+"\n\n//go:build "+m.constraint.String()+"\n"), 1)
+	}
+	return groupImports(src)
 }
 
 // groupImports formats the import block of src, gofmt-clean source, with

@@ -3,6 +3,7 @@ package generator
 // The model: what the validate step builds and the emit step reads.
 
 import (
+	"go/build/constraint"
 	"go/token"
 	"go/types"
 	"reflect"
@@ -20,6 +21,9 @@ type model struct {
 	// taken are the package-scope names of the package (those of the old
 	// generated file excepted): import names must not clash with them.
 	taken map[string]bool
+	// constraint is the build constraint of the file, or nil: with tags,
+	// that of the files that declare its interfaces (see Config.Tags).
+	constraint constraint.Expr
 }
 
 // ifaceModel is one annotated interface.

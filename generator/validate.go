@@ -3,6 +3,7 @@ package generator
 import (
 	"fmt"
 	"go/ast"
+	"go/build/constraint"
 	"go/token"
 	"go/types"
 	"slices"
@@ -68,10 +69,14 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		}
 	}
 	want := func(name string) bool { return len(cfg.Types) == 0 || slices.Contains(cfg.Types, name) }
+	constraints := map[string]bool{}
 	for _, f := range l.pkg.Syntax {
 		if f == l.gen {
 			continue
 		}
+		// With tags, the interfaces of the files a build without them
+		// has are the untagged run's (see Config.Tags): checked, not emitted.
+		emitHere := len(l.tagOnly) == 0 || l.tagOnly[l.pkg.Fset.Position(f.Package).Filename]
 		misses := nearMisses(f)
 		all := map[*ast.Comment]*directive{}
 		for _, d := range directives(f.Comments...) {
@@ -132,9 +137,19 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 				if !want(obj.Name()) {
 					continue // -type leaves it out: nothing of it is checked
 				}
-				v.claimNames(m, obj, d)
-				if im := v.iface(f, ts, obj, d, methodDirs); im != nil {
+				if emitHere {
+					v.claimNames(m, obj, d)
+				}
+				if im := v.iface(f, ts, obj, d, methodDirs); im != nil && emitHere {
 					m.ifaces = append(m.ifaces, im)
+					if x := buildConstraint(f); x != nil && len(l.tagOnly) > 0 && !constraints[x.String()] {
+						constraints[x.String()] = true
+						if m.constraint == nil {
+							m.constraint = x
+						} else {
+							m.constraint = &constraint.AndExpr{X: m.constraint, Y: x}
+						}
+					}
 				}
 			}
 		}
