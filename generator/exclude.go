@@ -187,6 +187,15 @@ func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, str
 		}
 		return pkg, ""
 	}
+	// This module's integration packages, by name, without an import:
+	// result=httpcircuit.Classify, ignore=grpccircuit.IsClientError.
+	if path, ok := integrations[q]; ok && len(found) == 0 {
+		pkg, err := v.importPackage(path)
+		if err != nil {
+			return nil, fmt.Sprintf("cannot load package %s: %v", path, err)
+		}
+		return pkg, ""
+	}
 	typo := suggest(q, importNames(scope))
 	if len(found) == 0 && (strings.Contains(q, "/") || typo == "") {
 		pkg, err := v.importPackage(q)
@@ -218,6 +227,13 @@ func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, str
 		}
 	}
 	return nil, msg
+}
+
+// integrations are the packages of this module that annotations may name
+// by their package name without importing them.
+var integrations = map[string]string{
+	"httpcircuit": "github.com/purgatory-go/purgatory/httpcircuit",
+	"grpccircuit": "github.com/purgatory-go/purgatory/grpccircuit",
 }
 
 // dependencies returns the packages the package depends on, directly or

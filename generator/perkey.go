@@ -422,7 +422,7 @@ func (v *validator) warnStatus(ts *ast.TypeSpec, fn *types.Func, st types.Type) 
 	qual := nameQualifier(v.l.pkg.Types)
 	fix := fmt.Sprintf("add result=FUNC, a func%s error that returns the error to count", tupleString(fn.Type().(*types.Signature).Results(), qual))
 	if isHTTPResponse(st) {
-		fix = "add result=github.com/purgatory-go/purgatory/httpcircuit.Classify (5xx, 429 and transport errors fail) or a func" +
+		fix = "add result=httpcircuit.Classify (5xx, 429 and transport errors fail; no import needed) or a func" +
 			tupleString(fn.Type().(*types.Signature).Results(), qual) + " error of your own"
 	}
 	pos := ts.Name.Pos()

@@ -215,3 +215,50 @@ type C interface {
 	assert.Equal(t, `bad.go:4:2: "example.com/bad/errs" imported and not used; if the file imports it only for an annotation, remove the import and name the package by its path: exclude=example.com/bad/errs.IsGone`,
 		generateErr(t, dir))
 }
+
+// TestIntegrationsByName: result=httpcircuit.Classify and
+// ignore=grpccircuit.IsClientError name this module's integration
+// packages without an import. The module here is a stand-in with the same
+// path, so that the test does not depend on those packages' code.
+func TestIntegrationsByName(t *testing.T) {
+	fake := t.TempDir()
+	writeFiles(t, fake, map[string]string{
+		"go.mod":                     "module github.com/purgatory-go/purgatory\n\ngo 1.24\n",
+		"httpcircuit/httpcircuit.go": "package httpcircuit\n\nimport \"net/http\"\n\n// Classify is a stand-in.\nfunc Classify(resp *http.Response, err error) error { return err }\n",
+		"grpccircuit/grpccircuit.go": "package grpccircuit\n\n// IsClientError is a stand-in.\nfunc IsClientError(err error) bool { return false }\n",
+	})
+	dir := badModule(t, map[string]string{
+		"go.mod": "module example.com/bad\n\ngo 1.24\n\nrequire github.com/purgatory-go/purgatory v0.0.0\n\nreplace github.com/purgatory-go/purgatory => " + fake + "\n",
+		"bad.go": `package bad
+
+import "net/http"
+
+//purgatory:circuit key=req.URL.Host result=httpcircuit.Classify ignore=grpccircuit.IsClientError
+type Doer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+`})
+	files, err := generator.Generate(generator.Config{Dir: dir})
+	require.NoError(t, err)
+	require.Len(t, files, 1)
+	src := string(files[0].Content)
+	assert.Contains(t, src, "\t\"github.com/purgatory-go/purgatory/grpccircuit\"\n\t\"github.com/purgatory-go/purgatory/httpcircuit\"\n")
+	assert.Contains(t, src, "cerr := httpcircuit.Classify(r0, r1)")
+	assert.Contains(t, src, "Ignore: []func(error) bool{grpccircuit.IsClientError}")
+}
+
+// TestErrorsIntegrationMissing: an integration package the module cannot
+// load is reported as such.
+func TestErrorsIntegrationMissing(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import "net/http"
+
+//purgatory:circuit result=httpcircuit.Classify
+type Doer interface {
+	Do(req *http.Request) (*http.Response, error)
+}
+`})
+	assert.Equal(t, "bad.go:5:28: result httpcircuit.Classify: cannot load package github.com/purgatory-go/purgatory/httpcircuit: no required module provides package github.com/purgatory-go/purgatory/httpcircuit; to add it:\n\tgo get github.com/purgatory-go/purgatory/httpcircuit",
+		generateErr(t, dir))
+}
