@@ -34,6 +34,7 @@ import (
 	"github.com/purgatory-go/purgatory/testdata/golden/excludes"
 	"github.com/purgatory-go/purgatory/testdata/golden/perkey"
 	"github.com/purgatory-go/purgatory/testdata/golden/policies"
+	"github.com/purgatory-go/purgatory/testdata/golden/result"
 	"github.com/purgatory-go/purgatory/testdata/golden/shared"
 )
 
@@ -1147,4 +1148,57 @@ func TestWrapperIgnoreAndKeys(t *testing.T) {
 	assert.True(t, ok, "the ninth key shares the overflow circuit")
 	_, ok = f.Lookup("poll-shard/109")
 	assert.False(t, ok)
+}
+
+// okTransport answers every request with the same response, allocating
+// nothing.
+type okTransport struct{ resp *http.Response }
+
+func (o okTransport) Do(*http.Request) (*http.Response, error)        { return o.resp, nil }
+func (o okTransport) Head(*http.Request) (*http.Response, error)      { return o.resp, nil }
+func (o okTransport) Close() error                                    { return nil }
+func (o okTransport) RoundTrip(*http.Request) (*http.Response, error) { return o.resp, nil }
+func (o okTransport) Fetch(context.Context, string) (*http.Response, error) {
+	return o.resp, nil
+}
+func (o okTransport) Count(context.Context) (int, *http.Response, error) { return 0, o.resp, nil }
+
+// BenchmarkGeneratedKeyed: the cost of key= against a static circuit, both
+// with result= classifying an *http.Response: a closed success, and an
+// open rejection, for an existing key.
+func BenchmarkGeneratedKeyed(b *testing.B) {
+	req, err := http.NewRequest(http.MethodGet, "http://api.example.com/x", nil)
+	require.NoError(b, err)
+	inner := okTransport{resp: &http.Response{StatusCode: http.StatusOK}}
+	for _, open := range []bool{false, true} {
+		state := "closed-success"
+		if open {
+			state = "open-rejection"
+		}
+		b.Run(state+"/static", func(b *testing.B) {
+			f := purgatory.NewFactory()
+			c := result.NewAPICircuit(inner, f)
+			if open {
+				br, _ := f.Lookup("api")
+				br.Open()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = c.RoundTrip(req)
+			}
+		})
+		b.Run(state+"/keyed", func(b *testing.B) {
+			f := purgatory.NewFactory()
+			c := perkey.NewHostClientCircuit(inner, f)
+			_, _ = c.Do(req) // the key's circuit exists
+			if open {
+				br, _ := f.Lookup("hosts/api.example.com")
+				br.Open()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = c.Do(req)
+			}
+		})
+	}
 }
