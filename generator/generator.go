@@ -7,9 +7,9 @@
 //
 //   - load.go: load the packages with go/packages (syntax and types);
 //   - annotations.go: find the //purgatory: comments and split them;
-//   - validate.go, settings.go, exclude.go, methods.go: check keys, values,
-//     exclude entries (with go/types) and methods, and build the model
-//     (model.go);
+//   - validate.go, settings.go, exclude.go, methods.go, perkey.go: check
+//     keys, values, exclude and ignore entries (with go/types), methods,
+//     key= paths and result= functions, and build the model (model.go);
 //   - emit.go, emit_method.go, types.go: write the file with jennifer,
 //     naming.go choosing import names and identifiers that collide with
 //     nothing.
@@ -74,7 +74,8 @@ type Config struct {
 	KeepEmpty bool
 	// Warn, if set, receives the warnings of a successful run, sorted:
 	// methods of an annotated interface that are forwarded without a
-	// breaker only because they have no error result.
+	// breaker only because they have no error result, and guarded methods
+	// that return a status (*http.Response, a StatusCode) without result=.
 	Warn func(*Error)
 }
 

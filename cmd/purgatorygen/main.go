@@ -26,7 +26,8 @@
 //	-version     print the version and exit
 //
 // Warnings (methods of an annotated interface forwarded without a breaker
-// because they have no error result) go to standard error as
+// because they have no error result; guarded methods returning a status,
+// such as an *http.Response, without result=) go to standard error as
 // "file:line:col: warning: message" and do not change the exit status.
 //
 // Under go generate ($GOFILE set), a package whose last annotation was
