@@ -99,7 +99,7 @@ func (v *validator) parseKey(a arg) (*keyExpr, bool) {
 func (v *validator) resolveKey(k *keyExpr, fn *types.Func, sig *types.Signature, inherited bool) (*keyPath, bool) {
 	hint := ""
 	if inherited {
-		hint = fmt.Sprintf("; key= of the interface applies to every guarded method: give %s a //purgatory:circuit of its own with a key= over its parameters, or //purgatory:skip", fn.Name())
+		hint = fmt.Sprintf("; key= of the interface applies to every guarded method: give %s a //purgatory:circuit with a key= over its own parameters, write key= on the methods it fits instead, or mark %s //purgatory:skip", fn.Name(), fn.Name())
 	}
 	root := k.segs[0]
 	kp := &keyPath{text: k.text, param: -1}
@@ -338,7 +338,7 @@ func (v *validator) checkResult(r *resultFunc, fn *types.Func, sig *types.Signat
 	msg := fmt.Sprintf("result %s: %s takes %s, which does not fit the results %s of method %s; result= takes a function of the method's results, such as func%s error",
 		r.text, r.obj.Name(), tupleString(r.sig.Params(), qual), tupleString(res, qual), fn.Name(), tupleString(res, qual))
 	if inherited {
-		msg += fmt.Sprintf("; result= of the interface applies to every guarded method: write it on the methods it fits instead, or give %s a //purgatory:circuit of its own", fn.Name())
+		msg += fmt.Sprintf("; result= of the interface applies to every guarded method: write it on the methods it fits instead, or mark %s //purgatory:skip", fn.Name())
 	}
 	v.errs = append(v.errs, errorf(v.fset, v.dir, r.pos, "%s", msg))
 	return false

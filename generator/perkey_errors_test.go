@@ -149,7 +149,7 @@ type F2 interface{ Do(tenant string) error }
 		"bad.go:88:50: ignore C: C is a constant of type untyped int, which does not implement error; ignore takes an error variable, an error type or a func(error) bool",
 		"bad.go:88:52: bad value for ignore: empty entry",
 		"bad.go:91:28: maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=",
-		"bad.go:94:32: key req.URL.Host: method Ping has no parameter req; key= of the interface applies to every guarded method: give Ping a //purgatory:circuit of its own with a key= over its parameters, or //purgatory:skip",
+		"bad.go:94:32: key req.URL.Host: method Ping has no parameter req; key= of the interface applies to every guarded method: give Ping a //purgatory:circuit with a key= over its own parameters, write key= on the methods it fits instead, or mark Ping //purgatory:skip",
 		"bad.go:103:13: circuit \"f\" is declared here with the factory's defaults but at bad.go:100:13 with key=tenant",
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
@@ -260,5 +260,46 @@ type Doer interface {
 }
 `})
 	assert.Equal(t, "bad.go:5:28: result httpcircuit.Classify: cannot load package github.com/purgatory-go/purgatory/httpcircuit: no required module provides package github.com/purgatory-go/purgatory/httpcircuit; to add it:\n\tgo get github.com/purgatory-go/purgatory/httpcircuit",
+		generateErr(t, dir))
+}
+
+// TestErrorsPerCallKeysInherited: key= and result= of the interface are
+// checked against every guarded method, a type parameter has no fields to
+// key on, and a promotion through another package's unexported embedded
+// pointer cannot be nil-checked.
+func TestErrorsPerCallKeysInherited(t *testing.T) {
+	dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import (
+	"context"
+	"net/http"
+
+	"example.com/bad/dep"
+)
+
+func Classify(resp *http.Response, err error) error { return err }
+
+//purgatory:circuit result=Classify
+type A interface {
+	Get(ctx context.Context) (*http.Response, error)
+	Ping(ctx context.Context) error
+	//purgatory:skip
+	Skipped(ctx context.Context) error
+}
+
+//purgatory:circuit key=v.Name
+type G[T any] interface {
+	Do(v T) error
+}
+
+//purgatory:circuit key=o.Name
+type P interface {
+	Do(o dep.Outer) error
+}
+`})
+	writeFiles(t, dir, map[string]string{"dep/dep.go": "package dep\n\n// Outer embeds an unexported pointer.\ntype Outer struct{ *inner }\n\ntype inner struct{ Name string }\n"})
+	assert.Equal(t, "bad.go:12:28: result Classify: Classify takes (*http.Response, error), which does not fit the results (error) of method Ping; result= takes a function of the method's results, such as func(error) error; result= of the interface applies to every guarded method: write it on the methods it fits instead, or mark Ping //purgatory:skip\n"+
+		"bad.go:20:27: key v.Name: v is of type parameter type T, whose fields and methods key= cannot reach; key on a string parameter\n"+
+		"bad.go:25:27: key o.Name: Name is promoted through the unexported embedded field inner of example.com/bad/dep, which may be nil and which generated code cannot check; key on an exported field or method",
 		generateErr(t, dir))
 }
