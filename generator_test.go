@@ -1140,11 +1140,28 @@ func TestWrapperIgnoreAndKeys(t *testing.T) {
 		assert.True(t, ok, name)
 	}
 
+	// Keys with '/', spaces and braces name their circuits as they are; a
+	// 10 KB key gets a hashed name (the Group's rules), and its own circuit.
+	for _, k := range []string{"a/b c{d}", strings.Repeat("x", 10<<10)} {
+		_, err := c.Poll(ctx, k)
+		require.NoError(t, err)
+	}
+	_, ok := f.Lookup("poll/a/b c{d}")
+	assert.True(t, ok)
+	var long []string
+	for _, s := range f.Breakers() {
+		if strings.HasPrefix(s.Name(), "poll/~") {
+			long = append(long, s.Name())
+		}
+	}
+	require.Len(t, long, 1, "the long key's circuit")
+	assert.Less(t, len(long[0]), 200)
+
 	// maxkeys=8: past 8 circuits (all in use), new shards share the overflow circuit.
 	for i := range 10 {
 		require.NoError(t, c.PollShard(ctx, &perkey.Shard{N: 100 + i}))
 	}
-	_, ok := f.Lookup("poll-shard/~overflow")
+	_, ok = f.Lookup("poll-shard/~overflow")
 	assert.True(t, ok, "the ninth key shares the overflow circuit")
 	_, ok = f.Lookup("poll-shard/109")
 	assert.False(t, ok)
