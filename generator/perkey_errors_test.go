@@ -303,3 +303,18 @@ type P interface {
 		"bad.go:25:27: key o.Name: Name is promoted through the unexported embedded field inner of example.com/bad/dep, which may be nil and which generated code cannot check; key on an exported field or method",
 		generateErr(t, dir))
 }
+
+// TestWarningConstrainedFile: an interface declared under a build
+// constraint that a build without tags satisfies (//go:build !custom)
+// goes to the unconstrained output: a build with the tag would break,
+// which the warning says.
+func TestWarningConstrainedFile(t *testing.T) {
+	dir := badModule(t, map[string]string{
+		"a.go": "package ok\n\n//purgatory:circuit\ntype A interface{ Do() error }\n",
+		"b.go": "//go:build !custom\n\npackage ok\n\n//purgatory:circuit\ntype B interface{ Do() error }\n",
+	})
+	var warns []string
+	_, err := generator.Generate(generator.Config{Dir: dir, Warn: func(e *generator.Error) { warns = append(warns, e.Error()) }})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b.go:6:6: B is declared under //go:build !custom, but its wrapper goes to purgatory_gen.go, which has no build constraint: a build where that does not hold fails with undefined: B; declare B in a file without a build constraint"}, warns)
+}

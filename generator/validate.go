@@ -142,6 +142,10 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 				}
 				if im := v.iface(f, ts, obj, d, methodDirs); im != nil && emitHere {
 					m.ifaces = append(m.ifaces, im)
+					if x := buildConstraint(f); x != nil && len(l.tagOnly) == 0 && v.hasUnconstrained() {
+						v.warnf(ts.Name.Pos(), "%s is declared under //go:build %s, but its wrapper goes to %s, which has no build constraint: a build where that does not hold fails with undefined: %s; declare %s in a file without a build constraint",
+							obj.Name(), x, l.output, obj.Name(), obj.Name())
+					}
 					if x := buildConstraint(f); x != nil && len(l.tagOnly) > 0 && !constraints[x.String()] {
 						constraints[x.String()] = true
 						if m.constraint == nil {
@@ -172,6 +176,18 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		return nil, errs, nil
 	}
 	return m, nil, v.warns
+}
+
+// hasUnconstrained reports whether a source file of the package has no
+// build constraint (so that the package is built where a constrained
+// file is left out).
+func (v *validator) hasUnconstrained() bool {
+	for _, f := range v.l.pkg.Syntax {
+		if f != v.l.gen && buildConstraint(f) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hasNearMiss reports whether one of the comment groups holds a near miss.
