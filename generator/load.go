@@ -29,6 +29,9 @@ type loaded struct {
 	// Config.Tags leaves out: with tags, only their interfaces are
 	// generated (see Config.Tags).
 	tagOnly map[string]bool
+	// tagged says that the run writes the tagged output of the package:
+	// it had tag-only files, its old tagged output counted.
+	tagged bool
 }
 
 // loadMode is what the generator needs: syntax and types of the target
@@ -91,6 +94,7 @@ func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 				l.output = TaggedOutput(cfg.Tags)
 			}
 		}
+		l.tagged = len(l.tagOnly) > 0
 		genPath := ""
 		for _, f := range p.Syntax {
 			name := p.Fset.Position(f.Package).Filename

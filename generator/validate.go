@@ -76,7 +76,7 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		}
 		// With tags, the interfaces of the files a build without them
 		// has are the untagged run's (see Config.Tags): checked, not emitted.
-		emitHere := len(l.tagOnly) == 0 || l.tagOnly[l.pkg.Fset.Position(f.Package).Filename]
+		emitHere := !l.tagged || l.tagOnly[l.pkg.Fset.Position(f.Package).Filename]
 		misses := nearMisses(f)
 		all := map[*ast.Comment]*directive{}
 		for _, d := range directives(f.Comments...) {
@@ -142,11 +142,11 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 				}
 				if im := v.iface(f, ts, obj, d, methodDirs); im != nil && emitHere {
 					m.ifaces = append(m.ifaces, im)
-					if x := buildConstraint(f); x != nil && len(l.tagOnly) == 0 && v.hasUnconstrained() {
+					if x := buildConstraint(f); x != nil && !l.tagged && v.hasUnconstrained() {
 						v.warnf(ts.Name.Pos(), "%s is declared under //go:build %s, but its wrapper goes to %s, which has no build constraint: a build where that does not hold fails with undefined: %s; declare %s in a file without a build constraint",
 							obj.Name(), x, l.output, obj.Name(), obj.Name())
 					}
-					if x := buildConstraint(f); x != nil && len(l.tagOnly) > 0 && !constraints[x.String()] {
+					if x := buildConstraint(f); x != nil && l.tagged && !constraints[x.String()] {
 						constraints[x.String()] = true
 						if m.constraint == nil {
 							m.constraint = x

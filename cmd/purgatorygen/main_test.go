@@ -202,4 +202,15 @@ type B interface{ Do() error }
 	assert.Equal(t, 0, code, errOut)
 	code, _, errOut = runCLI("-check", "-tags", "custom")
 	assert.Equal(t, 0, code, errOut)
+
+	// The tagged file goes: the tagged run removes its output, and does
+	// not take the untagged interfaces in.
+	require.NoError(t, os.Remove(filepath.Join(dir, "b.go")))
+	code, _, errOut = runCLI("-check", "-tags", "custom")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "purgatorygen: purgatory_custom_gen.go is stale; run go generate\n", errOut)
+	code, _, errOut = runCLI("-tags", "custom")
+	require.Equal(t, 0, code, errOut)
+	assert.NoFileExists(t, filepath.Join(dir, "purgatory_custom_gen.go"))
+	assert.FileExists(t, filepath.Join(dir, "purgatory_gen.go"))
 }
