@@ -1096,6 +1096,10 @@ func (p *fakePoller) PollID(context.Context, perkey.TenantID) error  { p.calls++
 func (p *fakePoller) PollShard(context.Context, *perkey.Shard) error { p.calls++; return p.err }
 func (p *fakePoller) PollJob(context.Context, *perkey.Job) error     { p.calls++; return p.err }
 func (p *fakePoller) PollPlan(context.Context, perkey.Account) error { p.calls++; return p.err }
+func (p *fakePoller) PollNames(context.Context, *perkey.Job, string, string) error {
+	p.calls++
+	return p.err
+}
 
 // TestWrapperIgnoreAndKeys: ignore= errors count as neither success nor
 // failure, per tenant; named string, Stringer and method-chain keys name
@@ -1135,7 +1139,8 @@ func TestWrapperIgnoreAndKeys(t *testing.T) {
 	require.NoError(t, c.PollJob(ctx, &perkey.Job{}))
 	require.NoError(t, c.PollJob(ctx, nil))
 	require.NoError(t, c.PollPlan(ctx, perkey.Account{Plan: "gold"}))
-	for _, name := range []string{"poll-id/t1", "poll-shard/7", "poll-shard/~empty", "poll-job/~empty", "poll-plan/gold"} {
+	require.NoError(t, c.PollNames(ctx, &perkey.Job{}, "key", "k"))
+	for _, name := range []string{"poll-id/t1", "poll-shard/7", "poll-shard/~empty", "poll-job/~empty", "poll-plan/gold", "poll-names/~empty"} {
 		_, ok := f.Lookup(name)
 		assert.True(t, ok, name)
 	}

@@ -79,4 +79,9 @@ type Poller interface {
 
 	//purgatory:circuit name=poll-plan key=acct.Plan
 	PollPlan(ctx context.Context, acct Account) error
+
+	// PollNames has parameters named like the wrapper's locals.
+	//
+	//purgatory:circuit name=poll-names key=b.Account().Owner.Tenant
+	PollNames(ctx context.Context, b *Job, key, k string) error
 }

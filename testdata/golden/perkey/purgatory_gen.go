@@ -131,6 +131,7 @@ func (c *HostClientCircuit) Close() error {
 //   - PollShard: circuits "poll-shard/<key>", one per shard
 //   - PollJob: circuits "poll-job/<key>", one per job.Account().Tenant
 //   - PollPlan: circuits "poll-plan/<key>", one per acct.Plan
+//   - PollNames: circuits "poll-names/<key>", one per b.Account().Owner.Tenant
 //
 // While a circuit is open its methods return zero values and a
 // *purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the
@@ -143,6 +144,7 @@ type PollerCircuit struct {
 	pollShard *purgatory.Group
 	pollJob   *purgatory.Group
 	pollPlan  *purgatory.Group
+	pollNames *purgatory.Group
 }
 
 var _ Poller = (*PollerCircuit)(nil) // purgatorygen: if this fails, run go generate
@@ -169,6 +171,9 @@ func NewPollerCircuit(inner Poller, factory *purgatory.Factory) *PollerCircuit {
 			Ignore: []func(error) bool{purgatory.Is(ErrPoll), purgatory.Is(context.DeadlineExceeded)},
 		}, purgatory.WithMaxKeys(50)),
 		pollPlan: factory.Group("poll-plan", purgatory.Config{
+			Ignore: []func(error) bool{purgatory.Is(ErrPoll), purgatory.Is(context.DeadlineExceeded)},
+		}, purgatory.WithMaxKeys(50)),
+		pollNames: factory.Group("poll-names", purgatory.Config{
 			Ignore: []func(error) bool{purgatory.Is(ErrPoll), purgatory.Is(context.DeadlineExceeded)},
 		}, purgatory.WithMaxKeys(50)),
 	}
@@ -307,5 +312,36 @@ func (c *PollerCircuit) PollPlan(ctx context.Context, acct Account) error {
 	r0 := c.inner.PollPlan(ctx, acct)
 	done = true
 	b.Done(ctx, t, r0)
+	return r0
+}
+
+// PollNames calls the inner Poller through the circuit of group "poll-names"
+// for the key b.Account().Owner.Tenant (named "poll-names/"+key). A nil
+// pointer on the way gives the key "".
+func (c *PollerCircuit) PollNames(ctx context.Context, b *Job, key string, k string) error {
+	var key1 string
+	if b != nil {
+		k1 := b.Account()
+		if k1 != nil && k1.Owner != nil {
+			key1 = string(k1.Owner.Tenant)
+		}
+	}
+	b1 := c.pollNames.Breaker(key1)
+	t, err := b1.Allow(ctx)
+	if err != nil {
+		if fb := c.fallback; fb != nil {
+			return fb.PollNames(ctx, b, key, k)
+		}
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			b1.Done(ctx, t, purgatory.ErrPanicked)
+		}
+	}()
+	r0 := c.inner.PollNames(ctx, b, key, k)
+	done = true
+	b1.Done(ctx, t, r0)
 	return r0
 }
