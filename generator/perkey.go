@@ -394,9 +394,6 @@ func hasStatus(t types.Type) bool {
 				st = ms.Results().At(0).Type()
 			}
 		}
-		if b, ok := st.(*types.Basic); ok && b.Info()&types.IsInteger != 0 {
-			return true
-		}
 		if st != nil {
 			if b, ok := st.Underlying().(*types.Basic); ok && b.Info()&types.IsInteger != 0 {
 				return true
