@@ -88,7 +88,7 @@ func TestBrowser(t *testing.T) {
 		"recommendations": "closed", "search": "closed", "stock": "isolated",
 	}, rowStates())
 	var evilText string
-	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("#rows tr td.name").textContent`, &evilText)))
+	require.NoError(t, chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("tr[data-state=closed] td.name .nm").textContent`, &evilText)))
 	require.Equal(t, evilName, evilText, "the name is shown as text")
 
 	// The operator opens "payments" with a click.
