@@ -173,7 +173,7 @@ func shop(t *testing.T) (*purgatory.Factory, *clocktest.Clock, *status.Handler) 
 		clock.Advance(time.Minute)
 	}
 	clock.Advance(25 * time.Second) // the CDN is half-open
-	fail(partner, 3, e503) // open again
+	fail(partner, 3, e503)          // open again
 	return f, clock, h
 }
 
