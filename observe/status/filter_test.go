@@ -84,6 +84,15 @@ func TestFilter(t *testing.T) {
 		assert.Contains(t, w.Body.String(), want, target)
 	}
 
+	// Circuits made or removed after a request are seen by the next one.
+	f.Breaker("api.new.example", purgatory.Config{})
+	require.True(t, f.Remove("cdn.example.com"))
+	l = list(t, h, "/circuits?q=api")
+	assert.Equal(t, []string{"API.other.org", "api.example.com", "api.new.example"}, names(l))
+	l = list(t, h, "/circuits?state=open")
+	assert.Equal(t, []string{"zeta.example.com"}, names(l))
+	f.Breaker("cdn.example.com", purgatory.Config{}).Open()
+
 	// The page takes the same parameters and keeps them in its form.
 	body := do(t, h, http.MethodGet, "/?q=example&state=open,half-open,isolated", nil).Body.String()
 	assert.Equal(t, []string{"cdn.example.com", "zeta.example.com"}, rowNames(body))
@@ -95,7 +104,7 @@ func TestFilter(t *testing.T) {
 	h2 := status.New(f, status.Options{Rows: 2})
 	body = do(t, h2, http.MethodGet, "/", nil).Body.String()
 	assert.Equal(t, []string{"cdn.example.com", "zeta.example.com"}, rowNames(body))
-	assert.Contains(t, body, `showing the first 2 of 6 matching`)
+	assert.Contains(t, body, `showing the first 2 of 7 matching`)
 	body = do(t, h2, http.MethodGet, "/?limit=3", nil).Body.String()
 	assert.Len(t, rowNames(body), 3)
 	assert.Contains(t, body, `<input type="hidden" name="limit" value="3">`)

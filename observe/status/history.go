@@ -86,6 +86,10 @@ type recorder struct {
 	started int64
 	m       sync.Map // circuit name -> *history
 	n       atomic.Int64
+	// members grows with every circuit created or removed: the handler
+	// keeps the factory's sorted list of breakers while it stays the same.
+	members atomic.Uint64
+	closed  atomic.Bool // Handler.Close: no more events
 }
 
 func (r *recorder) get(name string) *history {
@@ -102,6 +106,8 @@ func (r *recorder) get(name string) *history {
 // OnEvent records state changes and failures, and forgets removed circuits.
 func (r *recorder) OnEvent(e purgatory.Event) {
 	switch e.Kind {
+	case purgatory.EventCreated:
+		r.members.Add(1)
 	case purgatory.EventStateChanged:
 		r.get(e.Circuit).add(transition{at: r.now().UnixNano(), from: e.From, to: e.To})
 	case purgatory.EventFailure:
@@ -113,6 +119,7 @@ func (r *recorder) OnEvent(e purgatory.Event) {
 		}
 		r.get(e.Circuit).fail(r.now().UnixNano(), bound(e.Err.Error(), MaxErrorText))
 	case purgatory.EventRemoved:
+		r.members.Add(1)
 		if _, ok := r.m.LoadAndDelete(e.Circuit); ok {
 			r.n.Add(-1)
 		}

@@ -132,6 +132,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
@@ -166,6 +167,27 @@ type Handler struct {
 	mux     *http.ServeMux
 	rec     *recorder
 	remove  func()
+
+	mu      sync.Mutex
+	all     []*purgatory.Breaker // the factory's breakers by name, as of members
+	members uint64
+	fresh   bool
+}
+
+// breakers returns the factory's breakers sorted by name. Sorting 10,000
+// names is most of a request's cost, so the list is kept until a circuit is
+// created or removed. (The recorder counts those events after the factory
+// made the change, so a list taken after reading the count is never older
+// than the count says.) After Close it is taken afresh every time.
+func (h *Handler) breakers() []*purgatory.Breaker {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.rec.members.Load()
+	if h.fresh && m == h.members && !h.rec.closed.Load() {
+		return h.all
+	}
+	h.all, h.members, h.fresh = h.factory.Breakers(), m, true
+	return h.all
 }
 
 // New returns a handler of f's circuits, present and future. It listens to
@@ -205,6 +227,7 @@ func New(f *purgatory.Factory, opts Options) *Handler {
 // Close stops recording transitions and failures: the handler still serves,
 // with the history it has. It is idempotent.
 func (h *Handler) Close() {
+	h.rec.closed.Store(true)
 	h.remove()
 }
 
@@ -412,7 +435,7 @@ func (h *Handler) snapshot(qu query) List {
 		b *purgatory.Breaker
 		s purgatory.State
 	}
-	all := h.factory.Breakers()
+	all := h.breakers()
 	var counts [8]int
 	picked := make([]pick, 0, min(len(all), max(qu.limit, 64)))
 	for _, b := range all {
