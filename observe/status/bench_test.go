@@ -1,9 +1,13 @@
 package status_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	goruntime "runtime"
+	"strings"
 	"testing"
 
 	"github.com/purgatory-go/purgatory/observe/status"
@@ -51,3 +55,40 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*countingWriter)(nil)
+
+// BenchmarkHistoryBytes reports what the handler's history costs per
+// circuit that failed and changed state more than KeepTransitions times,
+// with an error text longer than MaxErrorText (the most it keeps), and per
+// quiet circuit (the runtime's own cost aside).
+func BenchmarkHistoryBytes(b *testing.B) {
+	const n = 1000
+	long := errors.New(strings.Repeat("x", 2*status.MaxErrorText))
+	heap := func() uint64 {
+		goruntime.GC()
+		var m goruntime.MemStats
+		goruntime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for range b.N {
+		b.StopTimer()
+		f, bs := many(b, n)
+		f.CountCalls() // as New does: the runtime's cost, not the history's
+		before := heap()
+		h := status.New(f, status.Options{})
+		quiet := heap()
+		for _, br := range bs {
+			br.Close()
+			for range status.KeepTransitions + 8 {
+				_ = br.Do(context.Background(), func(context.Context) error { return long })
+				br.Open()
+				br.Close()
+			}
+		}
+		after := heap()
+		b.ReportMetric(float64(int64(quiet)-int64(before))/n, "B/quiet-circuit")
+		b.ReportMetric(float64(int64(after)-int64(quiet))/n, "B/busy-circuit")
+		goruntime.KeepAlive(h)
+		h.Close()
+		_ = f.Close()
+	}
+}

@@ -62,8 +62,10 @@
 // (Factory.AddListener) from New on and keeps, per circuit that changed
 // state or failed, a ring of its last KeepTransitions (32) transitions, 16
 // bytes each, and its last failure's text, at most MaxErrorText (200) bytes:
-// under 1 KiB per circuit, nothing for a circuit that has been closed and
-// quiet since the handler was made, dropped when the circuit is removed.
+// under 1 KiB per circuit (915–935 bytes measured by BenchmarkHistoryBytes
+// for a circuit that filled its ring), nothing for a circuit that has been
+// closed and quiet since the handler was made (3 bytes measured), dropped
+// when the circuit is removed.
 // The timeline shows as "unknown" what came before the handler was made,
 // or before the oldest transition kept. Handler.Close removes the listener.
 //
