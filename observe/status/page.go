@@ -81,7 +81,7 @@ func (h *Handler) pageData(l List, qu query) pageData {
 	}
 	now := l.Time
 	start := now.Add(-h.opts.Timeline)
-	started := time.Unix(0, h.rec.started)
+	started := time.Unix(0, h.rec.started).UTC()
 	for _, c := range l.Circuits {
 		r := row{Circuit: c, Config: formatConfig(c.Config), Retry: formatRetry(c), Ratio: formatRatio(c.FailureRatio)}
 		if c.LastTransition != nil {

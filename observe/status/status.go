@@ -349,7 +349,7 @@ func circuitOf(s purgatory.Status, v view) Circuit {
 		c.LastTransition = c.OpenedAt // before the handler was made
 	}
 	if v.horizon != 0 {
-		c.horizon = time.Unix(0, v.horizon)
+		c.horizon = time.Unix(0, v.horizon).UTC()
 	}
 	if v.errAt != 0 {
 		c.LastFailure = &Failure{Error: v.errText, At: time.Unix(0, v.errAt).UTC()}
