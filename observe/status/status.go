@@ -66,8 +66,10 @@
 // for a circuit that filled its ring), nothing for a circuit that has been
 // closed and quiet since the handler was made (3 bytes measured), dropped
 // when the circuit is removed.
-// The timeline shows as "unknown" what came before the handler was made,
+// The timeline shows as "not seen" what came before the handler was made,
 // or before the oldest transition kept. Handler.Close removes the listener.
+// A failed call costs its caller, for the listener, its error's Error() and
+// a short lock of that circuit's history; a success or rejection nothing.
 //
 // # Controls
 //
