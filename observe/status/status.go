@@ -69,7 +69,7 @@
 // The timeline shows as "not seen" what came before the handler was made,
 // or before the oldest transition kept. Handler.Close removes the listener.
 // A failed call costs its caller, for the listener, its error's Error() and
-// a short lock of that circuit's history; a success or rejection nothing.
+// a short lock of that circuit's history; other events return at once.
 //
 // # Controls
 //
