@@ -196,7 +196,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 			c.stripes.mine().success.Add(1)
 		}
 		if w&rateBit != 0 {
-			c.recordCall(false)
+			c.recordCall(w>>genShift, false)
 		}
 		return
 	}
@@ -214,7 +214,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		return // admitted in an older generation
 	}
 	if w&rateBit != 0 && o != ignored {
-		c.recordCall(o == failure)
+		c.recordCall(w>>genShift, o == failure)
 	}
 	switch o {
 	case success, excluded:

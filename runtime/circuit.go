@@ -24,7 +24,8 @@ type Breaker struct {
 	openErr  atomic.Pointer[OpenError] // returned while open
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 	isoErr   *OpenError                // returned while isolated
-	stripes  stripes                   // per-call counts (counting or rate circuits)
+	stripes  stripes                   // per-call counts (counting)
+	tally    atomic.Pointer[tally]     // a rate circuit's unmerged calls of its closed generation
 	exclude  []func(error) bool        // the factory's, then the first registration's
 	epoch    time.Time                 // origin of timed tokens' microseconds
 
@@ -466,6 +467,11 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 			c.trialErr.Store(&OpenError{Circuit: c.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
 		}
 	}
+	if s.State == Closed && c.set.FailureRate > 0 {
+		if tl := c.tally.Load(); tl == nil || tl.gen != s.Gen {
+			c.tally.Store(newTally(s.Gen)) // a closed generation counts afresh
+		}
+	}
 	if changed {
 		c.slots, c.held = 0, 0
 		switch s.State {
@@ -772,18 +778,18 @@ func (c *Breaker) drain() {
 	c.mu.Unlock()
 }
 
-// recordCall counts a closed call into a rate circuit's local window, and
-// flushes the window's counts to the store at once when they could trip
-// the circuit, or arms the periodic flush.
-func (c *Breaker) recordCall(failed bool) {
-	st := c.stripes.mine()
-	st.calls.Add(1)
-	if failed {
-		st.failed.Add(1)
-		if c.couldTrip() {
-			c.flush()
-			return
-		}
+// recordCall counts a call admitted in the closed generation gen into a
+// rate circuit's local tally, and merges the tally into the window at once
+// when it could trip the circuit, or arms the periodic merge. A call of a
+// generation that ended is not counted: its window is gone.
+func (c *Breaker) recordCall(gen uint64, failed bool) {
+	tl := c.tally.Load()
+	if tl == nil || tl.gen != gen {
+		return
+	}
+	if tl.add(failed) || failed && c.couldTrip(tl) {
+		c.flush()
+		return
 	}
 	if !c.flushing.Load() {
 		c.armFlush()
@@ -803,9 +809,8 @@ func (c *Breaker) flushEvery() time.Duration {
 
 // couldTrip reports whether the local counts, with the window as last
 // merged, reach the circuit's failure rate.
-func (c *Breaker) couldTrip() bool {
-	calls := c.stripes.sum(callsOf)
-	failed := c.stripes.sum(failedOf)
+func (c *Breaker) couldTrip(tl *tally) bool {
+	calls, failed := tl.sum()
 	c.mu.Lock()
 	calls += uint64(c.snap.Calls)
 	failed += uint64(c.snap.Failed)
@@ -816,23 +821,27 @@ func (c *Breaker) couldTrip() bool {
 func (c *Breaker) flushTick() {
 	c.flush()
 	c.flushing.Store(false)
-	if c.stripes.sum(callsOf) > 0 {
-		c.armFlush()
+	if tl := c.tally.Load(); tl != nil {
+		if calls, _ := tl.sum(); calls > 0 {
+			c.armFlush()
+		}
 	}
 }
 
 // flush merges the local counts into the store's window.
 func (c *Breaker) flush() {
-	calls := c.stripes.take(callsOf)
-	failed := c.stripes.take(failedOf)
+	tl := c.tally.Load()
+	if tl == nil {
+		return
+	}
+	calls, failed := tl.take()
 	if calls == 0 {
 		return
 	}
-	w := c.view.Load()
-	if State(w&stateMask) != Closed {
+	if w := c.view.Load(); State(w&stateMask) != Closed || w>>genShift != tl.gen {
 		return // counts of a closed period that ended: they no longer matter
 	}
-	c.updateWith(nil, w>>genShift, opRecord, int(calls), int(failed))
+	c.updateWith(nil, tl.gen, opRecord, int(calls), int(failed))
 }
 
 // status returns the circuit as this process sees it.
@@ -849,10 +858,11 @@ func (c *Breaker) status() Status {
 	}
 	sts := c.stripes
 	c.mu.Unlock()
-	if s.State == Closed && sts != nil {
+	if tl := c.tally.Load(); s.State == Closed && tl != nil && tl.gen == s.Gen {
 		// This process's counts not merged into the window yet.
-		st.Calls += int(sts.sum(callsOf))
-		st.Failed += int(sts.sum(failedOf))
+		calls, failed := tl.sum()
+		st.Calls += int(calls)
+		st.Failed += int(failed)
 	}
 	if st.Calls > 0 {
 		st.FailureRatio = float64(st.Failed) / float64(st.Calls)

@@ -217,7 +217,7 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	c.name, c.f, c.cfg, c.set, c.ready = name, f, resolved, set, make(chan struct{})
 	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
 	c.epoch = f.clock.Now()
-	if resolved.FailureRate > 0 || f.counting.Load() {
+	if f.counting.Load() {
 		c.stripes = newStripes()
 	}
 	f.breakers.Store(name, b)

@@ -1,0 +1,183 @@
+package runtime_test
+
+import (
+	"context"
+	goruntime "runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// Issue 16, item 1: a threshold-only circuit whose shared record was
+// registered with a failure rate by another process (a rollback after a
+// deploy that added rate=) adopts the record's settings: its calls are
+// counted into the window, nothing panics, and the conflict is reported.
+func TestAdoptedRateSettings(t *testing.T) {
+	_, fa, fb, rec := pair(t, store.NewMemory())
+	withRate := purgatory.Config{FailureRate: 0.5, Window: 10 * time.Second, MinCalls: 4, TTL: time.Minute}
+	fb.Breaker("mixed", withRate)
+	a := fa.Breaker("mixed", purgatory.Config{Threshold: 5, TTL: time.Minute})
+	require.NotEmpty(t, rec.of(purgatory.EventConfigConflict), "the conflict is reported")
+	assert.Equal(t, 0.5, a.Config().FailureRate, "the record's settings are in force")
+	require.NotPanics(t, func() {
+		_ = call(a, nil)
+		_ = call(a, nil)
+		_ = call(a, errBoom)
+	})
+	assert.Equal(t, purgatory.Closed, a.State())
+	require.NotPanics(t, func() { _ = call(a, errBoom) })
+	assert.Equal(t, purgatory.Open, a.State(), "2 of 4 calls failed: the adopted rate opens it")
+}
+
+// mergeStore is a memory store that adds up what rate circuits merge into
+// it and keeps their windows free of failures, so that every failure finds
+// the local counts able to trip the circuit and merges at once.
+type mergeStore struct {
+	*store.Memory
+	mu                  sync.Mutex
+	calls, failed, torn int
+}
+
+func (s *mergeStore) Record(ctx context.Context, op store.Op, calls, failed int) (store.Snapshot, error) {
+	s.mu.Lock()
+	s.calls += calls
+	s.failed += failed
+	if failed > calls {
+		s.torn++
+	}
+	s.mu.Unlock()
+	return s.Memory.Record(ctx, op, calls, 0)
+}
+
+// Issue 16, item 7: a rate circuit's counts are exact under concurrency:
+// callers that record while merges run lose nothing, and no merge carries
+// more failures than calls.
+func TestRateCountsExactUnderConcurrency(t *testing.T) {
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(16))
+	st := &mergeStore{Memory: store.NewMemory()}
+	e := newEnv(t, purgatory.WithStore(st))
+	b := e.f.Breaker("exact", purgatory.Config{FailureRate: 1e-9, Window: time.Hour, MinCalls: 1})
+	const goroutines, calls = 16, 3000
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range calls {
+				err := error(nil)
+				if (g+i)%3 != 1 {
+					err = errBoom
+				}
+				_ = call(b, err)
+			}
+		}()
+	}
+	wg.Wait()
+	e.clk.Advance(time.Hour / 10) // the last merge
+	failed := 0
+	for g := range goroutines {
+		for i := range calls {
+			if (g+i)%3 != 1 {
+				failed++
+			}
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	assert.Equal(t, goroutines*calls, st.calls)
+	assert.Equal(t, failed, st.failed)
+	assert.Zero(t, st.torn, "merges with more failures than calls")
+	assert.Equal(t, purgatory.Closed, b.State())
+}
+
+// Issue 16, item 7: with every call failing, a rate=100% circuit opens
+// however the merges interleave with the callers.
+func TestRateAllFailingOpens(t *testing.T) {
+	for range 5 {
+		e := newEnv(t)
+		b := e.f.Breaker("all", purgatory.Config{FailureRate: 1, Window: time.Hour, MinCalls: 20_000, TTL: time.Hour})
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 2000 {
+					_ = call(b, errBoom)
+				}
+			}()
+		}
+		wg.Wait()
+		e.clk.Advance(time.Minute)
+		require.Equal(t, purgatory.Open, b.State(), "32,000 failures of 32,000 calls")
+	}
+}
+
+// Issue 16, item 8: a window belongs to one closed generation, with the
+// calls not merged yet: Close clears them.
+func TestRateCloseClearsUnmergedCounts(t *testing.T) {
+	e := newEnv(t)
+	b := e.f.Breaker("close", purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 20})
+	for range 19 {
+		_ = call(b, errBoom)
+	}
+	b.Close()
+	_ = call(b, errBoom)
+	assert.Equal(t, purgatory.Closed, b.State(), "1 call since Close")
+	e.clk.Advance(time.Minute)
+	assert.Equal(t, purgatory.Closed, b.State())
+	assert.Equal(t, 1, b.Status().Calls)
+}
+
+// Issue 16, item 8: a threshold trip that recovers within one bucket leaves
+// no calls of the old generation in the new one's window.
+func TestRateTripWithinBucketStartsAfresh(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		var f *purgatory.Factory
+		var clk interface{ Advance(time.Duration) }
+		if shared {
+			c, fa, _, _ := pair(t, store.NewMemory())
+			f, clk = fa, c
+		} else {
+			e := newEnv(t)
+			f, clk = e.f, e.clk
+		}
+		b := f.Breaker("trip", purgatory.Config{Threshold: 3, TTL: time.Second, FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 6})
+		_ = call(b, nil)
+		_ = call(b, nil)
+		for range 3 {
+			_ = call(b, errBoom)
+		}
+		require.Equal(t, purgatory.Open, b.State())
+		clk.Advance(time.Second)
+		require.NoError(t, call(b, nil), "the trial")
+		require.Equal(t, purgatory.Closed, b.State())
+		_ = call(b, nil)
+		_ = call(b, errBoom)
+		_ = call(b, errBoom)
+		clk.Advance(5 * time.Second) // merged
+		assert.Equal(t, purgatory.Closed, b.State(), "3 calls since the trial closed it (shared %v)", shared)
+		assert.Equal(t, 3, b.Status().Calls)
+	}
+}
+
+// Issue 16, item 8: a trial that closes the circuit starts a window of its
+// own, also when old calls were not merged.
+func TestRateTrialCloseClearsUnmergedCounts(t *testing.T) {
+	e := newEnv(t)
+	b := e.f.Breaker("trial", purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 20, TTL: time.Second})
+	for range 19 {
+		_ = call(b, errBoom)
+	}
+	b.Open()
+	e.clk.Advance(time.Second)
+	require.NoError(t, call(b, nil))
+	require.Equal(t, purgatory.Closed, b.State())
+	_ = call(b, errBoom)
+	assert.Equal(t, purgatory.Closed, b.State(), "2 calls since the trial closed it")
+}
