@@ -26,6 +26,7 @@ type Breaker struct {
 	isoErr   *OpenError                // returned while isolated
 	stripes  stripes                   // per-call counts (counting)
 	tally    atomic.Pointer[tally]     // a rate circuit's unmerged calls of its closed generation
+	merged   atomic.Int64              // the window bucket of this process's last merge
 	exclude  []func(error) bool        // the factory's, then the first registration's
 	epoch    time.Time                 // origin of timed tokens' microseconds
 
@@ -808,14 +809,29 @@ func (c *Breaker) flushEvery() time.Duration {
 }
 
 // couldTrip reports whether the local counts, with the window as last
-// merged, reach the circuit's failure rate.
+// merged, reach the circuit's failure rate. The window's totals are exact
+// only within the bucket they were merged in: once a bucket boundary has
+// passed since, some of them may have aged out, and the local counts are
+// merged at once (at most once per bucket) so that the store decides on
+// the window as it is now.
 func (c *Breaker) couldTrip(tl *tally) bool {
 	calls, failed := tl.sum()
+	now := c.bucketOf(c.f.clock.Now())
 	c.mu.Lock()
-	calls += uint64(c.snap.Calls)
-	failed += uint64(c.snap.Failed)
+	mc, mf := uint64(c.snap.Calls), uint64(c.snap.Failed)
 	c.mu.Unlock()
+	if mc > 0 && now != c.merged.Load() {
+		return true
+	}
+	calls += mc
+	failed += mf
 	return calls >= uint64(max(c.set.MinCalls, 1)) && float64(failed) >= c.set.FailureRate*float64(calls)
+}
+
+// bucketOf returns the index of the window bucket of t, as [store.Window]
+// counts them.
+func (c *Breaker) bucketOf(t time.Time) int64 {
+	return t.UnixNano() / int64(max(c.set.Window/store.Buckets, 1))
 }
 
 func (c *Breaker) flushTick() {
@@ -841,6 +857,7 @@ func (c *Breaker) flush() {
 	if w := c.view.Load(); State(w&stateMask) != Closed || w>>genShift != tl.gen {
 		return // counts of a closed period that ended: they no longer matter
 	}
+	c.merged.Store(c.bucketOf(c.f.clock.Now()))
 	c.updateWith(nil, tl.gen, opRecord, int(calls), int(failed))
 }
 

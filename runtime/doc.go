@@ -56,6 +56,20 @@
 // time, outside every lock, so listeners may call back into the factory;
 // every event carries a per-circuit Seq.
 //
+// Rate windows. A rate circuit's window belongs to one closed generation:
+// calls admitted in another, merged or not, never count in it, so Close,
+// a trial that closes the circuit or a trip that recovers starts it
+// afresh. Each process counts its calls exactly (a call and its failure
+// in one atomic add) and merges them into the store's window once per
+// bucket (Window/10), and at once when a failure finds that its counts,
+// with the window as last merged in this bucket, reach MinCalls and
+// FailureRate, or that the window was merged in an earlier bucket (some of
+// it may have aged out). The store opens the circuit on the fleet's window
+// as merged: in one process the circuit opens on the failing call; across
+// processes the window lacks at most the last bucket of each other
+// process's calls, so a burst of failures in one process can open it
+// before other processes' successes of the same bucket are merged.
+//
 // Close and Remove. [Factory.Close] stops the factory's store watches,
 // reconciliation retries and refresh timer; breakers keep working on local
 // state. [Factory.Remove] drops one circuit (per-key circuits). Store

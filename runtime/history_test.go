@@ -181,3 +181,82 @@ func TestRateTrialCloseClearsUnmergedCounts(t *testing.T) {
 	_ = call(b, errBoom)
 	assert.Equal(t, purgatory.Closed, b.State(), "2 calls since the trial closed it")
 }
+
+// Issue 16, item 9: in one process, a failure whose calls alone reach the
+// rate and the minimum trips the circuit on that call, also when old calls
+// aged out of the window since it was last merged.
+func TestRateTripsOnTheFailingCall(t *testing.T) {
+	e := newEnv(t)
+	b := e.f.Breaker("late", purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 10, TTL: time.Hour})
+	for range 100 {
+		_ = call(b, nil)
+	}
+	e.clk.Advance(4 * time.Second)  // merged
+	e.clk.Advance(31 * time.Second) // aged out, not merged since
+	for range 9 {
+		_ = call(b, errBoom)
+	}
+	require.Equal(t, purgatory.Closed, b.State(), "9 calls: below the minimum")
+	_ = call(b, errBoom)
+	assert.Equal(t, purgatory.Open, b.State(), "10 failures of 10 calls in the window")
+}
+
+// Issue 16, item 10, the rule for a shared store: the store opens on the
+// fleet's window as merged. Another process's merged successes hold the
+// circuit closed against this process's failures, merged at once ...
+func TestFleetRateMergedCountsDecide(t *testing.T) {
+	clk, fa, fb, _ := pair(t, store.NewMemory())
+	cfg := purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 20, TTL: time.Hour}
+	a, b := fa.Breaker("fleet", cfg), fb.Breaker("fleet", cfg)
+	for range 200 {
+		_ = call(b, nil)
+	}
+	clk.Advance(3 * time.Second) // B merges, once per bucket
+	for range 20 {
+		_ = call(a, errBoom)
+	}
+	assert.Equal(t, purgatory.Closed, a.State(), "20 failures of 220 calls")
+	clk.Advance(10 * time.Second)
+	assert.Equal(t, purgatory.Closed, a.State())
+	assert.Equal(t, purgatory.Closed, b.State())
+	assert.Equal(t, 220, a.Status().Calls)
+}
+
+// ... but successes another process has not merged yet (at most its last
+// bucket, the documented staleness bound) do not: A's failures trip the
+// circuit at once, for both processes ...
+func TestFleetRateUnmergedCountsOfOthersDoNotHold(t *testing.T) {
+	_, fa, fb, _ := pair(t, store.NewMemory())
+	cfg := purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 20, TTL: time.Hour}
+	a, b := fa.Breaker("fleet", cfg), fb.Breaker("fleet", cfg)
+	for range 200 {
+		_ = call(b, nil)
+	}
+	for range 19 {
+		_ = call(a, errBoom)
+	}
+	require.Equal(t, purgatory.Closed, a.State())
+	_ = call(a, errBoom)
+	assert.Equal(t, purgatory.Open, a.State(), "the store's window holds A's 20 failures only")
+	assert.Equal(t, purgatory.Open, b.State())
+}
+
+// ... and neither do successes that aged out of the window since they were
+// merged: the trip comes on the failing call.
+func TestFleetRateAgedOutCountsDoNotHold(t *testing.T) {
+	clk, fa, fb, _ := pair(t, store.NewMemory())
+	cfg := purgatory.Config{FailureRate: 0.5, Window: 30 * time.Second, MinCalls: 20, TTL: time.Hour}
+	a, b := fa.Breaker("fleet", cfg), fb.Breaker("fleet", cfg)
+	for range 200 {
+		_ = call(b, nil)
+	}
+	clk.Advance(4 * time.Second)  // merged
+	clk.Advance(31 * time.Second) // aged out
+	for range 19 {
+		_ = call(a, errBoom)
+	}
+	require.Equal(t, purgatory.Closed, a.State())
+	_ = call(a, errBoom)
+	assert.Equal(t, purgatory.Open, a.State(), "20 failures of 20 calls in the window")
+	assert.Equal(t, purgatory.Open, b.State())
+}
