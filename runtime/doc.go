@@ -37,7 +37,11 @@
 // circuit re-opens as if the trial had failed (one backoff level up), in
 // this process by its half-open timer and in the store by its own rules,
 // so a dead process's claim expires too. No circuit rejects every call for
-// longer than its longest open period plus one lease.
+// longer than its longest open period plus one lease. A trial that reports
+// gives its slot back at once: only a trial that never reports may cost a
+// re-opening. A half-open circuit that nobody calls stays half-open and
+// waits for its next trial, however long (as gobreaker and resilience4j
+// do); it closes after Config.Trials successful trials, however far apart.
 //
 // Reconciliation. When the store fails, the breaker carries on with its
 // local state, reports one [EventStoreError] per episode, and leaves the

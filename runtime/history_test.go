@@ -260,3 +260,46 @@ func TestFleetRateAgedOutCountsDoNotHold(t *testing.T) {
 	assert.Equal(t, purgatory.Open, a.State(), "20 failures of 20 calls in the window")
 	assert.Equal(t, purgatory.Open, b.State())
 }
+
+// Issue 16, item 2: a trial that reported gives its slot back: with
+// Trials 2 and a client calling every 1.5 s (TTL 1 s), two successful trials
+// close the circuit; the lease of a reported trial costs no re-opening.
+func TestSuccessfulTrialsClose(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		var f *purgatory.Factory
+		var clk interface{ Advance(time.Duration) }
+		rec := &recorder{}
+		if shared {
+			c, fa, _, r := pair(t, store.NewMemory())
+			f, clk, rec = fa, c, r
+		} else {
+			e := newEnv(t)
+			f, clk, rec = e.f, e.clk, e.rec
+		}
+		b := f.Breaker("trials", purgatory.Config{Threshold: 1, TTL: time.Second, Trials: 2, MaxTTL: 10 * time.Second})
+		trip(t, b)
+		rec.reset()
+		for range 2 {
+			clk.Advance(1500 * time.Millisecond)
+			require.NoError(t, call(b, nil))
+		}
+		assert.Equal(t, purgatory.Closed, b.State(), "shared %v", shared)
+		for _, ev := range rec.of(purgatory.EventStateChanged) {
+			assert.NotEqual(t, purgatory.Open, ev.To, "re-opened from %s (shared %v)", ev.From, shared)
+		}
+	}
+}
+
+// Issue 16, item 2: a half-open circuit that nobody calls stays half-open
+// and waits for its next trial, however long.
+func TestHalfOpenWaitsForCalls(t *testing.T) {
+	e := newEnv(t)
+	b := e.f.Breaker("idle", purgatory.Config{Threshold: 1, TTL: time.Second, Trials: 2})
+	trip(t, b)
+	e.clk.Advance(time.Second)
+	require.NoError(t, call(b, nil), "one trial of two")
+	e.clk.Advance(time.Hour)
+	assert.Equal(t, purgatory.HalfOpen, b.State())
+	require.NoError(t, call(b, nil))
+	assert.Equal(t, purgatory.Closed, b.State())
+}

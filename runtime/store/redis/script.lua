@@ -417,6 +417,9 @@ elseif op == 'success' then
       if r.succeeded >= r.set.trials then
         to(r, 'closed')
       else
+        if r.claimed > 0 then
+          r.claimed = r.claimed - 1 -- a trial that reported holds no slot
+        end
         r.seq = r.seq + 1
       end
       changed = true

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimExpiresOpen", testClaimExpiresOpen},
 		{"ReleaseFreesSlot", testRelease},
 		{"TrialsCloseOrReopen", testTrials},
+		{"ReportedTrialEndsItsLease", testReportedTrial},
 		{"Force", testForce},
 		{"UnregisteredCircuitIsCreated", testUnregistered},
 		{"CircuitsAreIndependent", testIndependent},
@@ -278,6 +279,35 @@ func testRelease(t *testing.T, s store.Store) {
 	_, ok, err = s.Claim(ctx(t), op(name, h.Gen, now))
 	require.NoError(t, err)
 	assert.True(t, ok, "a released slot can be claimed again")
+}
+
+// testReportedTrial: a trial that succeeded gives its slot back, so its
+// lease running out re-opens nothing; the half-open circuit waits for its
+// next trial however long nobody calls, and closes after Trials successes.
+func testReportedTrial(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "rt")
+	h := halfOpen(t, s, name, snap.Gen)
+	now := t0.Add(set.TTL)
+	_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, err := s.Success(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	require.Equal(t, store.HalfOpen, got.State)
+	assert.Zero(t, got.Claimed, "the trial reported: its slot is free")
+	later := now.Add(3 * set.TTL)
+	got, err = s.Expire(ctx(t), op(name, h.Gen, later))
+	require.NoError(t, err)
+	assert.Equal(t, store.HalfOpen, got.State, "a lease with no slot taken re-opens nothing")
+	assert.Equal(t, h.Gen, got.Gen)
+	for range set.Trials - 1 {
+		_, ok, err = s.Claim(ctx(t), op(name, h.Gen, later))
+		require.NoError(t, err)
+		require.True(t, ok, "a later claim starts a new lease")
+		got, err = s.Success(ctx(t), op(name, h.Gen, later))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, store.Closed, got.State)
 }
 
 func testTrials(t *testing.T, s store.Store) {
