@@ -490,7 +490,7 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		}
 		if prev.State != s.State && prev.Gen != 0 {
 			c.events.post(Event{Kind: EventStateChanged, Circuit: c.name, From: prev.State, To: s.State})
-			if prev.State == HalfOpen && s.State == Closed {
+			if prev.State == HalfOpen && s.State == Closed && s.Succeeded > 0 { // closed by its trials, not by hand
 				c.events.post(Event{Kind: EventRecovered, Circuit: c.name, From: HalfOpen, To: Closed})
 			}
 		}

@@ -303,3 +303,37 @@ func TestHalfOpenWaitsForCalls(t *testing.T) {
 	require.NoError(t, call(b, nil))
 	assert.Equal(t, purgatory.Closed, b.State())
 }
+
+// Issue 16, item 12: an operator's Close of a half-open circuit is a state
+// change, not a recovery: no trial ran. A recovery by trials is still
+// reported, in every process.
+func TestCloseOfHalfOpenIsNoRecovery(t *testing.T) {
+	clk, fa, fb, rec := pair(t, store.NewMemory())
+	recB := &recorder{}
+	fb.AddListener(recB)
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Second}
+	a, b := fa.Breaker("op", cfg), fb.Breaker("op", cfg)
+	trip(t, a)
+	clk.Advance(time.Second)
+	require.Equal(t, purgatory.HalfOpen, a.State())
+	require.Equal(t, purgatory.HalfOpen, b.State())
+	rec.reset()
+	recB.reset()
+	a.Close()
+	require.Equal(t, purgatory.Closed, a.State())
+	require.Equal(t, purgatory.Closed, b.State())
+	for _, r := range []*recorder{rec, recB} {
+		assert.Empty(t, r.of(purgatory.EventRecovered), "closed by hand")
+		assert.Len(t, r.of(purgatory.EventStateChanged), 1)
+	}
+
+	trip(t, a)
+	clk.Advance(time.Second)
+	rec.reset()
+	recB.reset()
+	require.NoError(t, call(b, nil))
+	require.Equal(t, purgatory.Closed, a.State())
+	for _, r := range []*recorder{rec, recB} {
+		assert.Len(t, r.of(purgatory.EventRecovered), 1, "closed by its trial")
+	}
+}

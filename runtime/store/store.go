@@ -162,7 +162,10 @@ type Snapshot struct {
 	// Claimed is the number of trial calls in flight while half-open: a
 	// trial that reports gives its slot back.
 	Claimed int
-	// Succeeded is the number of trial calls that succeeded while half-open.
+	// Succeeded is the number of trial calls that succeeded while
+	// half-open. In a closed generation that its trials started, it keeps
+	// their number, so that every reader can tell a recovery from a close
+	// by hand (0).
 	Succeeded int
 	// Until is, while open, when the circuit may become half-open; while
 	// half-open, when the trial lease ends and the circuit re-opens unless
@@ -303,7 +306,9 @@ func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 	case HalfOpen:
 		s.Succeeded++
 		if s.Succeeded >= set.Trials {
-			return s.to(Closed), true
+			n := s.to(Closed)
+			n.Succeeded = s.Succeeded // closed by its trials: a recovery
+			return n, true
 		}
 		if s.Claimed > 0 {
 			s.Claimed-- // a trial that reported holds no slot: its lease is over

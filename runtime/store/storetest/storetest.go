@@ -328,6 +328,7 @@ func testTrials(t *testing.T, s store.Store) {
 		}
 		assert.Equal(t, store.Closed, last.State)
 		assert.Equal(t, h.Gen+1, last.Gen)
+		assert.Equal(t, set.Trials, last.Succeeded, "a generation its trials closed says so (a recovery)")
 		assert.Zero(t, last.Failures)
 	})
 	t.Run("FailureReopens", func(t *testing.T) {
@@ -359,6 +360,11 @@ func testForce(t *testing.T, s store.Store) {
 	c2, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
 	require.NoError(t, err)
 	assert.Equal(t, c.Gen+1, c2.Gen, "forcing starts a new generation even in the same state")
+	h := halfOpen(t, s, name, c2.Gen)
+	c3, err := s.Force(ctx(t), op(name, 0, t0.Add(set.TTL)), store.Closed)
+	require.NoError(t, err)
+	assert.Equal(t, h.Gen+1, c3.Gen)
+	assert.Zero(t, c3.Succeeded, "closed by hand, not by trials: no recovery")
 }
 
 func testUnregistered(t *testing.T, s store.Store) {
