@@ -120,7 +120,7 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if !f.private {
+	if !f.private && !c.detached.Load() {
 		ctx, cancel := c.storeCtx(nil)
 		set, snap, err = f.store.Register(ctx, c.name, wanted)
 		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {

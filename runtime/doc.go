@@ -74,9 +74,10 @@
 // process's calls, so a burst of failures in one process can open it
 // before other processes' successes of the same bucket are merged.
 //
-// Close and Remove. [Factory.Close] stops the factory's store watches,
-// reconciliation retries and refresh timer; breakers keep working on local
-// state. [Factory.Remove] drops one circuit (per-key circuits). Store
+// Close and Remove. [Factory.Close] stops the factory's store watches and
+// reconciliation retries; its breakers, and those it makes after Close,
+// keep working on local state only, their open periods and RetryAfter
+// included. [Factory.Remove] drops one circuit (per-key circuits). Store
 // watches hold breakers weakly: a factory dropped without Close is
 // collected, and its watches stop.
 package runtime

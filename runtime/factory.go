@@ -221,10 +221,15 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 		c.stripes = newStripes()
 	}
 	f.breakers.Store(name, b)
+	if f.closed.Load() {
+		// Made after Close: local state only, like the breakers Close
+		// detached (a Close that began after this check detaches it).
+		c.detached.Store(true)
+	}
 	f.mu.Unlock()
 	c.regFirst = keyOf(cfg)
 	c.register(c.set)
-	if !f.private {
+	if !f.private && !c.detached.Load() {
 		stop := f.watch(b)
 		c.mu.Lock()
 		c.watch = stop
@@ -306,11 +311,14 @@ func (f *Factory) Remove(name string) bool {
 	return ok
 }
 
-// Close stops the factory's store watches, reconciliation retries and
-// refresh timer. Breakers go on working after Close, on local state only:
-// they no longer read or write the store, and an open circuit still moves
-// to half-open at the end of its open period. Close does not close the
-// store. It is idempotent.
+// Close stops the factory's store watches and reconciliation retries.
+// Breakers go on working after Close, on local state only, and so do
+// breakers the factory makes after Close: they no longer read or write the
+// store (they do not register there), an open circuit still moves to
+// half-open at the end of its open period, and its RetryAfter is still
+// refreshed while it rejects calls (the refresh timer runs only while some
+// circuit of the factory rejects calls). Close does not close the store. It
+// is idempotent.
 func (f *Factory) Close() error {
 	if f.closed.Swap(true) {
 		return nil
@@ -374,7 +382,7 @@ func (f *Factory) stale(c *Breaker) {
 	f.refreshMu.Lock()
 	defer f.refreshMu.Unlock()
 	f.refreshed = append(f.refreshed, c)
-	if !f.ticking && !f.closed.Load() {
+	if !f.ticking { // also after Close: breakers still reject, and only while they do
 		f.ticking = true
 		f.clock.AfterFunc(refreshEvery, f.refreshTick)
 	}

@@ -337,3 +337,37 @@ func TestCloseOfHalfOpenIsNoRecovery(t *testing.T) {
 		assert.Len(t, r.of(purgatory.EventRecovered), 1, "closed by its trial")
 	}
 }
+
+// Issue 16, item 13: after Factory.Close, an open circuit's RetryAfter is
+// still refreshed, and a breaker made after Close works on local state
+// only: it neither follows nor moves the store.
+func TestAfterFactoryClose(t *testing.T) {
+	t.Run("RetryAfter", func(t *testing.T) {
+		clk, fa, _, _ := pair(t, store.NewMemory())
+		a := fa.Breaker("ra", purgatory.Config{Threshold: 1, TTL: 30 * time.Second})
+		require.NoError(t, fa.Close())
+		trip(t, a)
+		clk.Advance(25 * time.Second)
+		for range 3 { // the first rejection may still read the old figure
+			err := call(a, nil)
+			var oe *purgatory.OpenError
+			require.ErrorAs(t, err, &oe)
+			if oe.RetryAfter <= 5*time.Second+10*time.Millisecond {
+				return
+			}
+			clk.Advance(10 * time.Millisecond)
+		}
+		t.Fatal("RetryAfter never refreshed after Factory.Close")
+	})
+	t.Run("NewBreakerIsLocal", func(t *testing.T) {
+		_, fa, fb, _ := pair(t, store.NewMemory())
+		cfg := purgatory.Config{Threshold: 1, TTL: time.Minute}
+		require.NoError(t, fa.Close())
+		a, b := fa.Breaker("local", cfg), fb.Breaker("local", cfg)
+		trip(t, b)
+		assert.Equal(t, purgatory.Closed, a.State(), "a breaker made after Close does not watch the store")
+		b.Close()
+		trip(t, a)
+		assert.Equal(t, purgatory.Closed, b.State(), "nor does it write to it")
+	})
+}
