@@ -78,8 +78,10 @@ func (c *Breaker) wait() {
 }
 
 // micros reads the factory clock in microseconds since the circuit's
-// epoch, modulo 2^32 (slow calls).
-func (c *Breaker) micros() uint32 { return uint32(c.f.clock.Now().Sub(c.epoch) / time.Microsecond) }
+// epoch, modulo 2^40 (slow calls).
+func (c *Breaker) micros() uint64 {
+	return uint64(c.f.clock.Now().Sub(c.epoch)/time.Microsecond) & timedMask
+}
 
 // word returns the view word of snapshot s. c.mu is held.
 func (c *Breaker) word(s store.Snapshot) uint64 {
@@ -699,7 +701,7 @@ func (c *Breaker) token(w uint64, timed bool) Token {
 	if !timed {
 		return Token(w | tokenBit)
 	}
-	return Token(w&(0xff|timedGenMask<<genShift) | tokenBit | timedBit | uint64(c.micros())<<32)
+	return Token(w&(0xff|timedGenMask<<genShift) | tokenBit | timedBit | c.micros()<<timedShift)
 }
 
 // trialDone takes the result of a half-open trial.

@@ -50,7 +50,8 @@ type Config struct {
 	Window      time.Duration // length of the rolling window (default 30s when FailureRate is set)
 	MinCalls    int           // calls needed in the window before the rate applies (default 20)
 	// SlowCall makes a call that takes longer count as a failure; its
-	// result is returned unchanged. Zero disables it.
+	// result is returned unchanged. Zero disables it; at most MaxSlowCall
+	// (7 days). Calls are timed in microseconds, exactly up to 12.7 days.
 	SlowCall time.Duration
 	// MaxTTL makes each failed half-open trial double the next open
 	// period, up to MaxTTL; it goes back to TTL once the circuit closes.
@@ -96,9 +97,12 @@ func WithFailureRate(rate float64, window time.Duration, minCalls int) Option {
 }
 
 // WithSlowCall sets the default slow-call duration (see Config.SlowCall).
-// It panics if d <= 0.
+// It panics if d <= 0 or d > MaxSlowCall.
 func WithSlowCall(d time.Duration) Option {
 	mustPositive("slow call", int64(d))
+	if d > MaxSlowCall {
+		panic(fmt.Sprintf("purgatory: slow call must be at most %v, got %v", MaxSlowCall, d))
+	}
 	return func(f *Factory) { f.defaults.SlowCall = d }
 }
 
@@ -433,6 +437,9 @@ func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
 		if c.bad {
 			panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, c.what, c.v))
 		}
+	}
+	if cfg.SlowCall > MaxSlowCall {
+		panic(fmt.Sprintf("purgatory: circuit %q: slow call out of range: %v (at most %v)", name, cfg.SlowCall, MaxSlowCall))
 	}
 	d := f.defaults
 	s := store.Settings{Threshold: cfg.Threshold, TTL: cmp.Or(cfg.TTL, d.TTL), Trials: cmp.Or(cfg.Trials, d.Trials),

@@ -371,3 +371,30 @@ func TestAfterFactoryClose(t *testing.T) {
 		assert.Equal(t, purgatory.Closed, b.State(), "nor does it write to it")
 	})
 }
+
+// Issue 16, item 11: slow calls are measured without wrapping at 2^32 µs
+// (71 minutes), and a SlowCall beyond what is measured is refused.
+func TestSlowCallsLongerThanAnHour(t *testing.T) {
+	for _, tc := range []struct {
+		slow, took time.Duration
+		isSlow     bool
+	}{
+		{2 * time.Hour, time.Hour, false},
+		{time.Minute, 72 * time.Minute, true},
+		{time.Minute, 5 * 24 * time.Hour, true},
+		{7 * 24 * time.Hour, 7*24*time.Hour + time.Microsecond, true},
+		{7 * 24 * time.Hour, 7 * 24 * time.Hour, false},
+	} {
+		e := newEnv(t)
+		b := e.f.Breaker("slow", purgatory.Config{Threshold: 1, TTL: time.Second, SlowCall: tc.slow})
+		require.NoError(t, b.Do(context.Background(), func(context.Context) error { e.clk.Advance(tc.took); return nil }))
+		want := purgatory.Closed
+		if tc.isSlow {
+			want = purgatory.Open
+		}
+		assert.Equal(t, want, b.State(), "slow=%s, a call of %s", tc.slow, tc.took)
+	}
+	assert.PanicsWithValue(t, `purgatory: circuit "slower": slow call out of range: 168h0m0.000001s (at most 168h0m0s)`, func() {
+		newEnv(t).f.Breaker("slower", purgatory.Config{SlowCall: 7*24*time.Hour + time.Microsecond})
+	})
+}
