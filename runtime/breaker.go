@@ -234,7 +234,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 }
 
 // sameGen reports whether view word w is of the generation token t was
-// admitted in: all 56 bits, or the 24 a timed token keeps.
+// admitted in: all 56 bits, or the 16 a timed token keeps.
 func sameGen(w uint64, t Token) bool {
 	if t&timedBit != 0 {
 		return w>>genShift&timedGenMask == uint64(t)>>genShift&timedGenMask

@@ -474,6 +474,8 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		if tl := c.tally.Load(); tl == nil || tl.gen != s.Gen {
 			c.tally.Store(newTally(s.Gen)) // a closed generation counts afresh
 		}
+	} else if s.State != Closed && c.tally.Load() != nil {
+		c.tally.Store(nil) // the closed generation ended: its counts no longer matter
 	}
 	if changed {
 		c.slots, c.held = 0, 0
