@@ -491,6 +491,12 @@ type G1 interface{ Do() error }
 
 //purgatory:circuit name=shared rate=40% window=1m
 type G2 interface{ Do() error }
+
+//purgatory:circuit slow=169h
+type H interface{ Do() error }
+
+//purgatory:circuit slow=168h
+type I interface{ Do() error }
 `})
 	want := []string{
 		`bad.go:3:26: bad value for rate: "0%" is not a percentage from 1% to 100% such as 50%`,
@@ -505,6 +511,7 @@ type G2 interface{ Do() error }
 		`bad.go:15:29: maxttl=10s is not above ttl=10s: the open period could never grow; raise maxttl or remove it`,
 		`bad.go:21:28: maxttl=1m0s is not above ttl=2m0s: the open period could never grow; raise maxttl or remove it`,
 		`bad.go:28:13: circuit "shared" is declared here with rate=40% window=1m0s but at bad.go:25:13 with rate=50%`,
+		`bad.go:31:26: bad value for slow: "169h" is above 168h0m0s, the longest slow call the runtime times; lower slow=`,
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
 }

@@ -80,6 +80,10 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 				v.errorf(a.valPos, "bad value for %s: %q is not a duration > 0 such as 30s or 1m30s", a.key, a.value)
 				continue
 			}
+			if a.key == keySlow && d > maxSlowCall {
+				v.errorf(a.valPos, "bad value for slow: %q is above %s, the longest slow call the runtime times; lower slow=", a.value, maxSlowCall)
+				continue
+			}
 			*s.duration(a.key) = d
 		case keyRate:
 			pct, ok := parseRate(a.value)
@@ -147,6 +151,10 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 	}
 	return &s, skips
 }
+
+// maxSlowCall is runtime.MaxSlowCall: the runtime refuses a longer
+// SlowCall (it times calls exactly up to 2^40 µs).
+const maxSlowCall = 7 * 24 * time.Hour
 
 // count returns the field of an integer key.
 func (s *settings) count(key string) *int {

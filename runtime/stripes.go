@@ -13,31 +13,34 @@ import (
 type stripe struct {
 	success  atomic.Uint64 // successes (when counting)
 	rejected atomic.Uint64 // rejections (when counting)
-	calls    atomic.Uint64 // rate window: calls since the last flush
-	failed   atomic.Uint64 // rate window: failures since the last flush
-	_        [32]byte
+	_        [48]byte
 }
 
 type stripes []stripe
 
 // newStripes returns a power-of-two number of stripes: four per processor,
 // at most 64.
-func newStripes() stripes {
+func newStripes() stripes { return make(stripes, stripeCount()) }
+
+func stripeCount() int {
 	n := 1
 	for n < 4*goruntime.GOMAXPROCS(0) && n < 64 {
 		n *= 2
 	}
-	return make(stripes, n)
+	return n
 }
 
 // mine returns the calling goroutine's stripe, chosen by the address of its
 // stack: goroutines running at once have different stacks.
 //
 //go:nosplit
-func (s stripes) mine() *stripe {
+func (s stripes) mine() *stripe { return &s[stackHash()&uintptr(len(s)-1)] }
+
+//go:nosplit
+func stackHash() uintptr {
 	var marker byte
 	p := uintptr(unsafe.Pointer(&marker)) >> 11
-	return &s[(p^p>>7)&uintptr(len(s)-1)]
+	return p ^ p>>7
 }
 
 func (s stripes) sum(field func(*stripe) *atomic.Uint64) uint64 {
@@ -60,5 +63,61 @@ func (s stripes) take(field func(*stripe) *atomic.Uint64) uint64 {
 
 func successOf(s *stripe) *atomic.Uint64  { return &s.success }
 func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
-func callsOf(s *stripe) *atomic.Uint64    { return &s.calls }
-func failedOf(s *stripe) *atomic.Uint64   { return &s.failed }
+
+// tally holds a rate circuit's calls not merged into its window yet, for
+// one closed generation: a call is counted only into the tally of the
+// generation it was admitted in, and a new closed generation starts a new
+// tally, so that no call outlives its generation, merged or not.
+//
+// Each stripe packs calls (high 32 bits) and failures (low 32 bits) into one
+// word, so that one add counts a call and its failure together and one
+// swap takes both: a merge never holds a failure without its call, and
+// adds that race with it land in this merge or the next, whole. A stripe
+// holding 2^31 calls asks for a merge (see recordCall), so neither half
+// overflows.
+type tally struct {
+	gen uint64
+	s   []tallyStripe
+}
+
+type tallyStripe struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+const (
+	tallyCall = 1 << 32 // one call
+	tallyFail = 1       // one failure
+)
+
+func newTally(gen uint64) *tally { return &tally{gen: gen, s: make([]tallyStripe, stripeCount())} }
+
+// add counts one call, failed or not, and reports whether its stripe asks
+// for a merge.
+func (t *tally) add(failed bool) bool {
+	d := uint64(tallyCall)
+	if failed {
+		d |= tallyFail
+	}
+	return t.s[stackHash()&uintptr(len(t.s)-1)].n.Add(d)>>63 != 0
+}
+
+// sum returns the counts not merged yet.
+func (t *tally) sum() (calls, failed uint64) {
+	for i := range t.s {
+		v := t.s[i].n.Load()
+		calls += v >> 32
+		failed += v & (tallyCall - 1)
+	}
+	return calls, failed
+}
+
+// take returns the counts not merged yet and zeroes them.
+func (t *tally) take() (calls, failed uint64) {
+	for i := range t.s {
+		v := t.s[i].n.Swap(0)
+		calls += v >> 32
+		failed += v & (tallyCall - 1)
+	}
+	return calls, failed
+}
