@@ -635,6 +635,9 @@ func (c *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if w&fullBit != 0 {
 			return 0, c.reject(w, c.trialErr.Load())
 		}
+		if ctx != nil && ctx.Err() != nil {
+			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
+		}
 		snap, granted := c.update(ctx, w>>genShift, opClaim)
 		if granted {
 			c.mu.Lock()
@@ -649,16 +652,20 @@ func (c *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			c.update(nil, snap.Gen, opRelease)
 			continue
 		}
+		if ctx != nil && ctx.Err() != nil {
+			// The claim ended with the caller's context (the store may not
+			// have answered): nothing is known about the slots.
+			return 0, ctx.Err()
+		}
 		if snap.State == HalfOpen && snap.Gen == w>>genShift {
 			c.mu.Lock()
-			if c.snap.Gen == snap.Gen {
+			// Rejections are marked only while a timer (the lease's) will
+			// look again: a view must never stay full with nothing to end it.
+			if c.snap.Gen == snap.Gen && c.timer != nil {
 				c.view.Store(c.word(c.snap) | fullBit)
 			}
 			c.mu.Unlock()
 			return 0, c.reject(w, c.trialErr.Load())
-		}
-		if ctx != nil && ctx.Err() != nil {
-			return 0, ctx.Err()
 		}
 	}
 	w := c.view.Load()
