@@ -50,7 +50,8 @@ type Breaker struct {
 	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 
 	events eventQueue
-	watch  func() // stops the store watch
+	watch  func()    // stops the store watch
+	pushq  pushQueue // results on their way to the store (see push.go)
 
 	ready    chan struct{} // closed once registered
 	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
@@ -163,7 +164,7 @@ func (c *Breaker) storeCtx(ctx context.Context) (context.Context, context.Cancel
 	if ctx != nil {
 		return ctx, func() {}
 	}
-	if _, ok := c.f.store.(*store.Memory); ok {
+	if _, ok := c.f.store.(store.Immediate); ok {
 		return context.Background(), func() {} // never blocks: save the timer
 	}
 	return context.WithTimeout(context.Background(), storeTimeout)
@@ -259,7 +260,7 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 		var err error
 		switch op {
 		case opFailure:
-			snap, err = f.store.Failure(sctx, o)
+			snap, err = c.storeFailures(sctx, o, calls) // calls: how many (see push)
 		case opSuccess:
 			snap, err = f.store.Success(sctx, o)
 		case opClaim:
@@ -316,7 +317,7 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	next, changed := s, false
 	switch op {
 	case opFailure:
-		next, changed = s.Failure(c.set, o.Gen, o.Now)
+		next, changed = s.FailureN(c.set, o.Gen, max(calls, 1), o.Now)
 	case opSuccess:
 		next, changed = s.Success(c.set, o.Gen)
 	case opClaim:
@@ -721,14 +722,14 @@ func (c *Breaker) trialDone(t Token, o outcome, err error) {
 	c.count(c.view.Load(), o)
 	switch o {
 	case success, excluded:
-		c.update(nil, gen, opSuccess)
+		c.push(gen, opSuccess, true)
 	case failure:
 		if c.f.listeners.active() {
 			c.failed(err)
 		}
-		c.update(nil, gen, opFailure)
+		c.push(gen, opFailure, true)
 	case ignored:
-		c.update(nil, gen, opRelease)
+		c.push(gen, opRelease, true)
 	}
 }
 
@@ -839,7 +840,7 @@ func (c *Breaker) flush() {
 	if State(w&stateMask) != Closed {
 		return // counts of a closed period that ended: they no longer matter
 	}
-	c.updateWith(nil, w>>genShift, opRecord, int(calls), int(failed))
+	c.pushCounts(w>>genShift, opRecord, false, int(calls), int(failed))
 }
 
 // status returns the circuit as this process sees it.

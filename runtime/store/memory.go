@@ -33,7 +33,11 @@ type watcher struct{ fn func(Snapshot) }
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{} }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store          = (*Memory)(nil)
+	_ FailureBatcher = (*Memory)(nil)
+	_ Immediate      = (*Memory)(nil)
+)
 
 // circuit returns the named circuit, creating it with s when absent.
 // m.mu must be held.
@@ -89,6 +93,16 @@ func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot 
 func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
 	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
 		return c.snap.Failure(c.set, op.Gen, op.Now)
+	}), nil
+}
+
+// Immediate implements [Immediate]: a Memory never waits.
+func (*Memory) Immediate() {}
+
+// Failures implements [FailureBatcher].
+func (m *Memory) Failures(_ context.Context, op Op, n int) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.FailureN(c.set, op.Gen, n, op.Now)
 	}), nil
 }
 

@@ -2,9 +2,13 @@ package redis
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
@@ -34,4 +38,74 @@ func TestDoneContextClaim(t *testing.T) {
 	require.NoError(t, err, "the next caller gets the trial slot nobody holds")
 	br.Done(ctx, tok, nil)
 	require.Eventually(t, func() bool { return br.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
+}
+
+// frozenServer starts a redis-server of the test's own, which freeze stops
+// with SIGSTOP (as a hung Redis) until thaw.
+func frozenServer(t *testing.T) (srv *server, freeze, thaw func()) {
+	t.Helper()
+	needRedis(t)
+	srv, err := startServer(0)
+	require.NoError(t, err)
+	frozen := false
+	thaw = func() {
+		if frozen {
+			frozen = false
+			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGCONT))
+		}
+	}
+	freeze = func() {
+		frozen = true
+		require.NoError(t, srv.cmd.Process.Signal(syscall.SIGSTOP))
+	}
+	t.Cleanup(func() { thaw(); srv.stop() })
+	return srv, freeze, thaw
+}
+
+// TestFrozenRedisHoldsNoCaller (issue 16, item 17): while Redis is frozen,
+// failing calls return before their own deadline (Done does not wait for
+// the store), and the failures of a burst across 64 goroutines reach Redis
+// once it thaws, each exactly once, in at most two script calls.
+func TestFrozenRedisHoldsNoCaller(t *testing.T) {
+	srv, freeze, thaw := frozenServer(t)
+	var count commandCounter
+	c := newClient(t, srv, &count)
+	st := New(c, WithPrefix(testPrefix()), WithTimeout(10*time.Second)) // a long store timeout: a blocked call would show
+	t.Cleanup(func() { _ = st.Close() })
+	f := purgatory.NewFactory(purgatory.WithStore(st))
+	br := f.Breaker("frozen", purgatory.Config{Threshold: 1000, TTL: time.Minute})
+	require.NoError(t, br.Do(context.Background(), succeed))
+
+	n := count.n.Load()
+	freeze()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var late atomic.Int64
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // the runtime bounds store calls at 1 s
+			defer cancel()
+			<-start
+			if err := br.Do(ctx, fail); err != errBoom {
+				t.Error(err)
+			}
+			if ctx.Err() != nil {
+				late.Add(1) // returned after its own deadline
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	assert.Zero(t, late.Load(), "calls held past their deadline by a frozen Redis")
+	thaw()
+	raw := newClient(t, srv)
+	key := st.Key("frozen")
+	waitFor(t, func() bool {
+		v, _ := raw.HGet(context.Background(), key, "failures").Result()
+		return v == "64"
+	}, "every failure reaches Redis once")
+	waitFor(t, func() bool { return br.Status().Failures == 64 }, "the breaker adopts Redis's count")
+	assert.LessOrEqual(t, count.n.Load()-n, int64(2), "the burst is coalesced: at most two script calls")
 }

@@ -227,7 +227,10 @@ type Store struct {
 	failing map[string]bool // episodes reported to onError, by kind
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.FailureBatcher = (*Store)(nil)
+)
 
 // New returns a store that keeps circuits in Redis through client. The
 // client stays the caller's: Close does not close it. New adds a hook to
@@ -404,6 +407,16 @@ func (s *Store) Register(ctx context.Context, name string, set store.Settings) (
 // Failure implements [store.Store].
 func (s *Store) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
 	r, err := s.run(ctx, "failure", op)
+	return r.snap, err
+}
+
+// Failures implements [store.FailureBatcher]: n failures in one script
+// call.
+func (s *Store) Failures(ctx context.Context, op store.Op, n int) (store.Snapshot, error) {
+	if n < 1 || n > maxInt {
+		return store.Snapshot{}, fmt.Errorf("purgatory/redis: failures %q: bad count %d", op.Circuit, n)
+	}
+	r, err := s.run(ctx, "failure", op, strconv.Itoa(n))
 	return r.snap, err
 }
 

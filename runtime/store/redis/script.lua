@@ -8,7 +8,8 @@
 -- ARGV[7]   maxttl (ns)            ARGV[8]  failure rate  ARGV[9] window (ns)
 -- ARGV[10]  min calls
 -- ARGV[11]  generation             ARGV[12] now (Unix ns)
--- ARGV[13..] force: target state; record: calls, failed; reconcile: base
+-- ARGV[13..] failure: how many (default 1); force: target state; record:
+--           calls, failed; reconcile: base
 --           seq, wanted state, until, level; bump: the seq to go past.
 --
 -- Returns {status, state, gen, seq, failures, claimed, succeeded, until,
@@ -390,13 +391,23 @@ end
 local changed, granted = false, false
 
 if op == 'failure' then
+  -- ARGV[13], if given, is how many failures (store.Snapshot.FailureN).
+  local n = 1
+  if ARGV[13] ~= nil then
+    n = int(ARGV[13], 1)
+    if n == nil then
+      return redis.error_reply('purgatory: bad failure count')
+    end
+  end
   if gen == r.gen then
     if r.state == 'closed' and r.set.threshold > 0 then
-      r.failures = r.failures + 1
-      if r.failures >= r.set.threshold then
+      local k = math.max(r.set.threshold - r.failures, 1) -- the failure that opens it
+      if n >= k then
+        r.seq = r.seq + (k - 1)
         open(r, now, 0)
       else
-        r.seq = r.seq + 1
+        r.failures = r.failures + n
+        r.seq = r.seq + n
       end
       changed = true
     elseif r.state == 'half-open' then
