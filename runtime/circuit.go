@@ -42,6 +42,7 @@ type Breaker struct {
 	retryAt  time.Time      // while degraded, store calls wait until then
 	diverged bool           // snap moved on by itself while degraded
 	base     uint64         // the store's Seq when snap diverged
+	baseGen  uint64         // the generation snap diverged from (see reconcile)
 	slots    uint32         // trial slots held by this process's calls (bits)
 	held     int            // how many
 	timer    func() bool    // stops the open/lease timer
@@ -185,7 +186,10 @@ func (c *Breaker) adopt(s store.Snapshot) {
 		now = c.f.clock.Now() // a closed count changing needs no clock
 	}
 	c.mu.Lock()
-	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen {
+	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen || c.diverged && s.Gen <= c.baseGen {
+		// Old; or, while this process's own transitions wait to be pushed,
+		// the generation it left, moved on only by counters (a write it
+		// gave up on, applied late): that must not revert them.
 		c.mu.Unlock()
 		return
 	}
@@ -340,7 +344,7 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	}
 	if changed {
 		if next.Gen != s.Gen && !c.diverged && !c.detached.Load() && !c.f.private {
-			c.diverged, c.base = true, c.storeSeq.Load()
+			c.diverged, c.base, c.baseGen = true, c.storeSeq.Load(), s.Gen
 			c.armRetryLocked()
 		}
 		c.setLocked(next, o.Now)
@@ -359,11 +363,23 @@ func (c *Breaker) reconcile(o store.Op) bool {
 		c.mu.Unlock()
 		return true
 	}
-	want, base := c.snap, c.base
+	want, base, baseGen := c.snap, c.base, c.baseGen
 	c.mu.Unlock()
 	sctx, cancel := c.storeCtx(nil)
-	got, err := c.f.store.Reconcile(sctx, o, base, want)
-	cancel()
+	defer cancel()
+	var got store.Snapshot
+	var err error
+	for range 4 {
+		got, err = c.f.store.Reconcile(sctx, o, base, want)
+		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
+			break
+		}
+		// The record is still in the generation this process left, moved
+		// on only by counters (writes it gave up on when the store did not
+		// answer, applied late, or other processes' counts): nobody
+		// changed its state, so the local transitions are pushed on top.
+		base = got.Seq
+	}
 	if err != nil {
 		c.storeFailed(err)
 		return false

@@ -45,9 +45,14 @@
 // operator's Close or Isolate, the end of an open period) are not silently
 // reverted when the store is back: the first store call after the outage
 // pushes the local state with a compare-and-set ([store.Store.Reconcile]),
-// which takes effect when nobody changed the record meanwhile; if the
-// record moved on (by the store's own ordering, its Seq), the record wins.
-// A timer retries the push while nothing calls. Snapshots from the store
+// which takes effect when nobody changed the record's state meanwhile: if
+// it moved on only by counters of the generation this process left (a
+// write the runtime gave up on and the store applied late, or other
+// processes' counts), the push is repeated on top of it; if its state or
+// generation changed, the record wins. Until the push, snapshots of the
+// generation this process left do not revert its transitions: a write the
+// runtime gave up on never overrides what happened since. A timer retries
+// the push while nothing calls. Snapshots from the store
 // are adopted by the store's ordering only: local transitions never
 // advance it, so a process that saw a fault is not left out of step.
 //

@@ -109,3 +109,47 @@ func TestFrozenRedisHoldsNoCaller(t *testing.T) {
 	waitFor(t, func() bool { return br.Status().Failures == 64 }, "the breaker adopts Redis's count")
 	assert.LessOrEqual(t, count.n.Load()-n, int64(2), "the burst is coalesced: at most two script calls")
 }
+
+// TestTripWhileFrozenSurvivesThaw (issue 16, item 18): a breaker trips on
+// local state while Redis is frozen; the write it gave up on (the first
+// failure, timed out) is applied by Redis when it thaws, and its message
+// must not revert the local trip: the local open state is pushed instead.
+func TestTripWhileFrozenSurvivesThaw(t *testing.T) {
+	srv, freeze, thaw := frozenServer(t)
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	prefix := testPrefix()
+	st := New(newClient(t, srv), WithPrefix(prefix), WithTimeout(50*time.Millisecond))
+	t.Cleanup(func() { _ = st.Close() })
+	ev := &events{}
+	f := purgatory.NewFactory(purgatory.WithStore(st), purgatory.WithClock(clk), purgatory.WithListener(ev))
+	br := f.Breaker("thaw", purgatory.Config{Threshold: 5, TTL: time.Hour})
+	waitSubscribed(t, srv, prefix, 1)
+	ctx := context.Background()
+
+	freeze()
+	require.ErrorIs(t, br.Do(ctx, fail), errBoom)
+	waitFor(t, func() bool { return len(ev.of(purgatory.EventStoreError)) > 0 }, "the first failure's write times out")
+	for range 4 {
+		require.ErrorIs(t, br.Do(ctx, fail), errBoom)
+	}
+	waitFor(t, func() bool { return br.State() == purgatory.Open }, "the local trip")
+	thaw()
+	raw := newClient(t, srv)
+	key := st.Key("thaw")
+	if !assert.Eventually(t, func() bool {
+		v, _ := raw.HGet(ctx, key, "failures").Result()
+		return v == "1"
+	}, 10*time.Second, time.Millisecond, "Redis applies the write the breaker gave up on") {
+		t.Log(raw.HGetAll(ctx, key).Result())
+	}
+	waitFor(t, func() bool {
+		clk.Advance(time.Second) // past the back-off: the retry pushes the local state
+		v, _ := raw.HGet(ctx, key, "state").Result()
+		return v == "open"
+	}, "the local trip is pushed to Redis")
+	assert.Equal(t, purgatory.Open, br.State())
+	for _, e := range ev.of(purgatory.EventStateChanged) {
+		t.Logf("%v -> %v", e.From, e.To)
+		assert.NotEqual(t, purgatory.Closed, e.To, "a write given up on reverted the trip: %v", e)
+	}
+}
