@@ -34,6 +34,7 @@ type Breaker struct {
 	detached                                 atomic.Bool // the factory dropped the circuit or was closed: local state only
 
 	storeSeq atomic.Uint64 // the newest Seq the store vouched for
+	installs atomic.Uint64 // counts installLocked calls (see stepBack)
 	degraded atomic.Bool   // the last store call failed
 
 	mu       sync.Mutex
@@ -205,6 +206,7 @@ func (c *Breaker) adopt(s store.Snapshot) {
 // snapshot, with seq the newest Seq the store vouched for. If this process
 // had diverged, the record moved on meanwhile: it wins. c.mu is held.
 func (c *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
+	c.installs.Add(1)
 	c.storeSeq.Store(seq)
 	c.diverged = false
 	c.setLocked(s.Clamp(c.set, now), now)
@@ -222,6 +224,29 @@ func (c *Breaker) adoptReply(s store.Snapshot, asked uint64) {
 	}
 	now := c.f.clock.Now()
 	c.mu.Lock()
+	c.installLocked(s, s.Seq, now)
+	c.mu.Unlock()
+	c.drain()
+}
+
+// stepBack takes the store's answer s to an operation on generation asked
+// whose Seq is lower than the newest this process had seen when it sent
+// it. An answer is the record after the operation, which ran after every
+// change this process had seen: so the record stepped back — a forged
+// message got through as a counter change (see the Redis store's threat
+// model), or the store lost writes. The answer is the truth and is
+// installed as it is, its Seq included, so that a forged message lasts
+// until the next store call at most (the next reset, claim, or the end of
+// the open period or lease); unless something else was installed since
+// the operation was sent, which is then ordered with it as usual.
+func (c *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
+	now := c.f.clock.Now()
+	c.mu.Lock()
+	if c.installs.Load() != installs || c.diverged {
+		c.mu.Unlock()
+		c.adoptReply(s, asked)
+		return
+	}
 	c.installLocked(s, s.Seq, now)
 	c.mu.Unlock()
 	c.drain()
@@ -261,6 +286,7 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 	}
 	if useStore {
 		sctx, cancel := c.storeCtx(ctx)
+		seen, installs := c.storeSeq.Load(), c.installs.Load() // see stepBack
 		var err error
 		switch op {
 		case opFailure:
@@ -293,7 +319,11 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 				c.appliedErr.Store(false)
 			}
 			c.degraded.Store(false)
-			c.adoptReply(snap, gen)
+			if snap.Seq < seen {
+				c.stepBack(snap, gen, installs)
+			} else {
+				c.adoptReply(snap, gen)
+			}
 			return snap, granted
 		}
 		if ctx != nil && ctx.Err() != nil {

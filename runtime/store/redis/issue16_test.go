@@ -13,6 +13,7 @@ import (
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 // TestDoneContextClaim (issue 16, item 3): a call whose context is done
@@ -152,4 +153,88 @@ func TestTripWhileFrozenSurvivesThaw(t *testing.T) {
 		t.Logf("%v -> %v", e.From, e.To)
 		assert.NotEqual(t, purgatory.Closed, e.To, "a write given up on reverted the trip: %v", e)
 	}
+}
+
+// forge publishes a counter message for the circuit: its record with seq+1
+// and the counters changed by change.
+func forge(t *testing.T, srv *server, prefix, name string, change func(*store.Snapshot)) {
+	t.Helper()
+	ctx := context.Background()
+	attacker := newClient(t, srv)
+	snap, ok, err := New(attacker, WithPrefix(prefix)).get(ctx, name)
+	require.NoError(t, err)
+	require.True(t, ok)
+	snap.Seq++
+	change(&snap)
+	require.NoError(t, attacker.Publish(ctx, prefix+"events", message(name, snap)).Err())
+}
+
+// TestForgedClaimEndsWithLease (issue 16, item 4): one forged message that
+// marks the trial slot taken makes processes reject half-open calls at
+// most until the end of the lease: then the store's answer, whose seq is
+// lower than the forged one, is believed.
+func TestForgedClaimEndsWithLease(t *testing.T) {
+	srv := needRedis(t)
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	prefix := testPrefix()
+	fa, fb, _, _ := twoFactories(t, srv, prefix, clk)
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Second}
+	a, b := fa.Breaker("lease", cfg), fb.Breaker("lease", cfg)
+	waitSubscribed(t, srv, prefix, 2)
+	ctx := context.Background()
+	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	waitFor(t, func() bool { return a.State() == purgatory.Open && b.State() == purgatory.Open }, "the trip")
+	clk.Advance(time.Second)
+	waitFor(t, func() bool { return a.State() == purgatory.HalfOpen && b.State() == purgatory.HalfOpen }, "half-open")
+
+	forge(t, srv, prefix, "lease", func(s *store.Snapshot) { s.Claimed = 1 })
+	// A marker circuit tells when both subscribers handled the message.
+	mcfg := purgatory.Config{Threshold: 1, TTL: time.Hour}
+	ma, mb := fa.Breaker("marker", mcfg), fb.Breaker("marker", mcfg)
+	waitSubscribed(t, srv, prefix, 2)
+	ma.Open()
+	waitFor(t, func() bool { return mb.State() == purgatory.Open }, "the marker reaches b")
+	mb.Close()
+	waitFor(t, func() bool { return ma.State() == purgatory.Closed }, "the marker reaches a")
+	for _, br := range []*purgatory.Breaker{a, b} {
+		_, err := br.Allow(ctx)
+		require.ErrorIs(t, err, purgatory.ErrOpen, "the forged claim reached both")
+	}
+	for _, br := range []*purgatory.Breaker{a, b} {
+		waitFor(t, func() bool {
+			clk.Advance(100 * time.Millisecond) // the lease ends; the store is asked again
+			tok, err := br.Allow(ctx)
+			if err != nil {
+				return false
+			}
+			br.Done(ctx, tok, nil)
+			return true
+		}, "a trial is let through after the end of the lease")
+	}
+}
+
+// TestForgedFailuresCostOneReset (issue 16, item 5): a forged counter
+// message with failures pending costs at most one needless reset, not a
+// Redis call per success, and Status shows the record's count.
+func TestForgedFailuresCostOneReset(t *testing.T) {
+	srv := needRedis(t)
+	prefix := testPrefix()
+	var count commandCounter
+	st := New(newClient(t, srv, &count), WithPrefix(prefix), WithTimeout(time.Second))
+	t.Cleanup(func() { _ = st.Close() })
+	br := purgatory.NewFactory(purgatory.WithStore(st)).Breaker("resets", purgatory.Config{Threshold: 5, TTL: time.Hour})
+	waitSubscribed(t, srv, prefix, 1)
+	ctx := context.Background()
+
+	forge(t, srv, prefix, "resets", func(s *store.Snapshot) { s.Failures = 4 })
+	waitFor(t, func() bool { return br.Status().Failures == 4 }, "the forged count reaches the breaker")
+	n := count.n.Load()
+	for range 1000 {
+		require.NoError(t, br.Do(ctx, succeed))
+	}
+	waitFor(t, func() bool { return br.Status().Failures == 0 }, "the breaker shows the record's count")
+	for range 1000 {
+		require.NoError(t, br.Do(ctx, succeed))
+	}
+	assert.LessOrEqual(t, count.n.Load()-n, int64(2), "Redis calls for 2000 successes after a forged count")
 }
