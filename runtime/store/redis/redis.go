@@ -117,7 +117,10 @@
 // current generation (failures, claimed, succeeded, calls, failed) — a
 // process may then send one needless reset, skip one, or reject half-open
 // calls locally until the next genuine change or the end of the trial
-// lease. What they cannot do: open, close, isolate or re-open a circuit
+// lease. That bound holds because a breaker believes the store's answer
+// to an operation it sent after seeing some Seq over that Seq: an answer
+// with a lower Seq shows a record that stepped back, and is installed as
+// it is (see package runtime, Reconciliation). What they cannot do: open, close, isolate or re-open a circuit
 // anywhere, start a generation, lengthen an open period or a lease, change
 // a backoff level, or hand out a seq that hides the record from the
 // breakers. Operations are unaffected: their replies are the record.
