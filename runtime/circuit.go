@@ -197,7 +197,14 @@ func (c *Breaker) adopt(s store.Snapshot) {
 	if now.IsZero() && (s.Gen != c.snap.Gen || s.State != c.snap.State) {
 		now = c.f.clock.Now()
 	}
-	c.installLocked(s, max(s.Seq, c.storeSeq.Load()), now)
+	seq := max(s.Seq, c.storeSeq.Load())
+	if s.Gen > c.snap.Gen {
+		// A newer generation with a lower Seq: the record was replaced
+		// (restored, repaired). Order from its Seq on, or every later
+		// change of this generation would look old.
+		seq = s.Seq
+	}
+	c.installLocked(s, seq, now)
 	c.mu.Unlock()
 	c.drain()
 }

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -237,4 +239,68 @@ func TestForgedFailuresCostOneReset(t *testing.T) {
 		require.NoError(t, br.Do(ctx, succeed))
 	}
 	assert.LessOrEqual(t, count.n.Load()-n, int64(2), "Redis calls for 2000 successes after a forged count")
+}
+
+// TestSeqStepBack (issue 16, item 6): processes that saw a high seq must
+// still follow the record after it is repaired or restored with a lower
+// one: a trip by another process reaches every process.
+func TestSeqStepBack(t *testing.T) {
+	srv := needRedis(t)
+	ctx := context.Background()
+	cfg := purgatory.Config{Threshold: 2, TTL: time.Hour}
+	four := func(t *testing.T) (prefix string, bs []*purgatory.Breaker) {
+		prefix = testPrefix()
+		for range 4 {
+			f := purgatory.NewFactory(purgatory.WithStore(newStore(t, srv, prefix)))
+			bs = append(bs, f.Breaker("seq", cfg))
+		}
+		waitSubscribed(t, srv, prefix, 4)
+		return prefix, bs
+	}
+	allSee := func(t *testing.T, bs []*purgatory.Breaker, want purgatory.State, msg string) {
+		t.Helper()
+		for i, b := range bs {
+			waitFor(t, func() bool { return b.State() == want }, fmt.Sprintf("%s: process %d", msg, i))
+		}
+	}
+	settle := func(t *testing.T, bs []*purgatory.Breaker, failures int) {
+		t.Helper()
+		for i, b := range bs {
+			waitFor(t, func() bool { return b.Status().Failures == failures }, fmt.Sprintf("process %d sees %d failures", i, failures))
+		}
+	}
+
+	t.Run("near 2^53", func(t *testing.T) {
+		prefix, bs := four(t)
+		raw := newClient(t, srv)
+		key := prefix + "{seq}:state"
+		require.NoError(t, raw.HSet(ctx, key, "seq", strconv.FormatUint(1<<53-3, 10)).Err())
+		require.ErrorIs(t, bs[0].Do(ctx, fail), errBoom)
+		settle(t, bs, 1)
+		require.NoError(t, bs[0].Do(ctx, succeed))
+		settle(t, bs, 0)
+		require.ErrorIs(t, bs[0].Do(ctx, fail), errBoom)
+		for range 2 {
+			require.ErrorIs(t, bs[3].Do(ctx, fail), errBoom)
+		}
+		allSee(t, bs[1:3], purgatory.Open, "the trip by a fourth process reaches the others")
+	})
+
+	t.Run("restored below a high seq", func(t *testing.T) {
+		prefix, bs := four(t)
+		raw := newClient(t, srv)
+		key := prefix + "{seq}:state"
+		old, err := raw.HGetAll(ctx, key).Result()
+		require.NoError(t, err)
+		require.NoError(t, raw.HSet(ctx, key, "seq", strconv.FormatUint(1<<52, 10)).Err())
+		require.ErrorIs(t, bs[0].Do(ctx, fail), errBoom)
+		settle(t, bs, 1)
+		// Back to the record of before, without a message (a restore).
+		require.NoError(t, raw.Del(ctx, key).Err())
+		require.NoError(t, raw.HSet(ctx, key, old).Err())
+		for range 2 {
+			require.ErrorIs(t, bs[3].Do(ctx, fail), errBoom)
+		}
+		allSee(t, bs, purgatory.Open, "the trip after the restore reaches every process")
+	})
 }

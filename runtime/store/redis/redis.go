@@ -67,7 +67,9 @@
 // A record is corrupt when a field is unreadable or out of range: a
 // threshold or trials above 1,000,000, a ttl, maxttl or window above 7 days
 // (or a window under 1 ms with a rate), a rate outside [0, 1], more than
-// 1e9 min calls, counters above 2^53. A corrupt key (or one of another
+// 1e9 min calls, counters above 2^53, a gen or seq above 2^53 - 2^21 (the
+// headroom one operation may add, so that the script never writes a number
+// a Lua double cannot hold). A corrupt key (or one of another
 // type) is replaced by a fresh record, the operation applies to that, and
 // it returns a [*CorruptError] naming the key, with a valid snapshot. A
 // record whose settings are in range but differ from the caller's is used

@@ -27,6 +27,10 @@
 
 local key, op, circuit, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local MAXN = 9007199254740991
+-- SEQMAX bounds the gen and seq of a readable record: one operation adds
+-- less than 2^21 to either (a batch of failures adds at most the
+-- threshold), so the script never writes a number a double cannot hold.
+local SEQMAX = MAXN - 2097152
 local DAY = 86400 * 1e9
 local MAXD = 7 * DAY -- the longest ttl, maxttl and window
 local FIELDS = {'state', 'gen', 'seq', 'failures', 'claimed', 'succeeded', 'until', 'level', 'calls', 'failed',
@@ -157,7 +161,7 @@ local function load()
     return nil, 'bad field ' .. bad
   end
   local r = {
-    state = h.state, gen = int(h.gen, 1), seq = int(h.seq, 1), level = int(h.level, 0),
+    state = h.state, gen = int(h.gen, 1, SEQMAX), seq = int(h.seq, 1, SEQMAX), level = int(h.level, 0),
     failures = int(h.failures, 0), claimed = int(h.claimed, 0), succeeded = int(h.succeeded, 0),
     calls = int(h.calls, 0), failed = int(h.failed, 0), set = set,
     wgen = int(h.wgen, 0), wstart = int(h.wstart, 0), wcalls = {}, wfailed = {},
@@ -512,7 +516,7 @@ elseif op == 'reconcile' then
     end
   end
 elseif op == 'bump' then
-  local floor = int(ARGV[13], 0, MAXN - 1)
+  local floor = int(ARGV[13], 0, SEQMAX - 1)
   if floor ~= nil and r.seq <= floor then
     r.seq = floor + 1
     changed = true
