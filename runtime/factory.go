@@ -200,7 +200,14 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // silence.
 //
 // Looking up an existing circuit takes no lock and allocates nothing.
-// Breaker panics if a field of cfg is out of range or an exclude matcher
+// Registering a new one asks the store once (the settings in force and the
+// state are the store's): with a store that may block, that call is bounded
+// by the store's timeout (Redis: 50 ms by default) and, the first time, a
+// permission check as long, so a frozen store holds the first Breaker call
+// of each name that long; the breaker then works on local state and
+// reports the store error. Lookups of existing names never wait for the
+// store, and neither do calls: register circuits at start-up when that
+// matters. Breaker panics if a field of cfg is out of range or an exclude matcher
 // is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	if v, ok := f.breakers.Load(name); ok {

@@ -304,3 +304,26 @@ func TestSeqStepBack(t *testing.T) {
 		allSee(t, bs, purgatory.Open, "the trip after the restore reaches every process")
 	})
 }
+
+// TestRegistrationOnFrozenRedis (issue 16, item 19, documented at
+// Factory.Breaker): registering a circuit while Redis is frozen returns,
+// bounded by the store timeout, with a breaker that works on local state
+// and a store error reported; registering the name again does not wait.
+func TestRegistrationOnFrozenRedis(t *testing.T) {
+	srv, freeze, thaw := frozenServer(t)
+	st := New(newClient(t, srv), WithPrefix(testPrefix()), WithTimeout(50*time.Millisecond))
+	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(thaw) // before the store closes
+	ev := &events{}
+	f := purgatory.NewFactory(purgatory.WithStore(st), purgatory.WithListener(ev))
+	freeze()
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Hour}
+	br := f.Breaker("frozen-reg", cfg)
+	require.NotEmpty(t, ev.of(purgatory.EventStoreError), "the store error is reported")
+	require.ErrorIs(t, br.Do(context.Background(), fail), errBoom)
+	waitFor(t, func() bool { return br.State() == purgatory.Open }, "the breaker works on local state")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	require.Same(t, br, f.Breaker("frozen-reg", cfg))
+	require.NoError(t, ctx.Err(), "a second registration of the name waited for the store")
+}
