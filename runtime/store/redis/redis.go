@@ -20,8 +20,11 @@
 // rejection make no Redis call at all. A failure, a success that resets
 // pending failures, a half-open trial claim or result, the end of an open
 // period or trial lease, a rate flush, a reconciliation and a manual Open,
-// Close or Isolate each make exactly one: an EVALSHA of the store's Lua
-// script (loaded once; go-redis reloads it on NOSCRIPT). Every transition
+// Close or Isolate each make at most one: an EVALSHA of the store's Lua
+// script (loaded once; go-redis reloads it on NOSCRIPT). Results (failures,
+// resets, trial results, rate flushes) are sent off the caller's path by
+// the breaker's pusher, which coalesces those that accumulate: n failures
+// of one generation are one call ([Store.Failures]). Every transition
 // is computed on the server by that script, atomically, with the rules of
 // the pure functions of package store (a differential test drives both
 // with random operation sequences); nothing is read, modified and written
