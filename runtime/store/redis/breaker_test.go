@@ -370,6 +370,7 @@ func TestRedisGoesAway(t *testing.T) {
 	}
 	a.Close()
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	waitFor(t, func() bool { return len(ea.of(purgatory.EventStoreError)) > 0 }, "the store error is reported")
 	storeErrs := ea.of(purgatory.EventStoreError)
 	require.Len(t, storeErrs, 1, "one store error per episode, not one per call")
 	assert.Equal(t, "flaky", storeErrs[0].Circuit)
