@@ -515,9 +515,12 @@ func (s *Store) run(ctx context.Context, name string, op store.Op, extra ...stri
 	if err != nil {
 		return result{}, s.describe(name, key, err)
 	}
-	r, err := decode(v)
+	r, hasSet, err := decode(v)
 	if err != nil {
 		return result{}, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
+	}
+	if !hasSet {
+		r.set = op.Settings // the script sends the record's only when they differ
 	}
 	switch {
 	case r.status != "ok":
@@ -537,7 +540,7 @@ func (s *Store) read(ctx context.Context, name, circuit string, extra ...any) (s
 	if err != nil {
 		return store.Snapshot{}, false, s.describe(name, key, err)
 	}
-	r, err := decode(v)
+	r, _, err := decode(v)
 	if err != nil {
 		return store.Snapshot{}, false, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
 	}
@@ -623,47 +626,81 @@ func (s *Store) eval(ctx context.Context, key string, args []any) (any, error) {
 
 var errShort = errors.New("short reply")
 
-// replyFields is the length of a script reply with a record.
-const replyFields = 19
+// The lengths of a script reply with a record: without the record's
+// settings (the caller's are in force), and with them.
+const (
+	replyFields       = 12
+	replySettings     = 7
+	replyWithSettings = replyFields + replySettings
+)
 
-// decode parses a script reply (see script.lua).
-func decode(v any) (result, error) {
+// decode parses a script reply (see script.lua). hasSet reports whether
+// it carried the record's settings.
+func decode(v any) (r result, hasSet bool, err error) {
 	a, ok := v.([]any)
 	if !ok || len(a) == 0 {
-		return result{}, errShort
+		return result{}, false, errShort
 	}
-	f := make([]string, len(a))
-	for i, x := range a {
-		if f[i], ok = x.(string); !ok {
-			return result{}, fmt.Errorf("field %d is %T, not a string", i, x)
+	if r.status, ok = a[0].(string); !ok {
+		return result{}, false, fmt.Errorf("status is %T, not a string", a[0])
+	}
+	if len(a) == 1 {
+		return r, false, nil // get of an absent or corrupt record
+	}
+	if len(a) != replyFields && len(a) != replyWithSettings {
+		return result{}, false, errShort
+	}
+	var n [9]uint64
+	for i, j := range []int{2, 3, 4, 5, 6, 8, 9, 10, 11} {
+		if n[i], err = replyNumber(a[j]); err != nil {
+			return result{}, false, fmt.Errorf("field %d: %w", j, err)
 		}
 	}
-	r := result{status: f[0]}
-	if len(f) == 1 {
-		return r, nil // get of an absent or corrupt record
+	st, _ := a[1].(string)
+	until, _ := a[7].(string)
+	if r.snap, err = parseSnapshot([]string{st, "0", "0", "0", "0", "0", until, "0", "0", "0"}); err != nil {
+		return result{}, false, err
 	}
-	if len(f) != replyFields {
-		return result{}, errShort
+	r.snap.Gen, r.snap.Seq = n[0], n[1]
+	r.snap.Failures, r.snap.Claimed, r.snap.Succeeded = int(n[2]), int(n[3]), int(n[4])
+	r.snap.Level, r.snap.Calls, r.snap.Failed = int(n[5]), int(n[6]), int(n[7])
+	r.granted = n[8] == 1
+	if len(a) == replyFields {
+		return r, false, nil
 	}
-	snap, err := parseSnapshot(f[1:11])
-	if err != nil {
-		return result{}, err
-	}
-	r.snap = snap
-	var n [6]int64
-	for i, x := range []string{f[11], f[12], f[13], f[14], f[16], f[17]} {
-		if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-			return result{}, err
+	f := make([]string, replySettings)
+	for i := range f {
+		if f[i], ok = a[replyFields+i].(string); !ok {
+			return result{}, false, fmt.Errorf("setting %d is %T, not a string", i, a[replyFields+i])
 		}
 	}
-	rate, err := strconv.ParseFloat(f[15], 64)
-	if err != nil {
-		return result{}, err
+	var m [6]int64
+	for i, x := range []string{f[0], f[1], f[2], f[3], f[5], f[6]} {
+		if m[i], err = strconv.ParseInt(x, 10, 64); err != nil {
+			return result{}, false, err
+		}
 	}
-	r.set = store.Settings{Threshold: int(n[0]), TTL: time.Duration(n[1]), Trials: int(n[2]),
-		MaxTTL: time.Duration(n[3]), FailureRate: rate, Window: time.Duration(n[4]), MinCalls: int(n[5])}
-	r.granted = f[18] == "1"
-	return r, nil
+	rate, err := strconv.ParseFloat(f[4], 64)
+	if err != nil {
+		return result{}, false, err
+	}
+	r.set = store.Settings{Threshold: int(m[0]), TTL: time.Duration(m[1]), Trials: int(m[2]),
+		MaxTTL: time.Duration(m[3]), FailureRate: rate, Window: time.Duration(m[4]), MinCalls: int(m[5])}
+	return r, true, nil
+}
+
+// replyNumber reads a number of a script reply: an integer in [0, 2^53).
+func replyNumber(x any) (uint64, error) {
+	switch v := x.(type) {
+	case int64:
+		if v < 0 || v > maxInt {
+			return 0, fmt.Errorf("%d out of range", v)
+		}
+		return uint64(v), nil
+	case string:
+		return strconv.ParseUint(v, 10, 53)
+	}
+	return 0, fmt.Errorf("%T, not a number", x)
 }
 
 // parseSnapshot parses state, gen, seq, failures, claimed, succeeded,
