@@ -295,7 +295,7 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // the store, for per-key circuits that are no longer called (one per host,
 // say). It reports whether the factory had it. Breakers of the circuit
 // still held keep working on local state only; a later Breaker call with
-// the name registers it afresh. An open circuit costs about 1.4 KiB while
+// the name registers it afresh. An open circuit costs about 1.5 KiB while
 // it is kept, its name, timer and error included (BenchmarkIdleOpenCircuits),
 // more with counting on or a rate policy: 64 bytes per stripe, four stripes
 // per processor.
