@@ -121,7 +121,9 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if !f.private {
+	if o := f.outage.Load(); !f.private && o != nil && f.clock.Now().Before(o.until) {
+		err = o.skip(c.name) // the store failed lately: do not wait for it again
+	} else if !f.private {
 		ctx, cancel := c.storeCtx(nil)
 		set, snap, err = f.store.Register(ctx, c.name, wanted)
 		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
@@ -326,6 +328,9 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 				c.appliedErr.Store(false)
 			}
 			c.degraded.Store(false)
+			if f.outage.Load() != nil {
+				f.outage.Store(nil)
+			}
 			if snap.Seq < seen {
 				c.stepBack(snap, gen, installs)
 			} else {
@@ -495,6 +500,7 @@ func (c *Breaker) storeFailedLocked(err error) {
 	first := !c.degraded.Load()
 	c.degraded.Store(true)
 	c.retryAt = c.f.clock.Now().Add(storeBackoff)
+	c.f.outage.Store(&outage{until: c.retryAt, err: err})
 	if first {
 		c.events.post(Event{Kind: EventStoreError, Circuit: c.name, Err: err})
 	}

@@ -144,8 +144,9 @@ type Factory struct {
 	mu       sync.Mutex // serialises the creation of circuits
 	counting atomic.Bool
 	closed   atomic.Bool
-	pinged   atomic.Bool // the store's Ping, if it has one, ran
-	private  bool        // no store given: breakers keep circuit state themselves
+	pinged   atomic.Bool            // the store's Ping, if it has one, ran
+	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
+	private  bool                   // no store given: breakers keep circuit state themselves
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -203,11 +204,12 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // Registering a new one asks the store once (the settings in force and the
 // state are the store's): with a store that may block, that call is bounded
 // by the store's timeout (Redis: 50 ms by default) and, the first time, a
-// permission check as long, so a frozen store holds the first Breaker call
-// of each name that long; the breaker then works on local state and
-// reports the store error. Lookups of existing names never wait for the
-// store, and neither do calls: register circuits at start-up when that
-// matters. Breaker panics if a field of cfg is out of range or an exclude matcher
+// permission check as long. Once a store call of the factory failed, new
+// circuits registered within the back-off (a second) do not ask the store
+// at all: they work on local state, report the store error, and meet the
+// store at their first operation after it. So a frozen store holds one
+// registration per back-off, not one per name. Lookups of existing names
+// never wait for the store, and neither do calls. Breaker panics if a field of cfg is out of range or an exclude matcher
 // is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	if v, ok := f.breakers.Load(name); ok {

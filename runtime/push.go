@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
@@ -144,4 +146,19 @@ func (c *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.S
 		}
 	}
 	return snap, err
+}
+
+// outage is a store failure a factory remembers for the back-off period, so
+// that registering more circuits meanwhile does not wait for the store
+// again: a frozen store holds one registration per back-off, not one per
+// name (per-key circuits). A circuit registered so works on local state and
+// meets the store at its first operation after the back-off (which creates
+// the record, or reports a configuration conflict).
+type outage struct {
+	until time.Time
+	err   error
+}
+
+func (o *outage) skip(name string) error {
+	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
 }

@@ -329,3 +329,37 @@ func TestRegistrationOnFrozenRedis(t *testing.T) {
 	require.Same(t, br, f.Breaker("frozen-reg", cfg))
 	require.NoError(t, ctx.Err(), "a second registration of the name waited for the store")
 }
+
+// TestRegistrationsDuringOutage (issue 16, item 19): once a store call of
+// the factory failed, more circuits registered within the back-off do not
+// wait for the frozen store again (per-key circuits: one wait, not one per
+// name); they work on local state and meet Redis after it.
+func TestRegistrationsDuringOutage(t *testing.T) {
+	srv, freeze, thaw := frozenServer(t)
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	st := New(newClient(t, srv), WithPrefix(testPrefix()), WithTimeout(200*time.Millisecond))
+	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(thaw) // before the store closes
+	f := purgatory.NewFactory(purgatory.WithStore(st), purgatory.WithClock(clk))
+	cfg := purgatory.Config{Threshold: 2, TTL: time.Hour}
+	freeze()
+	f.Breaker("key/first", cfg) // waits for the store timeout
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var bs []*purgatory.Breaker
+	for i := range 20 { // 20 × 200 ms if each waited
+		bs = append(bs, f.Breaker(fmt.Sprintf("key/%d", i), cfg))
+	}
+	require.NoError(t, ctx.Err(), "registrations during the outage waited for the store")
+	require.ErrorIs(t, bs[0].Do(context.Background(), fail), errBoom)
+	thaw()
+	raw := newClient(t, srv)
+	waitFor(t, func() bool {
+		clk.Advance(2 * time.Second) // past the back-off
+		if n, _ := raw.Exists(context.Background(), st.Key("key/0")).Result(); n == 1 {
+			return true // never registered: its record comes from its first operation
+		}
+		_ = bs[0].Do(context.Background(), fail)
+		return false
+	}, "the circuit registered during the outage meets Redis after it")
+}
