@@ -153,8 +153,9 @@ type Factory struct {
 	mu       sync.Mutex // serialises the creation of circuits
 	counting atomic.Bool
 	closed   atomic.Bool
-	pinged   atomic.Bool // the store's Ping, if it has one, ran
-	private  bool        // no store given: breakers keep circuit state themselves
+	pinged   atomic.Bool            // the store's Ping, if it has one, ran
+	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
+	private  bool                   // no store given: breakers keep circuit state themselves
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -209,7 +210,15 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // silence.
 //
 // Looking up an existing circuit takes no lock and allocates nothing.
-// Breaker panics if a field of cfg is out of range or an exclude matcher
+// Registering a new one asks the store once (the settings in force and the
+// state are the store's): with a store that may block, that call is bounded
+// by the store's timeout (Redis: 50 ms by default) and, the first time, a
+// permission check as long. Once a store call of the factory failed, new
+// circuits registered within the back-off (a second) do not ask the store
+// at all: they work on local state, report the store error, and meet the
+// store at their first operation after it. So a frozen store holds one
+// registration per back-off, not one per name. Lookups of existing names
+// never wait for the store, and neither do calls. Breaker panics if a field of cfg is out of range or an exclude matcher
 // is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker { return f.breaker(name, cfg, "") }
 
@@ -307,7 +316,7 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // the store, for per-key circuits that are no longer called (one per host,
 // say). It reports whether the factory had it. Breakers of the circuit
 // still held keep working on local state only; a later Breaker call with
-// the name registers it afresh. An open circuit costs about 1.4 KiB while
+// the name registers it afresh. An open circuit costs about 1.5 KiB while
 // it is kept, its name, timer and error included (BenchmarkIdleOpenCircuits),
 // more with counting on or a rate policy: 64 bytes per stripe, four stripes
 // per processor.
