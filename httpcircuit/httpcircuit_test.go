@@ -392,3 +392,33 @@ func TestRedisSharesHostCircuits(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "the record is keyed by the host's circuit name")
 }
+
+// A Retry-After seen by one process opens the host's circuit for that long
+// in every process sharing the Redis store.
+func TestRedisSharesRetryAfter(t *testing.T) {
+	client, prefix := redistest.Client(t)
+	busy := newHost(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	var clients [2]*http.Client
+	var transports [2]*httpcircuit.Transport
+	for i := range clients {
+		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(time.Second))
+		t.Cleanup(func() { _ = st.Close() })
+		f := purgatory.NewFactory(purgatory.WithStore(st))
+		t.Cleanup(func() { _ = f.Close() })
+		clients[i], transports[i] = newClient(t, f, httpcircuit.WithConfig(purgatory.Config{TTL: time.Minute}))
+	}
+	hostOf := strings.TrimPrefix(busy.URL, "http://")
+	transports[1].Breaker(hostOf)
+	resp, err := get(clients[0], busy.URL)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Eventually(t, func() bool { return transports[1].Breaker(hostOf).State() == purgatory.Open },
+		10*time.Second, 5*time.Millisecond)
+	_, err = get(clients[1], busy.URL)
+	ra := retryAfterOf(t, err)
+	assert.True(t, ra > 5*time.Second && ra <= 7*time.Second, "RetryAfter %v: the server's 7s, not the 1m TTL", ra)
+	assert.EqualValues(t, 1, busy.hits.Load())
+}
