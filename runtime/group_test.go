@@ -325,3 +325,44 @@ func TestGroupAfterFactoryClose(t *testing.T) {
 	assert.Same(t, b, g.Breaker("k"), "no eviction after Close")
 	assert.Zero(t, clk.Pending(), "no sweep armed after Close")
 }
+
+// Lookups, creations, pressure evictions, sweeps and removals at once:
+// every lookup gets its key's circuit or the overflow circuit, and the
+// group never holds more than MaxKeys.
+func TestGroupConcurrentChurn(t *testing.T) {
+	clk := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clk))
+	g := f.Group("s", purgatory.Config{}, purgatory.WithMaxKeys(6), purgatory.WithIdleTimeout(time.Second))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				key := string(rune('a' + (i*7+w*3)%12))
+				b := g.Breaker(key)
+				if n := b.Name(); n != "s/"+key && n != "s/~overflow" {
+					t.Errorf("key %q got %q", key, n)
+					return
+				}
+				if i%50 == 0 {
+					f.Remove("s/" + key)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 40 {
+			clk.Advance(500 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	assert.LessOrEqual(t, g.Len(), 6)
+	g.Range(func(key string, b *purgatory.Breaker) bool {
+		got, ok := f.Lookup(b.Name())
+		assert.True(t, ok && got == b, "key %q: the factory holds the group's circuit", key)
+		return true
+	})
+}
