@@ -169,8 +169,10 @@ func (b *Breaker) Group() string { return b.group }
 //     holds control characters (a newline, say): name+"/~" + 16 hex digits
 //     of its SHA-256 + "~" + its first 64 bytes, each invalid or control
 //     character as '?'. Two such keys share a circuit only if the 64-bit
-//     hash collides. The lookup of such a key still hashes nothing: the
-//     group is keyed by the key itself.
+//     hash collides. The lookup of such a key computes no SHA-256 (the
+//     group is keyed by the key itself), but the map lookup hashes and
+//     compares the whole key: about 190 ns for 10 KB, against 15 ns for
+//     a host name.
 //
 // Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
 // first evicts a closed circuit with no failures pending that no call
