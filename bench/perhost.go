@@ -59,6 +59,15 @@ var HostContenders = []HostContender{
 		Note: "httpcircuit.New: a keyed Group, one circuit per host",
 	},
 	{
+		Name: "purgatory-static",
+		New: func(base http.RoundTripper) http.RoundTripper {
+			return &staticTransport{base: base,
+				b: purgatory.NewFactory().Breaker("http", purgatory.Config{Threshold: Threshold, TTL: OpenFor})}
+		},
+		Open: func(rt http.RoundTripper, _ string) { rt.(*staticTransport).b.Open() },
+		Note: "not per host: one circuit for every host, the same Allow/Done/Classify as httpcircuit — its difference to purgatory-httpcircuit is the per-host lookup",
+	},
+	{
 		Name: "failsafehttp-syncmap",
 		New: func(base http.RoundTripper) http.RoundTripper {
 			return &failsafePerHost{base: base}
@@ -145,5 +154,33 @@ func (g *gobreakerPerHost) RoundTrip(req *http.Request) (*http.Response, error) 
 	if errors.Is(err, errStatus) {
 		return answer, nil
 	}
+	return resp, err
+}
+
+// staticTransport guards every request with one circuit, as httpcircuit
+// does per host: the baseline of the per-host lookup's cost.
+type staticTransport struct {
+	base http.RoundTripper
+	b    *purgatory.Breaker
+}
+
+func (t *staticTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	tok, err := t.b.Allow(ctx)
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			t.b.Done(ctx, tok, purgatory.ErrPanicked)
+		}
+	}()
+	resp, err := t.base.RoundTrip(req)
+	done = true
+	t.b.Done(ctx, tok, httpcircuit.Classify(resp, err))
 	return resp, err
 }

@@ -80,6 +80,9 @@ func (t *countingTransport) RoundTrip(*http.Request) (*http.Response, error) {
 func TestHostContenders(t *testing.T) {
 	reqs := perHostRequests(2)
 	for _, c := range HostContenders[1:] {
+		if c.Name == "purgatory-static" {
+			continue // one circuit for all hosts, by design
+		}
 		t.Run(c.Name, func(t *testing.T) {
 			base := &countingTransport{resp: &http.Response{StatusCode: http.StatusServiceUnavailable}}
 			rt := c.New(base)
