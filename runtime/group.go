@@ -85,20 +85,24 @@ type Group struct {
 	cfg  Config
 	gc   groupConfig
 
-	keys     sync.Map                // key -> *groupEntry; lock-free for keys that exist
-	full     atomic.Bool             // at maxKeys with nothing to evict: new keys share the overflow circuit
-	overflow atomic.Pointer[Breaker] // made on first need
-	mu       sync.Mutex              // creation, eviction, the sweep
-	n        int                     // keys in keys or in pending
-	pending  map[string]int          // keys being made: how many callers make each
-	stop     func() bool             // stops the sweep timer; nil while none is armed
-	first    regKey                  // the first registration's scalar settings
-	excl     []func(error) bool      // and its exclude list
+	read     atomic.Pointer[map[string]*groupEntry] // a snapshot of keys, rebuilt now and then: the fast path
+	keys     sync.Map                               // key -> *groupEntry, every key: lock-free for keys not in read yet
+	unread   int                                    // keys stored since read was rebuilt (g.mu)
+	misses   atomic.Int64                           // lookups read missed and keys answered since the rebuild
+	full     atomic.Bool                            // at maxKeys with nothing to evict: new keys share the overflow circuit
+	overflow atomic.Pointer[Breaker]                // made on first need
+	mu       sync.Mutex                             // creation, eviction, the sweep
+	n        int                                    // keys in keys or in pending
+	pending  map[string]int                         // keys being made: how many callers make each
+	stop     func() bool                            // stops the sweep timer; nil while none is armed
+	first    regKey                                 // the first registration's scalar settings
+	excl     []func(error) bool                     // and its exclude list
 }
 
 type groupEntry struct {
 	b    *Breaker
 	used atomic.Bool // a call looked it up since the last sweep
+	gone atomic.Bool // removed from the group: read may hold it still
 	idle uint8       // sweeps in a row that found it unused (g.mu)
 }
 
@@ -120,6 +124,7 @@ func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
 		panic("purgatory: Group: empty name")
 	}
 	mustMatchers(name, cfg.Exclude)
+	mustIgnore(name, cfg.Ignore)
 	f.settingsFor(name, cfg) // checks the values
 	g := &Group{name: name, f: f, cfg: cfg, gc: gc, first: keyOf(cfg), excl: cfg.Exclude}
 	v, loaded := f.groups.LoadOrStore(name, g)
@@ -130,7 +135,7 @@ func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
 }
 
 func (f *Factory) groupAgain(g *Group, cfg Config, gc groupConfig) *Group {
-	if keyOf(cfg) == g.first && sameMatchers(g.excl, cfg.Exclude) && gc == g.gc {
+	if keyOf(cfg) == g.first && sameMatchers(g.excl, cfg.Exclude) && sameMatchers(g.cfg.Ignore, cfg.Ignore) && gc == g.gc {
 		return g
 	}
 	f.listeners.emit(Event{Kind: EventConfigConflict, Circuit: g.name, Config: g.Config(),
@@ -165,8 +170,10 @@ func (b *Breaker) Group() string { return b.group }
 //     holds control characters (a newline, say): name+"/~" + 16 hex digits
 //     of its SHA-256 + "~" + its first 64 bytes, each invalid or control
 //     character as '?'. Two such keys share a circuit only if the 64-bit
-//     hash collides. The lookup of such a key still hashes nothing: the
-//     group is keyed by the key itself.
+//     hash collides. The lookup of such a key computes no SHA-256 (the
+//     group is keyed by the key itself), but the map lookup hashes and
+//     compares the whole key: about 190 ns for 10 KB, against 15 ns for
+//     a host name.
 //
 // Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
 // first evicts a closed circuit with no failures pending that no call
@@ -176,20 +183,59 @@ func (b *Breaker) Group() string { return b.group }
 // MaxKeys), until a sweep runs; while the group is in that state a
 // new key's lookup takes no lock either.
 func (g *Group) Breaker(key string) *Breaker {
+	if m := g.read.Load(); m != nil {
+		if e, ok := (*m)[key]; ok && !e.gone.Load() {
+			return g.hit(e, key)
+		}
+	}
+	return g.lookup(key)
+}
+
+// hit returns e's circuit for key, found by a lookup.
+func (g *Group) hit(e *groupEntry, key string) *Breaker {
+	if !e.used.Load() {
+		e.used.Store(true) // written only once per sweep: no line every call writes
+	}
+	if !e.b.detached.Load() || g.f.closed.Load() {
+		return e.b // after Factory.Close every circuit is detached: keep it
+	}
+	return g.create(key) // removed from the factory by somebody else
+}
+
+// lookup finds a key that read does not have: made since read was last
+// rebuilt, or new. Keys found here often get read rebuilt.
+//
+//go:noinline
+func (g *Group) lookup(key string) *Breaker {
 	if v, ok := g.keys.Load(key); ok {
-		e := v.(*groupEntry)
-		if !e.used.Load() {
-			e.used.Store(true) // written only once per sweep: no line every call writes
+		if m := g.read.Load(); m == nil || g.misses.Add(1) > int64(64+len(*m)) {
+			g.mu.Lock()
+			g.rebuildLocked()
+			g.mu.Unlock()
 		}
-		if !e.b.detached.Load() || g.f.closed.Load() {
-			return e.b // after Factory.Close every circuit is detached: keep it
-		}
-	} else if g.full.Load() {
+		return g.hit(v.(*groupEntry), key)
+	}
+	if g.full.Load() {
 		if o := g.overflow.Load(); o != nil {
 			return o
 		}
 	}
 	return g.create(key)
+}
+
+// rebuildLocked makes read a snapshot of keys. g.mu is held. Rebuilds
+// happen when a quarter of the keys are not in read, after more misses
+// than keys, and at each sweep that changed anything: O(1) amortized per
+// key made.
+func (g *Group) rebuildLocked() {
+	m := make(map[string]*groupEntry, g.n)
+	g.keys.Range(func(k, v any) bool {
+		m[k.(string)] = v.(*groupEntry)
+		return true
+	})
+	g.read.Store(&m)
+	g.unread = 0
+	g.misses.Store(0)
 }
 
 // create handles a key without a usable circuit. The factory's Breaker
@@ -212,6 +258,7 @@ func (g *Group) create(key string) *Breaker {
 			return e.b
 		}
 		g.keys.Delete(key) // removed from the factory by somebody else
+		e.gone.Store(true)
 		g.n--
 	}
 	if g.pending[key] == 0 {
@@ -246,6 +293,10 @@ func (g *Group) create(key string) *Breaker {
 	e := &groupEntry{b: b}
 	e.used.Store(true)
 	g.keys.Store(key, e)
+	g.unread++
+	if m := g.read.Load(); m == nil || g.unread*4 >= len(*m) {
+		g.rebuildLocked()
+	}
 	return b
 }
 
@@ -323,6 +374,7 @@ func (g *Group) evictOneLocked() (victim *Breaker) {
 // from the factory, queueing its EventRemoved. g.mu is held.
 func (g *Group) dropLocked(key string, e *groupEntry) {
 	g.keys.Delete(key)
+	e.gone.Store(true)
 	g.n--
 	if g.f.breakers.CompareAndDelete(e.b.name, e.b) {
 		b := e.b
@@ -350,12 +402,15 @@ func (g *Group) sweep() {
 		g.mu.Unlock()
 		return // Factory.Close stops the sweep: breakers keep working as they are
 	}
+	changed := false
 	g.keys.Range(func(k, v any) bool {
 		e := v.(*groupEntry)
 		switch {
 		case e.b.detached.Load():
 			g.keys.Delete(k) // removed from the factory by somebody else
+			e.gone.Store(true)
 			g.n--
+			changed = true
 		case e.used.Load():
 			e.used.Store(false)
 			e.idle = 0
@@ -366,10 +421,14 @@ func (g *Group) sweep() {
 			if e.idle >= 2 && evictable(e.b) && g.pending[k.(string)] == 0 {
 				g.dropLocked(k.(string), e)
 				victims = append(victims, e.b)
+				changed = true
 			}
 		}
 		return true
 	})
+	if changed || g.unread > 0 {
+		g.rebuildLocked() // drops the gone entries, takes the new keys
+	}
 	g.full.Store(false) // entries unused since this sweep may make room now
 	if g.n > 0 {
 		g.armLocked()

@@ -113,6 +113,10 @@ func TestGroupRegistration(t *testing.T) {
 	assert.Contains(t, conflicts[0].Err.Error(), "ignoring threshold=4")
 	assert.Contains(t, conflicts[1].Err.Error(), "ignoring threshold=3 ttl=30s trials=1 maxkeys=1000")
 	assert.Equal(t, 3, g.Breaker("k").Config().Threshold)
+	neutral := purgatory.Is(context.DeadlineExceeded)
+	assert.Same(t, g, f.Group("api", purgatory.Config{Threshold: 3, Ignore: []func(error) bool{neutral}}, purgatory.WithMaxKeys(10)))
+	require.Len(t, conflicts, 3, "another ignore list is a conflict, like another exclude list")
+	assert.Panics(t, func() { f.Group("nil-ignore", purgatory.Config{Ignore: []func(error) bool{nil}}) })
 
 	assert.PanicsWithValue(t, "purgatory: Group: empty name", func() { f.Group("", purgatory.Config{}) })
 	assert.Panics(t, func() { f.Group("bad", purgatory.Config{Threshold: -1}) })
@@ -324,4 +328,45 @@ func TestGroupAfterFactoryClose(t *testing.T) {
 	clk.Advance(10 * time.Minute)
 	assert.Same(t, b, g.Breaker("k"), "no eviction after Close")
 	assert.Zero(t, clk.Pending(), "no sweep armed after Close")
+}
+
+// Lookups, creations, pressure evictions, sweeps and removals at once:
+// every lookup gets its key's circuit or the overflow circuit, and the
+// group never holds more than MaxKeys.
+func TestGroupConcurrentChurn(t *testing.T) {
+	clk := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clk))
+	g := f.Group("s", purgatory.Config{}, purgatory.WithMaxKeys(6), purgatory.WithIdleTimeout(time.Second))
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				key := string(rune('a' + (i*7+w*3)%12))
+				b := g.Breaker(key)
+				if n := b.Name(); n != "s/"+key && n != "s/~overflow" {
+					t.Errorf("key %q got %q", key, n)
+					return
+				}
+				if i%50 == 0 {
+					f.Remove("s/" + key)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 40 {
+			clk.Advance(500 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	assert.LessOrEqual(t, g.Len(), 6)
+	g.Range(func(key string, b *purgatory.Breaker) bool {
+		got, ok := f.Lookup(b.Name())
+		assert.True(t, ok && got == b, "key %q: the factory holds the group's circuit", key)
+		return true
+	})
 }
