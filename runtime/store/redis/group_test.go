@@ -32,7 +32,7 @@ func TestGroupKeysShared(t *testing.T) {
 	for _, k := range keys {
 		a := ga.Breaker(k)
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-		require.Equal(t, purgatory.Open, a.State())
+		waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip reaches Redis off the caller's path")
 		require.Eventually(t, func() bool { return gb.Breaker(k).State() == purgatory.Open },
 			5*time.Second, time.Millisecond, "key %.20q", k)
 		n, err := client.Exists(ctx, prefix+"{"+a.Name()+"}:state").Result()
