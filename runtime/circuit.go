@@ -47,7 +47,8 @@ type Breaker struct {
 	timer    func() bool    // stops the open/lease timer
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
-	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	stale    bool         // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	trans    *Transitions // state changes so far; made by the first one
 
 	events eventQueue
 	watch  func() // stops the store watch
@@ -483,6 +484,10 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		}
 		if prev.State != s.State && prev.Gen != 0 {
 			c.events.post(Event{Kind: EventStateChanged, Circuit: c.name, From: prev.State, To: s.State})
+			if c.trans == nil {
+				c.trans = new(Transitions)
+			}
+			c.trans[prev.State][s.State]++
 			if prev.State == HalfOpen && s.State == Closed {
 				c.events.post(Event{Kind: EventRecovered, Circuit: c.name, From: HalfOpen, To: Closed})
 			}
@@ -846,6 +851,9 @@ func (c *Breaker) status() Status {
 	}
 	if s.State != Closed {
 		st.OpenedAt = c.openedAt
+	}
+	if c.trans != nil {
+		st.Transitions = *c.trans
 	}
 	sts := c.stripes
 	c.mu.Unlock()

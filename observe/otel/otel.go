@@ -16,8 +16,12 @@
 // The data points of every circuit exist from its creation; transitions
 // closed→open, open→half_open, half_open→closed and half_open→open start at
 // zero, the others appear with their first occurrence. Counts are of this
-// process, from the moment Register was called (it turns on the factory's
-// call counting, see runtime.Factory.CountCalls).
+// process. Successes and rejections are counted from the moment Register
+// was called (it turns on the factory's call counting, see
+// runtime.Factory.CountCalls); the other counts, transitions included, from
+// the breaker's creation. Each breaker keeps its own counts: a circuit
+// removed with runtime.Factory.Remove loses its data points, and nothing of
+// it is kept; registered again, it starts from zero.
 package otel
 
 import (
@@ -35,13 +39,11 @@ const ScopeName = "github.com/purgatory-go/purgatory/observe/otel"
 
 // Registration is the instruments of one factory. Unregister it to stop.
 type Registration struct {
-	reg    metric.Registration
-	remove func()
+	reg metric.Registration
 }
 
 // Register makes the instruments of f's circuits, present and future, with
-// a meter of mp named ScopeName. It turns on the factory's call counting and
-// adds a listener that counts transitions.
+// a meter of mp named ScopeName. It turns on the factory's call counting.
 func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, error) {
 	m := mp.Meter(ScopeName)
 	state, err := m.Int64ObservableUpDownCounter("purgatory.circuit.state",
@@ -76,9 +78,7 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, err
 	}
 
 	f.CountCalls()
-	tracker := transitions.New()
 	callback := func(_ context.Context, o metric.Observer) error {
-		var counts []transitions.Count // per call: readers may collect at once
 		for _, b := range f.Breakers() {
 			s := b.Status()
 			circuit := attribute.String("circuit", s.Name)
@@ -95,11 +95,10 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, err
 			}{{"success", s.Counts.Success}, {"failure", s.Counts.Failure}, {"excluded", s.Counts.Excluded}, {"rejected", s.Counts.Rejected}} {
 				o.ObserveInt64(calls, int64(c.n), metric.WithAttributes(circuit, attribute.String("outcome", c.outcome)))
 			}
-			counts = tracker.Counts(counts[:0], s.Name)
-			for _, t := range counts {
-				o.ObserveInt64(trans, int64(t.N), metric.WithAttributes(circuit,
-					attribute.String("from", transitions.Label(t.From)), attribute.String("to", transitions.Label(t.To))))
-			}
+			transitions.Each(&s.Transitions, func(from, to purgatory.State, n uint64) {
+				o.ObserveInt64(trans, int64(n), metric.WithAttributes(circuit,
+					attribute.String("from", transitions.Label(from)), attribute.String("to", transitions.Label(to))))
+			})
 			o.ObserveInt64(failures, int64(s.Failures), metric.WithAttributes(circuit))
 			if s.Config.FailureRate > 0 {
 				o.ObserveFloat64(ratio, s.FailureRatio, metric.WithAttributes(circuit))
@@ -112,11 +111,8 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, err
 	if err != nil {
 		return nil, err
 	}
-	return &Registration{reg: reg, remove: f.AddListener(tracker)}, nil
+	return &Registration{reg: reg}, nil
 }
 
-// Unregister stops observing the factory and removes the listener.
-func (r *Registration) Unregister() error {
-	r.remove()
-	return r.reg.Unregister()
-}
+// Unregister stops observing the factory.
+func (r *Registration) Unregister() error { return r.reg.Unregister() }

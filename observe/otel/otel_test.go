@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/purgatory-go/purgatory/observe/internal/exporttest"
 	purgatoryotel "github.com/purgatory-go/purgatory/observe/otel"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
@@ -143,4 +144,85 @@ func TestInstruments(t *testing.T) {
 			}
 		}
 	}
+}
+
+// collect reads every instrument once.
+func collect(t *testing.T, reader sdkmetric.Reader) metricdata.ResourceMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	return rm
+}
+
+// points returns the int64 data points of the named instrument.
+func points(rm metricdata.ResourceMetrics, name string) []metricdata.DataPoint[int64] {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				return d.DataPoints
+			case metricdata.Gauge[int64]:
+				return d.DataPoints
+			}
+		}
+	}
+	return nil
+}
+
+// TestRemovedCircuitIsForgotten removes a circuit, lets the removed breaker
+// (still held by its caller) go on changing state, and re-creates the
+// name: the new circuit starts from zero.
+func TestRemovedCircuitIsForgotten(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+
+	old := f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	require.ErrorIs(t, call(old, errDown), errDown) // closed -> open
+	require.Len(t, points(collect(t, reader), "purgatory.transitions"), 4)
+	require.True(t, f.Remove("host"))
+	clock.Advance(time.Second) // the removed breaker: open -> half-open
+	require.Empty(t, points(collect(t, reader), "purgatory.transitions"))
+	require.NoError(t, call(old, nil)) // half-open -> closed
+
+	f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	metricdatatest.AssertEqual(t, metricdata.Sum[int64]{
+		Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+		DataPoints: []metricdata.DataPoint[int64]{
+			ip(0, "circuit", "host", "from", "closed", "to", "open"),
+			ip(0, "circuit", "host", "from", "open", "to", "half_open"),
+			ip(0, "circuit", "host", "from", "half_open", "to", "closed"),
+			ip(0, "circuit", "host", "from", "half_open", "to", "open"),
+		},
+	}, metricdata.Sum[int64]{
+		Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+		DataPoints: points(collect(t, reader), "purgatory.transitions"),
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestKeepsNothingOfRemovedCircuits churns through circuits that are
+// created, collected, removed and then change state on their own, and
+// checks that no memory stays for them (the SDK's included).
+func TestKeepsNothingOfRemovedCircuits(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+	perCircuit := exporttest.HeapPerRemovedCircuit(f, clock, func() { collect(t, reader) })
+	t.Logf("%.1f bytes per removed circuit stay on the heap", perCircuit)
+	require.Less(t, perCircuit, 16.0)
 }

@@ -14,9 +14,12 @@
 //	purgatory_circuit_failure_ratio{circuit}          gauge, for circuits with a failure-rate policy only
 //	purgatory_store_errors_total{circuit}             counter
 //
-// Counts are of this process, from the moment the collector was made
-// (NewCollector turns on the factory's call counting, see
-// runtime.Factory.CountCalls); transitions are counted from then on too.
+// Counts are of this process. Successes and rejections are counted from the
+// moment the collector was made (NewCollector turns on the factory's call
+// counting, see runtime.Factory.CountCalls); the other counts, transitions
+// included, from the breaker's creation. Each breaker keeps its own counts:
+// a circuit removed with runtime.Factory.Remove loses its series, and the
+// collector keeps nothing of it; registered again, it starts from zero.
 package prometheus
 
 import (
@@ -51,25 +54,20 @@ var (
 // Make it with NewCollector; it is safe for concurrent use.
 type Collector struct {
 	factory *purgatory.Factory
-	tracker *transitions.Tracker
-	remove  func()
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector returns a collector of f's circuits, present and future.
-// It turns on the factory's call counting (runtime.Factory.CountCalls) and
-// adds a listener that counts transitions; Close removes the listener.
+// It turns on the factory's call counting (runtime.Factory.CountCalls).
 func NewCollector(f *purgatory.Factory) *Collector {
 	f.CountCalls()
-	c := &Collector{factory: f, tracker: transitions.New()}
-	c.remove = f.AddListener(c.tracker)
-	return c
+	return &Collector{factory: f}
 }
 
-// Close stops counting transitions. The collector still reports the other
-// metrics. It is idempotent.
-func (c *Collector) Close() { c.remove() }
+// Close releases what the collector holds. It is idempotent, and the
+// collector still reports every metric after it.
+func (c *Collector) Close() {}
 
 // Describe sends the descriptors of every metric the collector reports.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -83,7 +81,6 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect sends the current metrics of every circuit of the factory.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	var counts []transitions.Count
 	for _, b := range c.factory.Breakers() {
 		s := b.Status()
 		name := s.Name
@@ -98,11 +95,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Failure), name, "failure")
 		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Excluded), name, "excluded")
 		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Rejected), name, "rejected")
-		counts = c.tracker.Counts(counts[:0], name)
-		for _, t := range counts {
-			ch <- prometheus.MustNewConstMetric(transitionsDesc, prometheus.CounterValue, float64(t.N),
-				name, transitions.Label(t.From), transitions.Label(t.To))
-		}
+		transitions.Each(&s.Transitions, func(from, to purgatory.State, n uint64) {
+			ch <- prometheus.MustNewConstMetric(transitionsDesc, prometheus.CounterValue, float64(n),
+				name, transitions.Label(from), transitions.Label(to))
+		})
 		ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.GaugeValue, float64(s.Failures), name)
 		if s.Config.FailureRate > 0 {
 			ch <- prometheus.MustNewConstMetric(ratioDesc, prometheus.GaugeValue, s.FailureRatio, name)

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purgatory-go/purgatory/observe/internal/exporttest"
 	purgatoryprom "github.com/purgatory-go/purgatory/observe/prometheus"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
@@ -252,4 +253,49 @@ purgatory_calls_total{circuit=%[1]q,outcome="success"} %[5]d
 # TYPE purgatory_calls_total counter
 ` + want("excluded", 0, 0, n, 0) + want("failing", 0, n, 0, 0) + want("ok", n, 0, 0, 0) + want("rejecting", 0, 0, 0, n)
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(expected), "purgatory_calls_total"))
+}
+
+// TestCollectorRemovedCircuitIsForgotten removes a circuit, lets the removed
+// breaker (still held by its caller) go on changing state, and re-creates
+// the name: the new circuit starts from zero, and the removed one is not
+// credited for what its breaker did after the removal.
+func TestCollectorRemovedCircuitIsForgotten(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	c := purgatoryprom.NewCollector(f)
+	t.Cleanup(c.Close)
+
+	old := f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	require.ErrorIs(t, call(old, errDown), errDown) // closed -> open
+	require.Equal(t, 14, testutil.CollectAndCount(c))
+	require.True(t, f.Remove("host"))
+	clock.Advance(time.Second) // the removed breaker: open -> half-open
+	require.Equal(t, purgatory.HalfOpen, old.State())
+	require.Equal(t, 0, testutil.CollectAndCount(c))
+	require.NoError(t, call(old, nil)) // half-open -> closed
+
+	f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP purgatory_transitions_total State changes of the circuit.
+# TYPE purgatory_transitions_total counter
+purgatory_transitions_total{circuit="host",from="closed",to="open"} 0
+purgatory_transitions_total{circuit="host",from="half_open",to="closed"} 0
+purgatory_transitions_total{circuit="host",from="half_open",to="open"} 0
+purgatory_transitions_total{circuit="host",from="open",to="half_open"} 0
+`), "purgatory_transitions_total"))
+}
+
+// TestCollectorKeepsNothingOfRemovedCircuits churns through circuits that
+// are created, scraped, removed and then change state on their own, and
+// checks that the collector keeps no memory for them.
+func TestCollectorKeepsNothingOfRemovedCircuits(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	c := purgatoryprom.NewCollector(f)
+	t.Cleanup(c.Close)
+	perCircuit := exporttest.HeapPerRemovedCircuit(f, clock, func() { testutil.CollectAndCount(c) })
+	t.Logf("%.1f bytes per removed circuit stay on the heap", perCircuit)
+	require.Less(t, perCircuit, 16.0)
 }
