@@ -592,7 +592,7 @@ func (c *Breaker) reject(w uint64, e *OpenError) error {
 
 //go:noinline
 func (c *Breaker) rejected(e *OpenError) { // out of line: keeps the rejection's frame small
-	c.f.listeners.emit(Event{Kind: EventRejected, Circuit: c.name, Seq: c.seq(), Err: e})
+	c.f.listeners.emit(Event{Kind: EventRejected, Circuit: c.name, Breaker: c, Seq: c.seq(), Err: e})
 }
 
 //go:noinline
@@ -601,7 +601,7 @@ func (c *Breaker) failed(err error) {
 	n := c.snap.Failures + 1
 	c.mu.Unlock()
 	seq := c.seq()
-	c.f.listeners.emit(Event{Kind: EventFailure, Circuit: c.name, Seq: seq, Failures: n, Err: err})
+	c.f.listeners.emit(Event{Kind: EventFailure, Circuit: c.name, Breaker: c, Seq: seq, Failures: n, Err: err})
 }
 
 func (c *Breaker) seq() uint64 { return c.events.last.Load() }
@@ -769,6 +769,7 @@ func (c *Breaker) drain() {
 		c.events.queued.Add(-int32(len(batch)))
 		c.mu.Unlock()
 		for _, e := range batch {
+			e.Breaker = c
 			c.f.listeners.emit(e)
 		}
 		c.mu.Lock()

@@ -41,3 +41,24 @@ func TestStatusTransitions(t *testing.T) {
 	want[purgatory.Isolated][purgatory.Closed] = 1
 	require.Equal(t, want, b.Status().Transitions)
 }
+
+// TestEventBreaker checks that every event names its breaker, the removed
+// one included, so that a listener can read a removed circuit's last
+// counts.
+func TestEventBreaker(t *testing.T) {
+	var got []purgatory.Event
+	f := purgatory.NewFactory(purgatory.WithListener(purgatory.ListenerFunc(func(e purgatory.Event) { got = append(got, e) })))
+	t.Cleanup(func() { _ = f.Close() })
+	b := f.Breaker("host", purgatory.Config{Threshold: 1})
+	require.Error(t, b.Do(context.Background(), func(context.Context) error { return errors.New("down") }))
+	require.ErrorIs(t, b.Do(context.Background(), func(context.Context) error { return nil }), purgatory.ErrOpen)
+	require.True(t, f.Remove("host"))
+	var kinds []purgatory.EventKind
+	for _, e := range got {
+		require.Same(t, b, e.Breaker, e.Kind.String())
+		kinds = append(kinds, e.Kind)
+	}
+	require.ElementsMatch(t, []purgatory.EventKind{purgatory.EventCreated, purgatory.EventFailure, purgatory.EventStateChanged,
+		purgatory.EventRejected, purgatory.EventRemoved}, kinds)
+	require.Equal(t, uint64(1), got[len(got)-1].Breaker.Status().Counts.Failure)
+}
