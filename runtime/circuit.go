@@ -16,10 +16,11 @@ import (
 type Breaker struct {
 	view atomic.Uint64 // the hot path reads only this (see the view word)
 
-	name string
-	f    *Factory
-	cfg  Config         // in force: the first registration's (without excludes)
-	set  store.Settings // cfg as the store keeps it
+	name  string
+	group string // the Group's name, "" for a circuit made with Factory.Breaker
+	f     *Factory
+	cfg   Config         // in force: the first registration's (without excludes)
+	set   store.Settings // cfg as the store keeps it
 
 	openErr  atomic.Pointer[OpenError] // returned while open
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken

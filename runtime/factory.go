@@ -141,6 +141,7 @@ type Factory struct {
 	listeners listeners
 
 	breakers sync.Map   // name -> *Breaker; lock-free for names that exist
+	groups   sync.Map   // name -> *Group
 	mu       sync.Mutex // serialises the creation of circuits
 	counting atomic.Bool
 	closed   atomic.Bool
@@ -202,7 +203,10 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // Looking up an existing circuit takes no lock and allocates nothing.
 // Breaker panics if a field of cfg is out of range or an exclude matcher
 // is nil.
-func (f *Factory) Breaker(name string, cfg Config) *Breaker {
+func (f *Factory) Breaker(name string, cfg Config) *Breaker { return f.breaker(name, cfg, "") }
+
+// breaker is Breaker for a circuit of the group named group ("" for none).
+func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 	if v, ok := f.breakers.Load(name); ok {
 		return f.registerAgain(v.(*Breaker), cfg)
 	}
@@ -214,7 +218,7 @@ func (f *Factory) Breaker(name string, cfg Config) *Breaker {
 	}
 	b := &Breaker{}
 	c := b
-	c.name, c.f, c.cfg, c.set, c.ready = name, f, resolved, set, make(chan struct{})
+	c.name, c.f, c.cfg, c.set, c.ready, c.group = name, f, resolved, set, make(chan struct{}), group
 	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
 	c.epoch = f.clock.Now()
 	if resolved.FailureRate > 0 || f.counting.Load() {

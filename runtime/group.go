@@ -1,0 +1,402 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Defaults of a [Group].
+const (
+	// DefaultMaxKeys bounds the circuits a group holds at once. A thousand
+	// keeps every host a service usually talks to (or every tenant of a
+	// small service) in a circuit of its own while bounding memory to
+	// about 1.4 MiB even if all of them are open (see [Factory.Remove]),
+	// and the exporters' per-key series, when asked for, to a number a
+	// Prometheus server takes in its stride.
+	DefaultMaxKeys = 1000
+	// DefaultIdleTimeout is how long a closed circuit of a group may go
+	// without calls before it is evicted. Ten minutes keeps the circuit of
+	// a key called every few minutes (a cron, a batch), and its pending
+	// failures, while a crawler's or a fan-out's one-off keys go.
+	DefaultIdleTimeout = 10 * time.Minute
+	// MaxKeyLen is the longest key a circuit name holds verbatim (every
+	// DNS host name fits); longer keys are hashed (see [Group.Breaker]).
+	MaxKeyLen = 256
+)
+
+// Names of a group's special circuits, after the group's name and "/".
+const (
+	emptyKey    = "~empty"
+	overflowKey = "~overflow"
+	keptPrefix  = 64 // bytes of a hashed key kept in its circuit name
+)
+
+// GroupOption configures a [Group].
+type GroupOption func(*groupConfig)
+
+type groupConfig struct {
+	maxKeys int
+	idle    time.Duration
+}
+
+// WithMaxKeys bounds how many circuits a group holds at once (default
+// [DefaultMaxKeys]); see [Group.Breaker] for what happens past it. It
+// panics if n < 1.
+func WithMaxKeys(n int) GroupOption {
+	mustPositive("max keys", int64(n))
+	return func(c *groupConfig) { c.maxKeys = n }
+}
+
+// WithIdleTimeout sets how long a closed circuit of the group may go
+// without calls before it is evicted (default [DefaultIdleTimeout]). An
+// evicted circuit is gone between d and 1.5×d after its last call. It
+// panics if d <= 0.
+func WithIdleTimeout(d time.Duration) GroupOption {
+	mustPositive("idle timeout", int64(d))
+	return func(c *groupConfig) { c.idle = d }
+}
+
+// Group is a family of circuits sharing one [Config], one circuit per key,
+// named name+"/"+key and created on first use: one per host, per tenant,
+// per shard. Get one from [Factory.Group]. It is safe for concurrent use.
+//
+// Each circuit is an ordinary [Breaker] of the factory (so it is in the
+// factory's store, its listeners' events, the exporters and the status
+// page, under its name) whose [Breaker.Group] is the group's name. A
+// circuit name under the group's name and "/" belongs to the group: the
+// group may evict it.
+//
+// Eviction. A sweep runs every half idle timeout while the group holds
+// circuits. A closed circuit with no failures pending that no call
+// reached for a whole idle timeout is removed from the group and the
+// factory (as by [Factory.Remove]); open, half-open and isolated circuits
+// are kept, since they protect. A circuit removed with [Factory.Remove]
+// leaves the group too: its key gets a new circuit on its next call.
+type Group struct {
+	name string
+	f    *Factory
+	cfg  Config
+	gc   groupConfig
+
+	keys     sync.Map                // key -> *groupEntry; lock-free for keys that exist
+	full     atomic.Bool             // at maxKeys with nothing to evict: new keys share the overflow circuit
+	overflow atomic.Pointer[Breaker] // made on first need
+	mu       sync.Mutex              // creation, eviction, the sweep
+	n        int                     // keys in keys or in pending
+	pending  map[string]int          // keys being made: how many callers make each
+	stop     func() bool             // stops the sweep timer; nil while none is armed
+	first    regKey                  // the first registration's scalar settings
+	excl     []func(error) bool      // and its exclude list
+}
+
+type groupEntry struct {
+	b    *Breaker
+	used atomic.Bool // a call looked it up since the last sweep
+	idle uint8       // sweeps in a row that found it unused (g.mu)
+}
+
+// Group returns the group named name, creating it with cfg and opts if
+// the factory has none. The first registration of a name configures the
+// group; a later one with a different Config or options gets the existing
+// group and is reported to listeners as an [EventConfigConflict] whose
+// Circuit is the group's name. Group panics if name is empty, a field of
+// cfg is out of range or an exclude matcher is nil.
+func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
+	gc := groupConfig{maxKeys: DefaultMaxKeys, idle: DefaultIdleTimeout}
+	for _, o := range opts {
+		o(&gc)
+	}
+	if v, ok := f.groups.Load(name); ok {
+		return f.groupAgain(v.(*Group), cfg, gc)
+	}
+	if name == "" {
+		panic("purgatory: Group: empty name")
+	}
+	mustMatchers(name, cfg.Exclude)
+	f.settingsFor(name, cfg) // checks the values
+	g := &Group{name: name, f: f, cfg: cfg, gc: gc, first: keyOf(cfg), excl: cfg.Exclude}
+	v, loaded := f.groups.LoadOrStore(name, g)
+	if loaded {
+		return f.groupAgain(v.(*Group), cfg, gc)
+	}
+	return g
+}
+
+func (f *Factory) groupAgain(g *Group, cfg Config, gc groupConfig) *Group {
+	if keyOf(cfg) == g.first && sameMatchers(g.excl, cfg.Exclude) && gc == g.gc {
+		return g
+	}
+	f.listeners.emit(Event{Kind: EventConfigConflict, Circuit: g.name, Config: g.Config(),
+		Err: fmt.Errorf("purgatory: group %q is registered with %s maxkeys=%d idle=%s; ignoring %s maxkeys=%d idle=%s",
+			g.name, describe(configOf(f.settingsFor(g.name, g.cfg), g.cfg)), g.gc.maxKeys, g.gc.idle,
+			describe(configOf(f.settingsFor(g.name, cfg), cfg)), gc.maxKeys, gc.idle)})
+	return g
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// Config returns the configuration the group's circuits are made with.
+func (g *Group) Config() Config { return g.cfg }
+
+// Group returns the name of the [Group] b belongs to, or "" for a circuit
+// made with [Factory.Breaker].
+func (b *Breaker) Group() string { return b.group }
+
+// Breaker returns the circuit for key, creating it on first use. For a key
+// that has a circuit it takes no lock and allocates nothing (it reads a
+// lock-free map and sets a flag the sweep reads).
+//
+// Circuit names. A key is used verbatim, name+"/"+key, whatever it holds:
+// '/', spaces, braces, dots, colons. Other names are:
+//
+//   - the empty key (a nil pointer in a generated key= chain gives it):
+//     name+"/~empty", one circuit shared by every call without a key;
+//   - a key that begins with '~': the key with one more '~' in front
+//     ("~x" is name+"/~~x"), so that no key takes a special name;
+//   - a key longer than [MaxKeyLen] bytes, or that is not valid UTF-8 or
+//     holds control characters (a newline, say): name+"/~" + 16 hex digits
+//     of its SHA-256 + "~" + its first 64 bytes, each invalid or control
+//     character as '?'. Two such keys share a circuit only if the 64-bit
+//     hash collides. The lookup of such a key still hashes nothing: the
+//     group is keyed by the key itself.
+//
+// Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
+// first evicts a closed circuit with no failures pending that no call
+// reached since the last sweep (least recently used, to the sweep's
+// precision). If there is none, the key shares the group's overflow
+// circuit, name+"/~overflow" (made on first need, not counted in
+// MaxKeys), until a sweep runs; while the group is in that state a
+// new key's lookup takes no lock either.
+func (g *Group) Breaker(key string) *Breaker {
+	if v, ok := g.keys.Load(key); ok {
+		e := v.(*groupEntry)
+		if !e.used.Load() {
+			e.used.Store(true) // written only once per sweep: no line every call writes
+		}
+		if !e.b.detached.Load() {
+			return e.b
+		}
+	} else if g.full.Load() {
+		if o := g.overflow.Load(); o != nil {
+			return o
+		}
+	}
+	return g.create(key)
+}
+
+// create handles a key without a usable circuit. The factory's Breaker
+// and Remove deliver events, and listeners may call back into the group,
+// so they run outside g.mu: creation reserves a place under the lock,
+// makes the circuit, then publishes it (the factory makes one circuit per
+// name, so two racing creators get the same).
+func (g *Group) create(key string) *Breaker {
+	var victims []*Breaker
+	defer func() {
+		for _, b := range victims {
+			b.drain()
+		}
+	}()
+	g.mu.Lock()
+	if v, ok := g.keys.Load(key); ok {
+		e := v.(*groupEntry)
+		if !e.b.detached.Load() || g.f.closed.Load() {
+			g.mu.Unlock()
+			return e.b
+		}
+		g.keys.Delete(key) // removed from the factory by somebody else
+		g.n--
+	}
+	if g.pending[key] == 0 {
+		if g.n >= g.gc.maxKeys {
+			if b := g.evictOneLocked(); b != nil {
+				victims = append(victims, b)
+			} else {
+				g.full.Store(true)
+				g.mu.Unlock()
+				return g.overflowBreaker()
+			}
+		}
+		g.n++ // counted once per key, however many callers race to make it
+	}
+	if g.pending == nil {
+		g.pending = make(map[string]int)
+	}
+	g.pending[key]++
+	g.armLocked()
+	g.mu.Unlock()
+
+	b := g.f.breaker(g.circuitName(key), g.cfg, g.name)
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending[key]--; g.pending[key] == 0 {
+		delete(g.pending, key)
+	}
+	if v, ok := g.keys.Load(key); ok {
+		return v.(*groupEntry).b // another caller published it first
+	}
+	e := &groupEntry{b: b}
+	e.used.Store(true)
+	g.keys.Store(key, e)
+	return b
+}
+
+func (g *Group) overflowBreaker() *Breaker {
+	if o := g.overflow.Load(); o != nil {
+		return o
+	}
+	o := g.f.breaker(g.name+"/"+overflowKey, g.cfg, g.name)
+	g.overflow.CompareAndSwap(nil, o)
+	return g.overflow.Load()
+}
+
+// circuitName returns the name of key's circuit (see Breaker).
+func (g *Group) circuitName(key string) string {
+	switch {
+	case key == "":
+		return g.name + "/" + emptyKey
+	case len(key) > MaxKeyLen || !printable(key):
+		sum := sha256.Sum256([]byte(key))
+		return g.name + "/~" + hex.EncodeToString(sum[:8]) + "~" + keptOf(key)
+	case key[0] == '~':
+		return g.name + "/~" + key
+	}
+	return g.name + "/" + key
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return false // RuneError: invalid UTF-8 (or U+FFFD itself, hashed all the same)
+		}
+	}
+	return true
+}
+
+// keptOf returns the first keptPrefix bytes of key, whole runes only, with
+// each invalid or control character as '?'.
+func keptOf(key string) string {
+	var sb strings.Builder
+	for _, r := range key {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			r = '?'
+		}
+		if sb.Len()+utf8.RuneLen(r) > keptPrefix {
+			break
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// evictable reports whether b may be evicted: closed, no failures pending.
+func evictable(b *Breaker) bool {
+	w := b.view.Load()
+	return State(w&stateMask) == Closed && w&pendingBit == 0
+}
+
+// evictOneLocked evicts one evictable circuit that no call reached since
+// the last sweep, and returns it (its events are to be delivered once
+// g.mu is released), or nil. g.mu is held.
+func (g *Group) evictOneLocked() (victim *Breaker) {
+	g.keys.Range(func(k, v any) bool {
+		e := v.(*groupEntry)
+		if e.used.Load() || !evictable(e.b) || g.pending[k.(string)] > 0 {
+			return true
+		}
+		g.dropLocked(k.(string), e)
+		victim = e.b
+		return false
+	})
+	return victim
+}
+
+// dropLocked removes e from the group and, if the factory still has it,
+// from the factory, queueing its EventRemoved. g.mu is held.
+func (g *Group) dropLocked(key string, e *groupEntry) {
+	g.keys.Delete(key)
+	g.n--
+	if g.f.breakers.CompareAndDelete(e.b.name, e.b) {
+		b := e.b
+		b.detach()
+		b.mu.Lock()
+		b.events.post(Event{Kind: EventRemoved, Circuit: b.name})
+		b.mu.Unlock()
+	}
+}
+
+// armLocked arms the sweep if it is not. g.mu is held.
+func (g *Group) armLocked() {
+	if g.stop == nil && !g.f.closed.Load() {
+		g.stop = g.f.clock.AfterFunc(g.gc.idle/2, g.sweep)
+	}
+}
+
+// sweep evicts the circuits idle for an idle timeout: unused at two sweeps
+// in a row after the one that saw them used.
+func (g *Group) sweep() {
+	var victims []*Breaker
+	g.mu.Lock()
+	g.stop = nil
+	if g.f.closed.Load() {
+		g.mu.Unlock()
+		return // Factory.Close stops the sweep: breakers keep working as they are
+	}
+	g.keys.Range(func(k, v any) bool {
+		e := v.(*groupEntry)
+		switch {
+		case e.b.detached.Load():
+			g.keys.Delete(k) // removed from the factory by somebody else
+			g.n--
+		case e.used.Load():
+			e.used.Store(false)
+			e.idle = 0
+		default:
+			if e.idle < 2 {
+				e.idle++
+			}
+			if e.idle >= 2 && evictable(e.b) && g.pending[k.(string)] == 0 {
+				g.dropLocked(k.(string), e)
+				victims = append(victims, e.b)
+			}
+		}
+		return true
+	})
+	g.full.Store(false) // entries unused since this sweep may make room now
+	if g.n > 0 {
+		g.armLocked()
+	}
+	g.mu.Unlock()
+	for _, b := range victims {
+		b.drain()
+	}
+}
+
+// Len returns how many circuits the group holds, the overflow circuit not
+// included.
+func (g *Group) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	g.keys.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// Range calls fn for each key of the group and its circuit, in no
+// particular order, until fn returns false. The overflow circuit is not
+// included. fn may call the group.
+func (g *Group) Range(fn func(key string, b *Breaker) bool) {
+	g.keys.Range(func(k, v any) bool { return fn(k.(string), v.(*groupEntry).b) })
+}
+
+// Overflow returns the group's overflow circuit, or nil if no key has
+// needed it.
+func (g *Group) Overflow() *Breaker { return g.overflow.Load() }
