@@ -124,6 +124,13 @@ func TestInstruments(t *testing.T) {
 					ip(0, "circuit", "payments"), ip(0, "circuit", "search"),
 				}},
 			},
+			{
+				Name: "purgatory.circuits", Unit: "{circuit}", Description: "Circuits in each state, per keyed group (group \"\": circuits of no group).",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: false, DataPoints: []metricdata.DataPoint[int64]{
+					ip(1, "group", "", "state", "closed"), ip(0, "group", "", "state", "open"),
+					ip(1, "group", "", "state", "half_open"), ip(0, "group", "", "state", "isolated"),
+				}},
+			},
 		},
 	}
 	metricdatatest.AssertEqual(t, want, rm.ScopeMetrics[0], metricdatatest.IgnoreTimestamp())
@@ -225,4 +232,60 @@ func TestKeepsNothingOfRemovedCircuits(t *testing.T) {
 	perCircuit := exporttest.HeapPerRemovedCircuit(f, clock, func() { collect(t, reader) })
 	t.Logf("%.1f bytes per removed circuit stay on the heap", perCircuit)
 	require.Less(t, perCircuit, 16.0)
+}
+
+// TestGroups checks that the circuits of a keyed group are observed per
+// group by default, per key too with WithPerKey, and that a group's
+// counters keep the counts of its removed circuits.
+func TestGroups(t *testing.T) {
+	for _, perKey := range []bool{false, true} {
+		f := purgatory.NewFactory()
+		t.Cleanup(func() { _ = f.Close() })
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		var opts []purgatoryotel.Option
+		if perKey {
+			opts = append(opts, purgatoryotel.WithPerKey("hosts"))
+		}
+		reg, err := purgatoryotel.Register(f, mp, opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = reg.Unregister() })
+
+		f.Breaker("db", purgatory.Config{})
+		hosts := f.Group("hosts", purgatory.Config{Threshold: 1})
+		require.ErrorIs(t, call(hosts.Breaker("a"), errDown), errDown) // a: closed -> open
+		require.NoError(t, call(hosts.Breaker("b"), nil))
+		require.NoError(t, call(hosts.Breaker("c"), nil))
+		require.True(t, f.Remove("hosts/c"))
+
+		rm := collect(t, reader)
+		sum := func(dps []metricdata.DataPoint[int64]) metricdata.Sum[int64] {
+			return metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: dps}
+		}
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{
+			ip(2, "group", "hosts", "outcome", "success"), ip(1, "group", "hosts", "outcome", "failure"),
+			ip(0, "group", "hosts", "outcome", "excluded"), ip(0, "group", "hosts", "outcome", "rejected"),
+		}), sum(points(rm, "purgatory.group.calls")), metricdatatest.IgnoreTimestamp())
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{
+			ip(1, "group", "hosts", "from", "closed", "to", "open"), ip(0, "group", "hosts", "from", "open", "to", "half_open"),
+			ip(0, "group", "hosts", "from", "half_open", "to", "closed"), ip(0, "group", "hosts", "from", "half_open", "to", "open"),
+		}), sum(points(rm, "purgatory.group.transitions")), metricdatatest.IgnoreTimestamp())
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{ip(0, "group", "hosts")}),
+			sum(points(rm, "purgatory.group.store.errors")), metricdatatest.IgnoreTimestamp())
+		circuits := points(rm, "purgatory.circuits")
+		require.Len(t, circuits, 8)
+		for _, dp := range circuits {
+			g, _ := dp.Attributes.Value("group")
+			s, _ := dp.Attributes.Value("state")
+			want := map[string]int64{"/closed": 1, "hosts/closed": 1, "hosts/open": 1}[g.AsString()+"/"+s.AsString()]
+			require.Equal(t, want, dp.Value, "group %q state %q", g.AsString(), s.AsString())
+		}
+		// Per-circuit points: "db", and "hosts/a", "hosts/b" with WithPerKey.
+		if perKey {
+			require.Len(t, points(rm, "purgatory.calls"), 3*4)
+		} else {
+			require.Len(t, points(rm, "purgatory.calls"), 4)
+		}
+	}
 }
