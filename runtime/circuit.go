@@ -583,7 +583,7 @@ func (c *Breaker) markStale() {
 // reject counts and reports a rejection.
 func (c *Breaker) reject(w uint64, e *OpenError) error {
 	if w&countBit != 0 {
-		c.stripes.mine().rejected.Add(1)
+		c.stripes.add(offRejected)
 	}
 	if c.f.listeners.active() {
 		c.rejected(e)
@@ -612,7 +612,7 @@ func (c *Breaker) count(w uint64, o outcome) {
 	switch o {
 	case success:
 		if w&countBit != 0 {
-			c.stripes.mine().success.Add(1)
+			c.stripes.add(offSuccess)
 		}
 	case failure:
 		c.failures.Add(1)

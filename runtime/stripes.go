@@ -18,42 +18,117 @@ type stripe struct {
 	_        [32]byte
 }
 
-type stripes []stripe
+// stripes are a circuit's call counters: one cache line (80 bytes in all)
+// until goroutines collide on it, then, spread, also per-processor lines
+// (four per processor, at most 64 lines of 64 bytes). An idle circuit so
+// costs the same at any core count; a contended one gets lines its cores
+// do not share.
+type stripes = *stripeSet
 
-// newStripes returns a power-of-two number of stripes: four per processor,
-// at most 64.
-func newStripes() stripes {
+type stripeSet struct {
+	one        stripe                   // the counts before spreading (and adds that raced with it)
+	many       atomic.Pointer[[]stripe] // per-processor lines, once spread
+	collisions atomic.Uint32            // adds to one that raced with another
+}
+
+// spreadAfter is how many collisions on the first line spread a circuit's
+// counters. A collision is an add that found the line changed under it: two
+// goroutines counting at the same moment, not merely one after the other.
+const spreadAfter = 16
+
+// newStripes returns a circuit's counters, spread at once if spread (rate
+// circuits, whose window is counted on every call).
+func newStripes(spread bool) stripes {
+	s := new(stripeSet)
+	if spread {
+		s.spread()
+	}
+	return s
+}
+
+// spread gives s its per-processor lines: a power-of-two number of them,
+// four per processor, at most 64.
+func (s *stripeSet) spread() {
 	n := 1
 	for n < 4*goruntime.GOMAXPROCS(0) && n < 64 {
 		n *= 2
 	}
-	return make(stripes, n)
+	lines := make([]stripe, n)
+	s.many.CompareAndSwap(nil, &lines)
 }
 
 // mine returns the calling goroutine's stripe, chosen by the address of its
-// stack: goroutines running at once have different stacks.
+// stack (goroutines running at once have different stacks), or the first
+// line before s is spread.
 //
 //go:nosplit
-func (s stripes) mine() *stripe {
-	var marker byte
-	p := uintptr(unsafe.Pointer(&marker)) >> 11
-	return &s[(p^p>>7)&uintptr(len(s)-1)]
+func (s *stripeSet) mine() *stripe {
+	m := s.many.Load()
+	if m == nil {
+		return &s.one
+	}
+	return line(*m)
 }
 
-func (s stripes) sum(field func(*stripe) *atomic.Uint64) uint64 {
-	var n uint64
-	for i := range s {
-		n += field(&s[i]).Load()
+// line returns the calling goroutine's line of lines.
+//
+//go:nosplit
+func line(lines []stripe) *stripe {
+	var marker byte
+	p := uintptr(unsafe.Pointer(&marker)) >> 11
+	return &lines[(p^p>>7)&uintptr(len(lines)-1)]
+}
+
+// add adds one to the counter at offset off of a stripe (offSuccess,
+// offRejected). Before s is spread it counts on the first line with a
+// compare-and-swap, so that it sees a goroutine counting at the same
+// moment; after spreadAfter such collisions, s spreads.
+func (s *stripeSet) add(off uintptr) {
+	if m := s.many.Load(); m != nil {
+		counter(line(*m), off).Add(1)
+		return
+	}
+	c := counter(&s.one, off)
+	if v := c.Load(); c.CompareAndSwap(v, v+1) {
+		return
+	}
+	c.Add(1)
+	if s.collisions.Add(1) == spreadAfter {
+		s.spread()
+	}
+}
+
+// The offsets of the counters add counts.
+const (
+	offSuccess  = unsafe.Offsetof(stripe{}.success)
+	offRejected = unsafe.Offsetof(stripe{}.rejected)
+)
+
+func counter(st *stripe, off uintptr) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(st), off))
+}
+
+func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
+	if s == nil {
+		return 0
+	}
+	n := field(&s.one).Load()
+	if m := s.many.Load(); m != nil {
+		for i := range *m {
+			n += field(&(*m)[i]).Load()
+		}
 	}
 	return n
 }
 
 // take returns the sum of a field and zeroes it, exactly: an add that
 // races with take lands in this sum or in the next.
-func (s stripes) take(field func(*stripe) *atomic.Uint64) uint64 {
-	var n uint64
-	for i := range s {
-		n += field(&s[i]).Swap(0)
+func (s *stripeSet) take(field func(*stripe) *atomic.Uint64) uint64 {
+	n := field(&s.one).Swap(0)
+	if m := s.many.Load(); m != nil {
+		for i := range *m {
+			n += field(&(*m)[i]).Swap(0)
+		}
 	}
 	return n
 }
