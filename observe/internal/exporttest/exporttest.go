@@ -17,7 +17,7 @@ import (
 // circuits for at most a second. A first round lets maps and pools reach
 // their size; the second is measured.
 func HeapPerRemovedCircuit(f *purgatory.Factory, clock *clocktest.Clock, collect func()) float64 {
-	const n = 2000
+	const n = 500
 	round := func(r int) {
 		names := make([]string, n)
 		for i := range names {
