@@ -80,19 +80,24 @@ func line(lines []stripe) *stripe {
 }
 
 // add adds one to the counter at offset off of a stripe (offSuccess,
-// offRejected). Before s is spread it counts on the first line with a
-// compare-and-swap, so that it sees a goroutine counting at the same
-// moment; after spreadAfter such collisions, s spreads.
+// offRejected). Before s is spread it counts on the first line, and reads
+// the counter just before: if the add does not land right after that
+// reading, another goroutine counted at the same moment (not merely one
+// after the other); after spreadAfter such collisions, s spreads.
 func (s *stripeSet) add(off uintptr) {
 	if m := s.many.Load(); m != nil {
 		counter(line(*m), off).Add(1)
 		return
 	}
 	c := counter(&s.one, off)
-	if v := c.Load(); c.CompareAndSwap(v, v+1) {
-		return
+	if old := c.Load(); c.Add(1) != old+1 {
+		s.collided()
 	}
-	c.Add(1)
+}
+
+// collided counts a collision on the first line and spreads s after
+// spreadAfter of them.
+func (s *stripeSet) collided() {
 	if s.collisions.Add(1) == spreadAfter {
 		s.spread()
 	}
