@@ -33,14 +33,18 @@ const (
 	keyMin       = "min"
 	keySlow      = "slow"
 	keyMaxTTL    = "maxttl"
+	keyIgnore    = "ignore"
+	keyKey       = "key"
+	keyMaxKeys   = "maxkeys"
+	keyResult    = "result"
 )
 
 // keys lists the keys of //purgatory:circuit, in the order they are documented.
-var keys = []string{keyName, keyThreshold, keyTTL, keyTrials, keyExclude, keySkip,
-	keyRate, keyWindow, keyMin, keySlow, keyMaxTTL}
+var keys = []string{keyName, keyThreshold, keyTTL, keyTrials, keyExclude, keyIgnore, keySkip,
+	keyRate, keyWindow, keyMin, keySlow, keyMaxTTL, keyKey, keyMaxKeys, keyResult}
 
 // listKeys are the keys whose value is a comma-separated list.
-var listKeys = []string{keyExclude, keySkip}
+var listKeys = []string{keyExclude, keyIgnore, keySkip}
 
 // directive is one //purgatory: comment line.
 type directive struct {
@@ -118,7 +122,11 @@ func parseDirective(c *ast.Comment) (*directive, bool) {
 			}
 			b := badArg{text: word, pos: pos}
 			if strings.HasPrefix(word, ",") {
-				b.msg = "a list takes no space before a comma: write " + strings.Join(listKeys, "=A,B or ") + "=A,B"
+				key := "exclude"
+				if n := len(d.args); n > 0 && slices.Contains(listKeys, d.args[n-1].key) {
+					key = d.args[n-1].key
+				}
+				b.msg = "a list takes no space before a comma: write " + key + "=A,B"
 			}
 			d.bad = append(d.bad, b)
 			continue

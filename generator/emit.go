@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"go/types"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,12 @@ func emit(m *model) ([]byte, error) {
 	if err := e.f.Render(&buf); err != nil {
 		return nil, err
 	}
-	return groupImports(buf.Bytes())
+	src := buf.Bytes()
+	if m.constraint != nil {
+		// After the header, before the package clause (see Config.Tags).
+		src = bytes.Replace(src, []byte(header+"\n"), []byte(header+"\n\n//go:build "+m.constraint.String()+"\n"), 1)
+	}
+	return groupImports(src)
 }
 
 // groupImports formats the import block of src, gofmt-clean source, with
@@ -84,7 +90,11 @@ func (e *emitter) iface(im *ifaceModel) {
 		jen.Id(fields.fallback).Add(inst(name)),
 	}
 	for _, c := range im.circuits {
-		members = append(members, jen.Id(fields.circuit[c]).Op("*").Qual(RuntimePath, "Breaker"))
+		kind := "Breaker"
+		if c.key != nil {
+			kind = "Group"
+		}
+		members = append(members, jen.Id(fields.circuit[c]).Op("*").Qual(RuntimePath, kind))
 	}
 	e.f.Type().Id(wrapper).Types(decl...).Struct(members...)
 	e.f.Line()
@@ -110,7 +120,15 @@ func (e *emitter) iface(im *ifaceModel) {
 	var lit []jen.Code
 	lit = append(lit, jen.Id(fields.inner).Op(":").Id(innerName))
 	for _, c := range im.circuits {
-		lit = append(lit, jen.Id(fields.circuit[c]).Op(":").Id(factoryName).Dot("Breaker").Call(jen.Lit(c.name), e.config(c)))
+		if c.key == nil {
+			lit = append(lit, jen.Id(fields.circuit[c]).Op(":").Id(factoryName).Dot("Breaker").Call(jen.Lit(c.name), e.config(c)))
+			continue
+		}
+		args := []jen.Code{jen.Lit(c.name), e.config(c)}
+		if c.maxKeys > 0 {
+			args = append(args, jen.Qual(RuntimePath, "WithMaxKeys").Call(jen.Lit(c.maxKeys)))
+		}
+		lit = append(lit, jen.Id(fields.circuit[c]).Op(":").Id(factoryName).Dot("Group").Call(args...))
 	}
 	e.f.Func().Id(ctor).Types(decl...).Params(
 		jen.Id(innerName).Add(inst(name)),
@@ -149,7 +167,7 @@ func typeDoc(im *ifaceModel, wrapper string) string {
 		fmt.Fprintf(&b, "%s wraps %s %s with circuit breakers:\n", wrapper, article(name), name)
 		for _, mm := range im.methods {
 			if mm.circuit != nil {
-				fmt.Fprintf(&b, "  - %s: circuit %q\n", mm.fn.Name(), mm.circuit.name)
+				fmt.Fprintf(&b, "  - %s: %s\n", mm.fn.Name(), circuitDoc(mm))
 			} else {
 				fmt.Fprintf(&b, "  - %s: forwarded without a breaker (%s)\n", mm.fn.Name(), forwardNote(mm.forward))
 			}
@@ -172,7 +190,7 @@ func typeDoc(im *ifaceModel, wrapper string) string {
 			if g == nil {
 				g = &group{}
 				if mm.circuit != nil {
-					g.head = fmt.Sprintf("through circuit %q", mm.circuit.name)
+					g.head = "through " + circuitDoc(mm)
 				} else {
 					g.head = fmt.Sprintf("forwarded without a breaker (%s)", forwardNote(mm.forward))
 				}
@@ -191,6 +209,19 @@ func typeDoc(im *ifaceModel, wrapper string) string {
 	}
 	b.WriteString("\nWhile a circuit is open its methods return zero values and a\n*purgatory.OpenError (errors.Is(err, purgatory.ErrOpen) holds), or call the\nfallback set with WithFallback.")
 	return b.String()
+}
+
+// circuitDoc says which circuit guarded method mm goes through, and what
+// it counts when that is not its error.
+func circuitDoc(mm *methodModel) string {
+	s := fmt.Sprintf("circuit %q", mm.circuit.name)
+	if mm.key != nil {
+		s = fmt.Sprintf("circuits %q, one per %s", mm.circuit.name+"/<key>", mm.key.text)
+	}
+	if mm.result != nil {
+		s += ", counting what " + mm.result.name() + " returns"
+	}
+	return s
 }
 
 // maxListed is the number of methods up to which the wrapper's doc lists
@@ -267,9 +298,15 @@ func (e *emitter) config(c *circuit) jen.Code {
 	if c.trials > 0 {
 		items = append(items, jen.Id("Trials").Op(":").Lit(c.trials))
 	}
-	if len(c.excludes) > 0 {
+	for _, l := range []struct {
+		field   string
+		entries []exclude
+	}{{"Exclude", c.excludes}, {"Ignore", c.ignores}} {
+		if len(l.entries) == 0 {
+			continue
+		}
 		var ms []jen.Code
-		for _, x := range c.excludes {
+		for _, x := range l.entries {
 			ms = append(ms, e.matcher(x))
 		}
 		list := jen.Index().Func().Params(jen.Error()).Bool()
@@ -278,7 +315,7 @@ func (e *emitter) config(c *circuit) jen.Code {
 		} else {
 			list = list.Values(ms...)
 		}
-		items = append(items, jen.Id("Exclude").Op(":").Add(list))
+		items = append(items, jen.Id(l.field).Op(":").Add(list))
 	}
 	if c.rate > 0 {
 		items = append(items, jen.Id("FailureRate").Op(":").Op(strconv.FormatFloat(c.rate/100, 'g', -1, 64)))
@@ -301,14 +338,17 @@ func (e *emitter) config(c *circuit) jen.Code {
 	return jen.Qual(RuntimePath, "Config").Custom(multi, items...)
 }
 
-// matcher returns the code of one exclude entry.
-func (e *emitter) matcher(x exclude) jen.Code {
-	var ref *jen.Statement
-	if x.pkg == nil || x.pkg == e.m.pkg {
-		ref = jen.Id(x.name)
-	} else {
-		ref = jen.Qual(importPath(x.pkg.Path()), x.name)
+// ref returns the code that names the package-level object name of pkg.
+func (e *emitter) ref(pkg *types.Package, name string) *jen.Statement {
+	if pkg == nil || pkg.Path() == e.m.pkg.Path() {
+		return jen.Id(name)
 	}
+	return jen.Qual(importPath(pkg.Path()), name)
+}
+
+// matcher returns the code of one exclude or ignore entry.
+func (e *emitter) matcher(x exclude) jen.Code {
+	ref := e.ref(x.pkg, x.name)
 	switch x.kind {
 	case exVar:
 		return jen.Qual(RuntimePath, "Is").Call(ref)

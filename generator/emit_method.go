@@ -3,8 +3,11 @@ package generator
 // Emit, per method: the guarded call and the forwarded one.
 
 import (
+	"fmt"
 	"go/types"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/dave/jennifer/jen"
 )
@@ -62,9 +65,17 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 
 	field := fields.circuit[mm.circuit]
 	breaker := jen.Id(recv).Dot(field)
+	var prologue []jen.Code
+	if mm.key != nil {
+		// One circuit per key: look it up first.
+		key, stmts := e.keyCode(mm.key, params, n)
+		b := n.name("b")
+		prologue = append(prologue, stmts...)
+		prologue = append(prologue, jen.Id(b).Op(":=").Add(breaker).Dot("Breaker").Call(key))
+		breaker = jen.Id(b)
+	}
 	// The call's context; nil tells the breaker that none is known (then a
 	// context.Canceled is not counted as a failure).
-	var prologue []jen.Code
 	ctx := jen.Nil()
 	switch src := mm.ctx; {
 	case src.param < 0:
@@ -110,8 +121,18 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 	for _, r := range results {
 		resIDs = append(resIDs, jen.Id(r))
 	}
-	e.docf("%s calls the inner %s through circuit %q.", name, im.name(), mm.circuit.name)
-	newFn().Block(append(prologue,
+	// The error the circuit counts: the last result, or what result= makes
+	// of the results (computed before done is set, so that a panic in it
+	// counts as a failure too).
+	var counted jen.Code = jen.Id(results[nres-1])
+	var classify []jen.Code
+	if mm.result != nil {
+		ce := n.name("cerr")
+		classify = append(classify, jen.Id(ce).Op(":=").Add(e.ref(mm.result.obj.Pkg(), mm.result.obj.Name())).Call(resIDs...))
+		counted = jen.Id(ce)
+	}
+	e.doc(wrapText(fmt.Sprintf("%s calls the inner %s through %s", name, im.name(), methodCircuitDoc(mm)), 76))
+	newFn().Block(slices.Concat(prologue, []jen.Code{
 		jen.List(jen.Id(t), jen.Id(err)).Op(":=").Add(breaker.Clone().Dot("Allow").Call(ctx)),
 		jen.If(jen.Id(err).Op("!=").Nil()).Block(rejected...),
 		jen.Id(done).Op(":=").False(),
@@ -121,10 +142,119 @@ func (e *emitter) method(im *ifaceModel, mm *methodModel, recvType *jen.Statemen
 			),
 		).Call(),
 		jen.List(resIDs...).Op(":=").Add(call),
+	}, classify, []jen.Code{
 		jen.Id(done).Op("=").True(),
-		breaker.Clone().Dot("Done").Call(ctx.Clone(), jen.Id(t), jen.Id(results[nres-1])),
+		breaker.Clone().Dot("Done").Call(ctx.Clone(), jen.Id(t), counted),
 		jen.Return(resIDs...),
-	)...)
+	})...)
+}
+
+// methodCircuitDoc says, for a method's doc comment, which circuit it goes
+// through and what it counts.
+func methodCircuitDoc(mm *methodModel) string {
+	s := fmt.Sprintf("circuit %q.", mm.circuit.name)
+	if mm.key != nil {
+		s = fmt.Sprintf("the circuit of group %q for the key %s (named %q+key).", mm.circuit.name, mm.key.text, mm.circuit.name+"/")
+		if mm.key.guarded() {
+			s += ` A nil pointer on the way gives the key "".`
+		}
+	}
+	if mm.result != nil {
+		s += fmt.Sprintf(" It counts the error %s makes of the results; the results are returned as they are.", mm.result.name())
+	}
+	return s
+}
+
+// wrapText breaks s into lines of at most width bytes, at spaces.
+func wrapText(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 {
+			if n+1+len(w) > width {
+				b.WriteByte('\n')
+				n = 0
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(w)
+		n += len(w)
+	}
+	return b.String()
+}
+
+// keyCode returns the code of a method's key and the statements that
+// compute it, if it takes more than an expression: nil checks along the
+// path, a nil pointer giving the key "".
+func (e *emitter) keyCode(kp *keyPath, params []string, n namer) (jen.Code, []jen.Code) {
+	root := jen.Id(params[kp.param])
+	conv := func(v jen.Code) jen.Code {
+		if kp.conv {
+			return jen.String().Call(v)
+		}
+		return v
+	}
+	guarded := false
+	for _, s := range kp.steps {
+		guarded = guarded || s.guarded()
+	}
+	if !guarded {
+		cur := root
+		for _, s := range kp.steps {
+			cur = cur.Dot(s.name)
+			if s.method {
+				cur = cur.Call()
+			}
+		}
+		return conv(cur), nil
+	}
+	key := n.name("key")
+	var build func(cur *jen.Statement, steps []keyStep) []jen.Code
+	build = func(cur *jen.Statement, steps []keyStep) []jen.Code {
+		var conds []jen.Code
+		wrap := func(body []jen.Code) []jen.Code {
+			if len(conds) == 0 {
+				return body
+			}
+			cond := conds[0]
+			for _, c := range conds[1:] {
+				cond = jen.Add(cond).Op("&&").Add(c)
+			}
+			return []jen.Code{jen.If(cond).Block(body...)}
+		}
+		for i, s := range steps {
+			if s.check {
+				conds = append(conds, cur.Clone().Op("!=").Nil())
+			}
+			p := cur.Clone()
+			for _, em := range s.embedded {
+				p = p.Dot(em.name)
+				if em.check {
+					conds = append(conds, p.Clone().Op("!=").Nil())
+				}
+			}
+			next := cur.Clone().Dot(s.name)
+			if s.method {
+				next = next.Call()
+				later := false
+				for _, r := range steps[i+1:] {
+					later = later || r.guarded()
+				}
+				if later {
+					// Checked below: called once, into a variable.
+					tmp := n.name("k")
+					body := append([]jen.Code{jen.Id(tmp).Op(":=").Add(next)}, build(jen.Id(tmp), steps[i+1:])...)
+					return wrap(body)
+				}
+			}
+			cur = next
+		}
+		return wrap([]jen.Code{jen.Id(key).Op("=").Add(conv(cur))})
+	}
+	stmts := append([]jen.Code{jen.Var().Id(key).String()}, build(root, kp.steps)...)
+	return jen.Id(key), stmts
 }
 
 // forwardWhy says why a method is forwarded, for its doc comment.

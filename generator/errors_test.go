@@ -108,7 +108,7 @@ func TestErrors(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": badSource})
 	want := []string{
 		`bad.go:23:21: unknown key "treshold" (did you mean "threshold"?)`,
-		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, skip, rate, window, min, slow, maxttl)`,
+		`bad.go:23:32: unknown key "foo" (the keys are name, threshold, ttl, trials, exclude, ignore, skip, rate, window, min, slow, maxttl, key, maxkeys, result)`,
 		`bad.go:23:48: bad value for threshold: "0" is not an integer >= 1`,
 		`bad.go:23:54: bad value for ttl: "5" is not a duration > 0 such as 30s or 1m30s`,
 		`bad.go:23:63: bad value for trials: "x" is not an integer >= 1`,
@@ -426,7 +426,7 @@ type C interface{ Do() error }
 		want: "bad.go:3:26: unterminated or malformed quoted value \"unterminated\n" +
 			"bad.go:6:26: a quoted value must be followed by a space\n" +
 			"bad.go:9:29: exclude ErrA: undefined: ErrA; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports\n" +
-			"bad.go:9:34: a list takes no space before a comma: write exclude=A,B or skip=A,B",
+			"bad.go:9:34: a list takes no space before a comma: write exclude=A,B",
 	}, {
 		name: "annotation errors beside type errors",
 		src: `package bad
@@ -536,9 +536,16 @@ type A interface {
 }
 
 // TestWarnings: methods forwarded only for want of an error result are
-// named once per interface, and the run succeeds.
+// named once per interface (the forwarded Close left out of the counts,
+// "most" said first), guarded methods whose result carries a status
+// without result= are named with the fix, and the run succeeds.
 func TestWarnings(t *testing.T) {
 	dir := badModule(t, map[string]string{"ok.go": `package ok
+
+import (
+	"context"
+	"net/http"
+)
 
 type Err struct{}
 
@@ -556,13 +563,49 @@ type A interface {
 type B interface {
 	Do() error
 	Name() string
+	Get() (string, error)
+	Put() error
+	Size() int
 }
+
+// Result carries its error, like rueidis's RedisResult.
+type Result struct{}
+
+func (Result) Error() error { return nil }
+
+// Answer has a status, like Elasticsearch's esapi.Response.
+type Answer struct{ StatusCode int }
+
+//purgatory:circuit
+type Redis interface {
+	Do(ctx context.Context, cmd string) Result
+	DoCache(ctx context.Context, cmd string) Result
+	Receive(ctx context.Context, cmd string) error
+	Close()
+}
+
+//purgatory:circuit
+type HTTP interface {
+	RoundTrip(req *http.Request) (*http.Response, error)
+	Search(ctx context.Context, q string) (*Answer, error)
+
+	//purgatory:circuit result=Classify
+	Get(ctx context.Context, url string) (*http.Response, error)
+}
+
+func Classify(*http.Response, error) error { return nil }
 `})
 	var warns []string
 	files, err := generator.Generate(generator.Config{Dir: dir, Warn: func(e *generator.Error) { warns = append(warns, e.Error()) }})
 	require.NoError(t, err)
 	require.Len(t, files, 1)
-	assert.Equal(t, []string{"ok.go:8:6: A: 2 of 4 methods are forwarded without a breaker: Name (no error result); Get (its last result is a concrete error type, not error: declare it as error to guard it); list them in skip= to silence this warning"}, warns)
+	assert.Equal(t, []string{
+		"ok.go:13:6: A: most methods are forwarded without a breaker, also while the circuit is open (2 of 3 methods, Close aside): Name (no error result); Get (its last result is a concrete error type, not error: declare it as error to guard it); list them in skip= to silence this warning",
+		"ok.go:21:6: B: 1 of 5 methods is forwarded without a breaker: Size (no error result); list it in skip= to silence this warning",
+		"ok.go:38:6: Redis: most methods are forwarded without a breaker, also while the circuit is open (3 of 4 methods): Do, DoCache, Close (no error result); Do, DoCache return an error inside their result (an Err() or Error() method returning error), which a wrapper cannot return a rejection in: to guard them, declare an interface whose methods return (T, error), implemented by an adapter, and annotate it (result= classifies what they return); or list them in skip= to silence this warning",
+		"ok.go:47:2: HTTP.RoundTrip returns *http.Response, whose status its circuit does not see: an error answer with a nil error counts as a success; add result=httpcircuit.Classify (5xx, 429 and transport errors fail; no import needed) or a func(*http.Response, error) error of your own",
+		"ok.go:48:2: HTTP.Search returns *Answer, whose status its circuit does not see: an error answer with a nil error counts as a success; add result=FUNC, a func(*Answer, error) error that returns the error to count",
+	}, warns)
 }
 
 // TestTypeFlagIgnoresOthers: -type A is not stopped by mistakes in B.

@@ -14,64 +14,38 @@ import (
 	"golang.org/x/tools/go/packages"
 )
 
-// resolveExclude resolves one exclude entry in the scope of the file that
-// declares the interface.
-func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) {
+// resolveExclude resolves one exclude= or ignore= entry (what says which)
+// in the scope of the file that declares the interface.
+func (v *validator) resolveExclude(what string, it item, scope *types.Scope) (exclude, bool) {
 	text := it.text
 	e := exclude{text: text}
 	if text == "" {
-		v.errorf(it.pos, "bad value for exclude: empty entry")
+		v.errorf(it.pos, "bad value for %s: empty entry", what)
 		return e, false
 	}
 	if strings.HasPrefix(text, "*") {
 		e.ptr = true
 		text = text[1:]
 	}
-	var obj types.Object
-	if i := strings.LastIndex(text, "."); i >= 0 {
-		q, name := text[:i], text[i+1:]
-		pkg, msg := v.qualifier(q, scope)
-		if pkg == nil {
-			v.errorf(it.pos, "exclude %s: %s", it.text, msg)
-			return e, false
-		}
-		obj = pkg.Scope().Lookup(name)
-		if obj == nil || !obj.Exported() {
-			msg := fmt.Sprintf("exclude %s: undefined: %s.%s", it.text, q, name)
-			if s := suggest(name, exportedNames(pkg.Scope())); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s.%s?)", q, s)
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
-			return e, false
-		}
-	} else {
-		_, obj = scope.LookupParent(text, token.NoPos)
-		if obj == nil {
-			msg := fmt.Sprintf("exclude %s: undefined: %s", it.text, text)
-			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			} else {
-				msg += "; exclude names error variables, error types and func(error) bool predicates declared in this package or in a package this file imports"
-			}
-			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
-			return e, false
-		}
+	obj := v.lookup(what, it, text, scope, "error variables, error types and func(error) bool predicates")
+	if obj == nil {
+		return e, false
 	}
 	e.pkg, e.name = obj.Pkg(), obj.Name()
 	want := "an error variable, an error type or a func(error) bool"
 	if _, ok := obj.(*types.PkgName); ok {
-		v.errorf(it.pos, "exclude %s: %s is a package, not %s", it.text, text, want)
+		v.errorf(it.pos, "%s %s: %s is a package, not %s", what, it.text, text, want)
 		return e, false
 	}
 	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
-		v.errorf(it.pos, "exclude %s: not a package-level declaration", it.text)
+		v.errorf(it.pos, "%s %s: not a package-level declaration", what, it.text)
 		return e, false
 	}
 	switch obj := obj.(type) {
 	case *types.TypeName:
 		t := obj.Type()
 		if n, ok := t.(*types.Named); ok && n.TypeParams().Len() > 0 {
-			v.errorf(it.pos, "exclude %s: generic type %s needs type arguments; use a func(error) bool instead", it.text, obj.Name())
+			v.errorf(it.pos, "%s %s: generic type %s needs type arguments; use a func(error) bool instead", what, it.text, obj.Name())
 			return e, false
 		}
 		if _, ok := t.Underlying().(*types.Interface); ok && !e.ptr {
@@ -88,14 +62,14 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 			if !e.ptr && types.Implements(types.NewPointer(t), errorIface) {
 				hint = fmt.Sprintf(" (did you mean *%s?)", text)
 			}
-			v.errorf(it.pos, "exclude %s: type %s does not implement error%s", it.text, it.text, hint)
+			v.errorf(it.pos, "%s %s: type %s does not implement error%s", what, it.text, it.text, hint)
 			return e, false
 		}
 		e.kind = exType
 		return e, true
 	case *types.Var:
 		if e.ptr {
-			v.errorf(it.pos, "exclude %s: %s is a variable, not a type", it.text, text)
+			v.errorf(it.pos, "%s %s: %s is a variable, not a type", what, it.text, text)
 			return e, false
 		}
 		if isPredicate(obj.Type()) {
@@ -103,14 +77,14 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 			return e, true
 		}
 		if !types.Implements(obj.Type(), errorIface) {
-			v.errorf(it.pos, "exclude %s: variable of type %s is not an error", it.text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			v.errorf(it.pos, "%s %s: variable of type %s is not an error", what, it.text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
 			return e, false
 		}
 		e.kind = exVar
 		return e, true
 	case *types.Func:
 		if e.ptr || !isPredicate(obj.Type()) {
-			v.errorf(it.pos, "exclude %s: func %s has type %s, not func(error) bool", it.text, text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
+			v.errorf(it.pos, "%s %s: func %s has type %s, not func(error) bool", what, it.text, text, types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)))
 			return e, false
 		}
 		e.kind = exPred
@@ -122,12 +96,58 @@ func (v *validator) resolveExclude(it item, scope *types.Scope) (exclude, bool) 
 			e.kind = exVar
 			return e, true
 		}
-		v.errorf(it.pos, "exclude %s: %s is a constant of type %s, which does not implement error; exclude takes %s", it.text, text,
-			types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)), want)
+		v.errorf(it.pos, "%s %s: %s is a constant of type %s, which does not implement error; %s takes %s", what, it.text, text,
+			types.TypeString(obj.Type(), types.RelativeTo(v.l.pkg.Types)), what, want)
 	default:
-		v.errorf(it.pos, "exclude %s: %s is not %s", it.text, text, want)
+		v.errorf(it.pos, "%s %s: %s is not %s", what, it.text, text, want)
 	}
 	return e, false
+}
+
+// lookup resolves text, the name in entry it of key what (with a
+// leading * removed), in the scope of the file that declares the
+// interface: a name of the file or package, pkg.Name for a package the
+// file (or another file of the package) imports, or path.Name for a
+// package by its import path. It reports the error and returns nil when
+// the name does not resolve; kinds says what the key names, for the hint.
+func (v *validator) lookup(what string, it item, text string, scope *types.Scope, kinds string) types.Object {
+	var obj types.Object
+	if i := strings.LastIndex(text, "."); i >= 0 {
+		q, name := text[:i], text[i+1:]
+		pkg, msg := v.qualifier(q, scope)
+		if pn, ok := scope.Lookup(q).(*types.PkgName); ok && v.viaImport[pn.Imported().Path()] == "" {
+			// If the file imports the package only for this entry, the
+			// compiler says "imported and not used": the hint (see
+			// unusedImportHint) names the import-path form.
+			v.viaImport[pn.Imported().Path()] = what + "=" + pn.Imported().Path() + "." + name
+		}
+		if pkg == nil {
+			v.errorf(it.pos, "%s %s: %s", what, it.text, msg)
+			return nil
+		}
+		obj = pkg.Scope().Lookup(name)
+		if obj == nil || !obj.Exported() {
+			msg := fmt.Sprintf("%s %s: undefined: %s.%s", what, it.text, q, name)
+			if s := suggest(name, exportedNames(pkg.Scope())); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s.%s?)", q, s)
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return nil
+		}
+	} else {
+		_, obj = scope.LookupParent(text, token.NoPos)
+		if obj == nil {
+			msg := fmt.Sprintf("%s %s: undefined: %s", what, it.text, text)
+			if s := suggest(text, v.l.pkg.Types.Scope().Names()); s != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", s)
+			} else {
+				msg += "; " + what + " names " + kinds + " declared in this package or in a package this file imports"
+			}
+			v.errs = append(v.errs, errorf(v.fset, v.dir, it.pos, "%s", msg))
+			return nil
+		}
+	}
+	return obj
 }
 
 // qualifier resolves the qualifier of a qualified exclude entry: the
@@ -156,6 +176,24 @@ func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, str
 	// database/sql) unless q is evidently a typo of an import name.
 	deps := v.dependencies()
 	if pkg := deps[q]; pkg != nil && len(found) == 0 {
+		// A package imported directly is complete. One reached through a
+		// dependency holds only what that dependency's export data
+		// mentions: load it by its path to see all of it.
+		if slices.Contains(v.l.pkg.Types.Imports(), pkg) || v.loaded[q] {
+			return pkg, ""
+		}
+		if full, err := v.importPackage(q); err == nil {
+			return full, ""
+		}
+		return pkg, ""
+	}
+	// This module's integration packages, by name, without an import:
+	// result=httpcircuit.Classify, ignore=grpccircuit.IsClientError.
+	if path, ok := integrations[q]; ok && len(found) == 0 {
+		pkg, err := v.importPackage(path)
+		if err != nil {
+			return nil, fmt.Sprintf("cannot load package %s: %v", path, err)
+		}
 		return pkg, ""
 	}
 	typo := suggest(q, importNames(scope))
@@ -189,6 +227,13 @@ func (v *validator) qualifier(q string, scope *types.Scope) (*types.Package, str
 		}
 	}
 	return nil, msg
+}
+
+// integrations are the packages of this module that annotations may name
+// by their package name without importing them.
+var integrations = map[string]string{
+	"httpcircuit": "github.com/purgatory-go/purgatory/httpcircuit",
+	"grpccircuit": "github.com/purgatory-go/purgatory/grpccircuit",
 }
 
 // dependencies returns the packages the package depends on, directly or
@@ -236,6 +281,7 @@ func (v *validator) importPackage(path string) (*types.Package, error) {
 		return nil, fmt.Errorf("it is internal to another tree, which %s cannot import", v.l.pkg.PkgPath)
 	}
 	v.deps[path] = p.Types
+	v.loaded[path] = true
 	return p.Types, nil
 }
 

@@ -7,9 +7,9 @@
 //
 //   - load.go: load the packages with go/packages (syntax and types);
 //   - annotations.go: find the //purgatory: comments and split them;
-//   - validate.go, settings.go, exclude.go, methods.go: check keys, values,
-//     exclude entries (with go/types) and methods, and build the model
-//     (model.go);
+//   - validate.go, settings.go, exclude.go, methods.go, perkey.go: check
+//     keys, values, exclude and ignore entries (with go/types), methods,
+//     key= paths and result= functions, and build the model (model.go);
 //   - emit.go, emit_method.go, types.go: write the file with jennifer,
 //     naming.go choosing import names and identifiers that collide with
 //     nothing.
@@ -25,6 +25,7 @@ import (
 	"go/ast"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -47,13 +48,22 @@ type Config struct {
 	Dir string
 	// Patterns are package patterns as for go build; none means ".".
 	Patterns []string
-	// Output is the file name written in each package directory;
-	// "" means DefaultOutput.
+	// Output is the file name written in each package directory; ""
+	// means DefaultOutput, or, with Tags, TaggedOutput(Tags) in a package
+	// that has files only the tags bring in (see Tags).
 	Output string
 	// Types restricts generation to these interface names; none means all
 	// annotated interfaces.
 	Types []string
-	// Tags are build tags, as for go build -tags.
+	// Tags are build tags, as for go build -tags. In a package with files
+	// that only the tags bring in (a file under //go:build custom, with
+	// -tags custom), the run generates the wrappers of the interfaces
+	// declared in those files only, into a file of its own that carries
+	// their build constraint: so a build without the tags still works, the
+	// untagged run (wrappers of the other interfaces, in the default file)
+	// and -check without tags leave it alone, and a build with the tags
+	// compiles both files. In a package without such files, the tags only
+	// change how its dependencies load, and the run is an ordinary one.
 	Tags []string
 	// KeepEmpty, when a package has a generated file but no annotated
 	// interface left, has Generate empty the file (keep the header and the
@@ -64,7 +74,8 @@ type Config struct {
 	KeepEmpty bool
 	// Warn, if set, receives the warnings of a successful run, sorted:
 	// methods of an annotated interface that are forwarded without a
-	// breaker only because they have no error result.
+	// breaker only because they have no error result, and guarded methods
+	// that return a status (*http.Response, a StatusCode) without result=.
 	Warn func(*Error)
 }
 
@@ -81,13 +92,10 @@ type File struct {
 // has annotated interfaces. On any problem it returns an ErrorList (or the
 // error of the go command) and no files.
 func Generate(cfg Config) ([]File, error) {
-	if cfg.Output == "" {
-		cfg.Output = DefaultOutput
-	}
 	if strings.ContainsRune(cfg.Output, filepath.Separator) || strings.Contains(cfg.Output, "/") {
 		return nil, fmt.Errorf("output %q must be a file name, not a path", cfg.Output)
 	}
-	if !strings.HasSuffix(cfg.Output, ".go") || strings.HasSuffix(cfg.Output, "_test.go") {
+	if cfg.Output != "" && (!strings.HasSuffix(cfg.Output, ".go") || strings.HasSuffix(cfg.Output, "_test.go")) {
 		return nil, fmt.Errorf("output %q must end in .go and not in _test.go", cfg.Output)
 	}
 	pkgs, err := load(cfg)
@@ -121,7 +129,7 @@ func Generate(cfg Config) ([]File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p.pkg.PkgPath, err)
 		}
-		files = append(files, File{Path: filepath.Join(p.dir, cfg.Output), Content: src})
+		files = append(files, File{Path: filepath.Join(p.dir, p.output), Content: src})
 	}
 	for _, name := range cfg.Types {
 		if !found[name] {
@@ -137,6 +145,25 @@ func Generate(cfg Config) ([]File, error) {
 		}
 	}
 	return files, nil
+}
+
+// TaggedOutput is the default output file name of a run with build tags
+// in a package that has files only the tags bring in:
+// purgatory_<tags>_gen.go, the tags sorted and joined with "_".
+func TaggedOutput(tags []string) string {
+	var parts []string
+	for _, t := range slices.Sorted(slices.Values(tags)) {
+		var b strings.Builder
+		for _, r := range strings.ToLower(t) {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+				b.WriteRune(r)
+			} else {
+				b.WriteByte('_')
+			}
+		}
+		parts = append(parts, b.String())
+	}
+	return "purgatory_" + strings.Join(slices.Compact(parts), "_") + "_gen.go"
 }
 
 // emptyFile is the content of a generated file with nothing left to

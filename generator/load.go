@@ -2,6 +2,8 @@ package generator
 
 import (
 	"go/ast"
+	"go/build"
+	"go/build/constraint"
 	"go/token"
 	"path/filepath"
 	"strconv"
@@ -21,6 +23,15 @@ type loaded struct {
 	// declarations do not count as taken names.
 	gen     *ast.File
 	genPath string
+	// output is the name of the file this run writes in dir.
+	output string
+	// tagOnly are the files (absolute paths) that a build without
+	// Config.Tags leaves out: with tags, only their interfaces are
+	// generated (see Config.Tags).
+	tagOnly map[string]bool
+	// tagged says that the run writes the tagged output of the package:
+	// it had tag-only files, its old tagged output counted.
+	tagged bool
 }
 
 // loadMode is what the generator needs: syntax and types of the target
@@ -72,17 +83,26 @@ func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 	}
 	var out []*loaded
 	for _, p := range pkgs {
-		l := &loaded{pkg: p}
+		l := &loaded{pkg: p, tagOnly: tagOnlyFiles(p.GoFiles, cfg.Tags)}
 		if len(p.GoFiles) > 0 {
 			l.dir = filepath.Dir(p.GoFiles[0])
 		}
+		l.output = cfg.Output
+		if l.output == "" {
+			l.output = DefaultOutput
+			if len(l.tagOnly) > 0 {
+				l.output = TaggedOutput(cfg.Tags)
+			}
+		}
+		l.tagged = len(l.tagOnly) > 0
 		genPath := ""
 		for _, f := range p.Syntax {
 			name := p.Fset.Position(f.Package).Filename
-			if filepath.Base(name) == cfg.Output && isOurs(f) {
+			if filepath.Base(name) == l.output && isOurs(f) {
 				l.gen = f
 				l.genPath = name
 				genPath = name
+				delete(l.tagOnly, name) // the output of an earlier tagged run
 			}
 		}
 		// The go command says why an import failed ("no required module
@@ -131,6 +151,40 @@ func loadOnce(cfg Config, overlay map[string][]byte) ([]*loaded, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// tagOnlyFiles returns those of files that a build without tags leaves
+// out (by their build constraints), when there are tags.
+func tagOnlyFiles(files, tags []string) map[string]bool {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := map[string]bool{}
+	bctx := build.Default
+	bctx.BuildTags = nil
+	for _, f := range files {
+		if ok, err := bctx.MatchFile(filepath.Dir(f), filepath.Base(f)); err == nil && !ok {
+			out[f] = true
+		}
+	}
+	return out
+}
+
+// buildConstraint returns the //go:build expression of f, or nil.
+func buildConstraint(f *ast.File) constraint.Expr {
+	for _, cg := range f.Comments {
+		if cg.Pos() > f.Package {
+			break
+		}
+		for _, c := range cg.List {
+			if constraint.IsGoBuild(c.Text) {
+				if x, err := constraint.Parse(c.Text); err == nil {
+					return x
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // isOurs reports whether f was written by purgatorygen.

@@ -42,13 +42,64 @@ func (v *validator) reportUnguarded(ts *ast.TypeSpec, d *directive, im *ifaceMod
 		return
 	}
 	if msg, n := why(forwardNoError, forwardConcreteError); n > 0 {
+		// Close, forwarded by design, is left out of the counts.
+		total, aside := len(im.methods), ""
+		if c := len(byReason[forwardClose]); c > 0 {
+			total -= c
+			aside = " (Close aside)"
+		}
 		verb, them := "are", "them"
 		if n == 1 {
 			verb, them = "is", "it"
 		}
-		v.warnf(ts.Name.Pos(), "%s: %d of %d methods %s forwarded without a breaker: %s; list %s in skip= to silence this warning",
-			im.name(), n, len(im.methods), verb, msg, them)
+		head := fmt.Sprintf("%d of %d methods%s %s forwarded without a breaker", n, total, aside, verb)
+		if 2*n > total {
+			head = fmt.Sprintf("most methods are forwarded without a breaker, also while the circuit is open (%d of %d methods%s)", n, total, strings.Replace(aside, " (Close aside)", ", Close aside", 1))
+		}
+		fix := fmt.Sprintf("list %s in skip= to silence this warning", them)
+		if carriers := errorCarriers(im); len(carriers) > 0 {
+			fix = fmt.Sprintf("%s return an error inside their result (%s), which a wrapper cannot return a rejection in: to guard them, declare an interface whose methods return (T, error), implemented by an adapter, and annotate it (result= classifies what they return); or %s",
+				summary(carriers, 3), errorCarrierNote, fix)
+		}
+		v.warnf(ts.Name.Pos(), "%s: %s: %s; %s", im.name(), head, msg, fix)
 	}
+}
+
+// errorCarrierNote says what errorCarriers looks for.
+const errorCarrierNote = "an Err() or Error() method returning error"
+
+// errorCarriers returns the methods of im forwarded for want of an error
+// result whose results carry an error (mongo's *SingleResult.Err(),
+// rueidis's RedisResult.Error()).
+func errorCarriers(im *ifaceModel) []string {
+	var out []string
+	for _, mm := range im.methods {
+		if mm.forward != forwardNoError {
+			continue
+		}
+		for r := range mm.sig.Results().Variables() {
+			if carriesError(r.Type()) {
+				out = append(out, mm.fn.Name())
+				break
+			}
+		}
+	}
+	return out
+}
+
+// carriesError reports whether t has a niladic Err or Error method that
+// returns error.
+func carriesError(t types.Type) bool {
+	for _, name := range []string{"Err", "Error"} {
+		obj, _, _ := types.LookupFieldOrMethod(t, true, nil, name)
+		if fn, ok := obj.(*types.Func); ok {
+			ms := fn.Type().(*types.Signature)
+			if ms.Params().Len() == 0 && ms.Results().Len() == 1 && types.Identical(ms.Results().At(0).Type(), errorType) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // summary joins up to n names, and says how many more there are.

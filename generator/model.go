@@ -3,6 +3,7 @@ package generator
 // The model: what the validate step builds and the emit step reads.
 
 import (
+	"go/build/constraint"
 	"go/token"
 	"go/types"
 	"reflect"
@@ -20,6 +21,9 @@ type model struct {
 	// taken are the package-scope names of the package (those of the old
 	// generated file excepted): import names must not clash with them.
 	taken map[string]bool
+	// constraint is the build constraint of the file, or nil: with tags,
+	// that of the files that declare its interfaces (see Config.Tags).
+	constraint constraint.Expr
 }
 
 // ifaceModel is one annotated interface.
@@ -51,6 +55,8 @@ type methodModel struct {
 	circuit *circuit      // nil when forwarded
 	forward forwardReason // why it is forwarded, or guarded
 	ctx     ctxSource     // where a guarded call takes its context from
+	key     *keyPath      // guarded, key=: the expression giving the circuit's key
+	result  *resultFunc   // guarded, result=: the function giving the error counted
 }
 
 // forwardReason says why a method is forwarded without a breaker.
@@ -102,6 +108,41 @@ func (e exclude) key() string {
 	return k
 }
 
+// resultFunc is the resolved value of result=: a package-level function
+// (or variable of function type) from a method's results to the error its
+// circuit counts.
+type resultFunc struct {
+	obj   types.Object // *types.Func or *types.Var
+	sig   *types.Signature
+	text  string    // as written in the annotation
+	pos   token.Pos // of the value
+	local bool      // declared in the annotated package
+}
+
+// name returns how docs name the function: pkg.Name, or Name for one
+// declared in the package of the interface (local).
+func (r *resultFunc) name() string {
+	if r.local {
+		return r.obj.Name()
+	}
+	return r.obj.Pkg().Name() + "." + r.obj.Name()
+}
+
+// keyExpr is the value of key= as written: a parameter, then fields and
+// niladic methods, each at its position. It is resolved per method (see
+// keyPath).
+type keyExpr struct {
+	text string
+	segs []keySeg
+}
+
+// keySeg is one dotted element of key=.
+type keySeg struct {
+	name string
+	call bool // written with () (a method)
+	pos  token.Pos
+}
+
 // settings are what a //purgatory:circuit annotation configures. Zero
 // values leave the factory's default.
 type settings struct {
@@ -110,23 +151,32 @@ type settings struct {
 	ttl       time.Duration
 	trials    int
 	excludes  []exclude
+	ignores   []exclude
 	rate      float64 // percent, in [1, 100]; 0: no rate policy
 	window    time.Duration
 	minCalls  int
 	slow      time.Duration
 	maxTTL    time.Duration
+	maxKeys   int
+	// key and result are resolved per method; of them, only whether the
+	// circuit is keyed is part of its identity (a group, not a breaker).
+	key    *keyExpr
+	result *resultFunc
 }
 
-// equal reports whether a and b configure the same breaker.
+// equal reports whether a and b configure the same breaker (or group).
 func (s *settings) equal(o *settings) bool {
 	a, b := *s, *o
-	a.excludes, b.excludes = nil, nil
-	return reflect.DeepEqual(a, b) && slices.Equal(s.excludeKeys(), o.excludeKeys())
+	a.excludes, b.excludes, a.ignores, b.ignores = nil, nil, nil, nil
+	a.key, b.key, a.result, b.result = nil, nil, nil, nil
+	return reflect.DeepEqual(a, b) && (s.key == nil) == (o.key == nil) &&
+		slices.Equal(entryKeys(s.excludes), entryKeys(o.excludes)) && slices.Equal(entryKeys(s.ignores), entryKeys(o.ignores))
 }
 
-func (s *settings) excludeKeys() []string {
+// entryKeys returns the identities of exclude or ignore entries, sorted.
+func entryKeys(es []exclude) []string {
 	var ks []string
-	for _, e := range s.excludes {
+	for _, e := range es {
 		ks = append(ks, e.key())
 	}
 	sort.Strings(ks)
@@ -145,12 +195,17 @@ func (s *settings) String() string {
 	if s.trials > 0 {
 		parts = append(parts, keyTrials+"="+strconv.Itoa(s.trials))
 	}
-	if len(s.excludes) > 0 {
-		var ex []string
-		for _, e := range s.excludes {
-			ex = append(ex, e.text)
+	for _, l := range []struct {
+		key     string
+		entries []exclude
+	}{{keyExclude, s.excludes}, {keyIgnore, s.ignores}} {
+		if len(l.entries) > 0 {
+			var ex []string
+			for _, e := range l.entries {
+				ex = append(ex, e.text)
+			}
+			parts = append(parts, l.key+"="+strings.Join(ex, ","))
 		}
-		parts = append(parts, keyExclude+"="+strings.Join(ex, ","))
 	}
 	if s.rate > 0 {
 		parts = append(parts, keyRate+"="+strconv.FormatFloat(s.rate, 'f', -1, 64)+"%")
@@ -165,6 +220,12 @@ func (s *settings) String() string {
 	}
 	if s.minCalls > 0 {
 		parts = append(parts, keyMin+"="+strconv.Itoa(s.minCalls))
+	}
+	if s.key != nil {
+		parts = append(parts, keyKey+"="+s.key.text)
+	}
+	if s.maxKeys > 0 {
+		parts = append(parts, keyMaxKeys+"="+strconv.Itoa(s.maxKeys))
 	}
 	if len(parts) == 0 {
 		return "the factory's defaults"

@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"go/types"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,10 +36,15 @@ func (e *emitter) planImports() {
 			if c.ttl > 0 || c.window > 0 || c.slow > 0 || c.maxTTL > 0 {
 				usesTime = true
 			}
-			for _, x := range c.excludes {
+			for _, x := range slices.Concat(c.excludes, c.ignores) {
 				if x.pkg != nil {
 					pkgs[importPath(x.pkg.Path())] = x.pkg
 				}
+			}
+		}
+		for _, mm := range im.methods {
+			if mm.result != nil && mm.result.obj.Pkg() != nil {
+				pkgs[importPath(mm.result.obj.Pkg().Path())] = mm.result.obj.Pkg()
 			}
 		}
 	}
@@ -214,10 +220,15 @@ func (e *emitter) baseNamer(im *ifaceModel) namer {
 	n[w] = true
 	n[ctor] = true
 	for _, c := range im.circuits {
-		for _, x := range c.excludes {
+		for _, x := range slices.Concat(c.excludes, c.ignores) {
 			if x.pkg == e.m.pkg {
 				n[x.name] = true
 			}
+		}
+	}
+	for _, mm := range im.methods {
+		if mm.result != nil && mm.result.obj.Pkg() == e.m.pkg {
+			n[mm.result.obj.Name()] = true
 		}
 	}
 	return n

@@ -34,6 +34,7 @@ func (v *validator) register(s *settings, pos token.Pos) *circuit {
 func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings, top bool) (*settings, []item) {
 	s := *inherit
 	s.excludes = slices.Clone(inherit.excludes)
+	s.ignores = slices.Clone(inherit.ignores)
 	for _, b := range d.bad {
 		if b.msg != "" {
 			v.errorf(b.pos, "%s", b.msg)
@@ -66,7 +67,7 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 				continue
 			}
 			s.name = a.value
-		case keyThreshold, keyTrials, keyMin:
+		case keyThreshold, keyTrials, keyMin, keyMaxKeys:
 			n, err := strconv.Atoi(a.value)
 			if err != nil || n < 1 {
 				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
@@ -87,12 +88,25 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 				continue
 			}
 			s.rate = pct
-		case keyExclude:
-			s.excludes = nil
+		case keyExclude, keyIgnore:
+			var list []exclude
 			for _, it := range a.items {
-				if e, ok := v.resolveExclude(it, scope); ok {
-					s.excludes = append(s.excludes, e)
+				if e, ok := v.resolveExclude(a.key, it, scope); ok {
+					list = append(list, e)
 				}
+			}
+			if a.key == keyExclude {
+				s.excludes = list
+			} else {
+				s.ignores = list
+			}
+		case keyKey:
+			if k, ok := v.parseKey(a); ok {
+				s.key = k
+			}
+		case keyResult:
+			if r, ok := v.resolveResult(a, scope); ok {
+				s.result = r
 			}
 		case keySkip:
 			if !top {
@@ -117,6 +131,11 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 			}
 		}
 	}
+	if pos, ok := seen[keyMaxKeys]; ok && s.key == nil && s.maxKeys > 0 {
+		if _, given := seen[keyKey]; !given {
+			v.errorf(pos, "maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=")
+		}
+	}
 	if s.ttl > 0 && s.maxTTL > 0 && s.maxTTL <= s.ttl {
 		pos, ok := seen[keyMaxTTL]
 		if !ok {
@@ -136,6 +155,8 @@ func (s *settings) count(key string) *int {
 		return &s.threshold
 	case keyTrials:
 		return &s.trials
+	case keyMaxKeys:
+		return &s.maxKeys
 	}
 	return &s.minCalls
 }

@@ -3,6 +3,7 @@ package generator
 import (
 	"fmt"
 	"go/ast"
+	"go/build/constraint"
 	"go/token"
 	"go/types"
 	"slices"
@@ -28,6 +29,11 @@ type validator struct {
 	// deps are the packages the package depends on, by path, with those
 	// loaded for exclude entries (see dependencies and importPackage).
 	deps map[string]*types.Package
+	// loaded are the paths of deps loaded apart, in full (importPackage).
+	loaded map[string]bool
+	// viaImport maps the path of a package an annotation entry names
+	// through a file's import to that entry in its import-path form.
+	viaImport map[string]string
 }
 
 func (v *validator) errorf(pos token.Pos, format string, args ...any) {
@@ -46,7 +52,8 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		return nil, l.errs, nil
 	}
 	v := &validator{l: l, cfg: cfg, fset: l.pkg.Fset, dir: cfg.Dir, circuits: map[string]*circuit{},
-		generated: map[string]*types.TypeName{}, intended: map[string]bool{}}
+		generated: map[string]*types.TypeName{}, intended: map[string]bool{}, loaded: map[string]bool{},
+		viaImport: map[string]string{}}
 	m := &model{pkg: l.pkg.Types, taken: map[string]bool{}}
 	genNames := map[string]bool{}
 	if l.gen != nil {
@@ -62,10 +69,14 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 		}
 	}
 	want := func(name string) bool { return len(cfg.Types) == 0 || slices.Contains(cfg.Types, name) }
+	constraints := map[string]bool{}
 	for _, f := range l.pkg.Syntax {
 		if f == l.gen {
 			continue
 		}
+		// With tags, the interfaces of the files a build without them
+		// has are the untagged run's (see Config.Tags): checked, not emitted.
+		emitHere := !l.tagged || l.tagOnly[l.pkg.Fset.Position(f.Package).Filename]
 		misses := nearMisses(f)
 		all := map[*ast.Comment]*directive{}
 		for _, d := range directives(f.Comments...) {
@@ -126,9 +137,23 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 				if !want(obj.Name()) {
 					continue // -type leaves it out: nothing of it is checked
 				}
-				v.claimNames(m, obj, d)
-				if im := v.iface(f, ts, obj, d, methodDirs); im != nil {
+				if emitHere {
+					v.claimNames(m, obj, d)
+				}
+				if im := v.iface(f, ts, obj, d, methodDirs); im != nil && emitHere {
 					m.ifaces = append(m.ifaces, im)
+					if x := buildConstraint(f); x != nil && !l.tagged && v.hasUnconstrained() {
+						v.warnf(ts.Name.Pos(), "%s is declared under //go:build %s, but its wrapper goes to %s, which has no build constraint: a build where that does not hold fails with undefined: %s; declare %s in a file without a build constraint",
+							obj.Name(), x, l.output, obj.Name(), obj.Name())
+					}
+					if x := buildConstraint(f); x != nil && l.tagged && !constraints[x.String()] {
+						constraints[x.String()] = true
+						if m.constraint == nil {
+							m.constraint = x
+						} else {
+							m.constraint = &constraint.AndExpr{X: m.constraint, Y: x}
+						}
+					}
 				}
 			}
 		}
@@ -146,11 +171,23 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 			v.errorf(c.Slash, "this comment is not read as a directive: write //purgatory:%s, with no space after // (the go tool's rule for directives)", kind)
 		}
 	}
-	errs := append(typeErrors(l.errs, v.intended), v.errs...)
+	errs := append(v.unusedImportHint(typeErrors(l.errs, v.intended)), v.errs...)
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
 	return m, nil, v.warns
+}
+
+// hasUnconstrained reports whether a source file of the package has no
+// build constraint (so that the package is built where a constrained
+// file is left out).
+func (v *validator) hasUnconstrained() bool {
+	for _, f := range v.l.pkg.Syntax {
+		if f != v.l.gen && buildConstraint(f) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hasNearMiss reports whether one of the comment groups holds a near miss.
@@ -200,6 +237,25 @@ func typeErrors(errs ErrorList, generated map[string]bool) ErrorList {
 		out = append(out, e)
 	}
 	return out
+}
+
+// unusedImportHint adds to the compiler's "imported and not used" for a
+// package that an annotation names through that import the hint that the
+// annotation can name it by its import path, without the import.
+func (v *validator) unusedImportHint(errs ErrorList) ErrorList {
+	for i, e := range errs {
+		rest, ok := strings.CutPrefix(e.Msg, `"`)
+		if !ok || !strings.HasSuffix(e.Msg, "and not used") {
+			continue
+		}
+		path, _, _ := strings.Cut(rest, `"`)
+		if entry := v.viaImport[path]; entry != "" {
+			c := *e
+			c.Msg += fmt.Sprintf("; if the file imports it only for an annotation, remove the import and name the package by its path: %s", entry)
+			errs[i] = &c
+		}
+	}
+	return errs
 }
 
 // declNames returns the package-scope names d declares.
@@ -385,6 +441,21 @@ func (v *validator) iface(f *ast.File, ts *ast.TypeSpec, obj *types.TypeName, d 
 			}
 			if topBad {
 				continue
+			}
+			if s.key != nil {
+				kp, ok := v.resolveKey(s.key, fn, sig, s.key == top.key)
+				if !ok {
+					continue
+				}
+				mm.key = kp
+			}
+			if s.result != nil {
+				if !v.checkResult(s.result, fn, sig, s.result == top.result) {
+					continue
+				}
+				mm.result = s.result
+			} else if st := statusOf(sig); st != nil {
+				v.warnStatus(ts, fn, st)
 			}
 			mm.circuit = v.register(s, pos)
 			if mm.circuit == nil {

@@ -20,7 +20,7 @@ func (b *Breaker) Name() string { return b.name }
 // Config returns the configuration in force.
 func (b *Breaker) Config() Config {
 	cfg := b.cfg
-	cfg.Exclude = b.exclude
+	cfg.Exclude, cfg.Ignore = b.exclude, b.ignore
 	return cfg
 }
 
@@ -45,7 +45,8 @@ func (b *Breaker) Allow(ctx context.Context) (t Token, err error) {
 // A nil error, or one that an exclude matcher matches, is a success (an
 // excluded one is counted apart); context.Canceled is neither when ctx is
 // done or nil (nil: no context is known for the call, so a cancellation
-// can only be the caller's); anything else is a failure, and so is a call
+// can only be the caller's), nor is an error an ignore matcher matches
+// (Config.Ignore); anything else is a failure, and so is a call
 // that took longer than Config.SlowCall. Results of calls admitted before
 // the circuit last changed state are ignored, and so is a second report
 // of a half-open trial. A closed call must be reported once: a second
@@ -167,6 +168,11 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	}
 	if errors.Is(err, context.Canceled) && (ctx == nil || ctx.Err() != nil) {
 		return ignored
+	}
+	for _, m := range b.ignore {
+		if matches(m, err) {
+			return ignored
+		}
 	}
 	for _, m := range b.exclude {
 		if matches(m, err) {

@@ -622,3 +622,49 @@ func TestLookup(t *testing.T) {
 	assert.Same(t, b, got)
 	assert.Empty(t, e.rec.of(purgatory.EventConfigConflict), "looking up registers nothing")
 }
+
+// TestIgnore: an error an ignore matcher matches counts as neither success
+// nor failure: it neither adds to nor resets the consecutive failures, a
+// half-open trial that ends with it gives its slot back, and it is
+// counted as Ignored. Ignore is checked before Exclude; the list is part
+// of the registration, as Exclude's is.
+func TestIgnore(t *testing.T) {
+	e := newEnv(t)
+	errPoll := errors.New("poll timeout")
+	ignore := []func(error) bool{purgatory.Is(context.DeadlineExceeded), purgatory.Is(errPoll)}
+	b := e.f.Breaker("ig", purgatory.Config{Threshold: 2, TTL: time.Second, Ignore: ignore,
+		Exclude: []func(error) bool{purgatory.Is(errPoll)}})
+	assert.Len(t, b.Config().Ignore, 2)
+
+	require.ErrorIs(t, call(b, errBoom), errBoom)
+	for range 10 {
+		require.ErrorIs(t, call(b, fmt.Errorf("fetch: %w", context.DeadlineExceeded)), context.DeadlineExceeded, "returned as it is")
+		require.ErrorIs(t, call(b, errPoll), errPoll)
+	}
+	assert.Equal(t, purgatory.Closed, b.State(), "ignored errors are not failures")
+	assert.Equal(t, 1, b.Status().Failures, "nor successes: the count stands")
+	require.ErrorIs(t, call(b, errBoom), errBoom)
+	assert.Equal(t, purgatory.Open, b.State())
+	counts := b.Status().Counts
+	assert.Equal(t, uint64(20), counts.Ignored)
+	assert.Zero(t, counts.Excluded, "ignore is checked before exclude")
+
+	// Half-open: an ignored trial gives its slot back; the circuit stays half-open.
+	e.clk.Advance(time.Second)
+	require.Equal(t, purgatory.HalfOpen, b.State())
+	require.ErrorIs(t, call(b, errPoll), errPoll)
+	assert.Equal(t, purgatory.HalfOpen, b.State())
+	require.NoError(t, call(b, nil), "the slot is free again")
+	assert.Equal(t, purgatory.Closed, b.State())
+
+	// The same list again is the same registration; another is a conflict.
+	e.f.Breaker("ig", purgatory.Config{Threshold: 2, TTL: time.Second, Ignore: []func(error) bool{purgatory.Is(context.DeadlineExceeded), purgatory.Is(errPoll)},
+		Exclude: []func(error) bool{purgatory.Is(errPoll)}})
+	assert.Empty(t, e.rec.of(purgatory.EventConfigConflict))
+	e.f.Breaker("ig", purgatory.Config{Threshold: 2, TTL: time.Second, Exclude: []func(error) bool{purgatory.Is(errPoll)}})
+	require.Len(t, e.rec.of(purgatory.EventConfigConflict), 1, "a missing ignore list is another configuration")
+
+	assert.PanicsWithValue(t, `purgatory: circuit "nil-ig": ignore matcher 0 is nil`, func() {
+		e.f.Breaker("nil-ig", purgatory.Config{Ignore: []func(error) bool{nil}})
+	})
+}

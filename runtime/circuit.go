@@ -27,6 +27,7 @@ type Breaker struct {
 	isoErr   *OpenError                // returned while isolated
 	stripes  stripes                   // per-call counts (counting or rate circuits)
 	exclude  []func(error) bool        // the factory's, then the first registration's
+	ignore   []func(error) bool        // the first registration's
 	epoch    time.Time                 // origin of timed tokens' microseconds
 
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64

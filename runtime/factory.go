@@ -41,6 +41,10 @@ type Config struct {
 	TTL       time.Duration      // how long the circuit stays open
 	Trials    int                // calls let through at once while half-open
 	Exclude   []func(error) bool // errors that are returned but not counted as failures
+	// Ignore lists errors that count as neither success nor failure (like
+	// the caller's cancellation): a closed circuit's count is left as it
+	// is, a half-open trial gives its slot back. Checked before Exclude.
+	Ignore []func(error) bool
 
 	// FailureRate, in (0, 1], opens the circuit when, over the rolling
 	// Window, at least MinCalls calls were recorded and failures/calls >=
@@ -188,12 +192,12 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 
 // Breaker returns the breaker named name, creating it with cfg if the
 // factory has none. The first registration of a name configures its
-// circuit: a later call with a different configuration (settings or
-// exclude list) gets the existing breaker and is reported to listeners as
+// circuit: a later call with a different configuration (settings,
+// exclude or ignore list) gets the existing breaker and is reported to listeners as
 // an [EventConfigConflict]. With a shared store, the first registration's
 // settings across all processes win.
 //
-// Exclude lists are compared by identity: the same functions (top-level
+// Exclude and Ignore lists are compared by identity: the same functions (top-level
 // functions, or matchers from [Is] and [As], which return the same function
 // for the same target) in the same order. So a generated constructor
 // called twice registers the same list, and a hand-written closure made
@@ -220,6 +224,7 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 	c := b
 	c.name, c.f, c.cfg, c.set, c.ready, c.group = name, f, resolved, set, make(chan struct{}), group
 	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
+	c.ignore, c.cfg.Ignore = resolved.Ignore, nil
 	c.epoch = f.clock.Now()
 	if resolved.FailureRate > 0 || f.counting.Load() {
 		c.stripes = newStripes(resolved.FailureRate > 0)
@@ -243,7 +248,8 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 // registerAgain handles a registration of a name that exists.
 func (f *Factory) registerAgain(b *Breaker, cfg Config) *Breaker {
 	b.wait()
-	sameExclude := sameMatchers(b.exclude[min(len(f.defaults.Exclude), len(b.exclude)):], cfg.Exclude)
+	sameExclude := sameMatchers(b.exclude[min(len(f.defaults.Exclude), len(b.exclude)):], cfg.Exclude) &&
+		sameMatchers(b.ignore, cfg.Ignore)
 	if keyOf(cfg) == b.regFirst && sameExclude {
 		return b // the same registration again: the common case, kept cheap
 	}
@@ -414,6 +420,7 @@ func (f *Factory) refreshTick() {
 // checks it.
 func (f *Factory) resolve(name string, cfg Config) (Config, store.Settings) {
 	mustMatchers(name, cfg.Exclude)
+	mustIgnore(name, cfg.Ignore)
 	set := f.settingsFor(name, cfg)
 	cfg = configOf(set, cfg)
 	if cfg.SlowCall == 0 {
@@ -476,6 +483,14 @@ func mustMatchers(name string, ms []func(error) bool) {
 	for i, m := range ms {
 		if m == nil {
 			panic(fmt.Sprintf("purgatory: circuit %q: exclude matcher %d is nil", name, i))
+		}
+	}
+}
+
+func mustIgnore(name string, ms []func(error) bool) {
+	for i, m := range ms {
+		if m == nil {
+			panic(fmt.Sprintf("purgatory: circuit %q: ignore matcher %d is nil", name, i))
 		}
 	}
 }

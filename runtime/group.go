@@ -181,8 +181,8 @@ func (g *Group) Breaker(key string) *Breaker {
 		if !e.used.Load() {
 			e.used.Store(true) // written only once per sweep: no line every call writes
 		}
-		if !e.b.detached.Load() {
-			return e.b
+		if !e.b.detached.Load() || g.f.closed.Load() {
+			return e.b // after Factory.Close every circuit is detached: keep it
 		}
 	} else if g.full.Load() {
 		if o := g.overflow.Load(); o != nil {

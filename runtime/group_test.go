@@ -310,3 +310,18 @@ func BenchmarkGroup(b *testing.B) {
 		}
 	})
 }
+
+// After Factory.Close, keys keep their circuits (which work on local
+// state) and the sweep stops.
+func TestGroupAfterFactoryClose(t *testing.T) {
+	clk := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clk))
+	g := f.Group("z", purgatory.Config{}, purgatory.WithIdleTimeout(time.Minute))
+	b := g.Breaker("k")
+	require.NoError(t, f.Close())
+	assert.Same(t, b, g.Breaker("k"))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { g.Breaker("k") }))
+	clk.Advance(10 * time.Minute)
+	assert.Same(t, b, g.Breaker("k"), "no eviction after Close")
+	assert.Zero(t, clk.Pending(), "no sweep armed after Close")
+}

@@ -14,7 +14,7 @@ type Counts struct {
 	Success  uint64 // calls that succeeded
 	Failure  uint64 // calls that failed (slow calls and panics included)
 	Excluded uint64 // calls whose error an exclude matcher matched
-	Ignored  uint64 // calls that ended with their caller's cancellation
+	Ignored  uint64 // calls that ended with their caller's cancellation or an ignored error (Config.Ignore)
 	Rejected uint64 // calls the circuit rejected
 	// StoreErrors counts failed store operations (every one, where
 	// EventStoreError is sent once per episode).

@@ -11,15 +11,23 @@
 //
 // Flags:
 //
-//	-o name      output file name in each package directory (default purgatory_gen.go)
+//	-o name      output file name in each package directory (default purgatory_gen.go;
+//	             with -tags, see below)
 //	-type list   comma-separated interface names to restrict generation to
-//	-tags list   comma-separated build tags, as for go build
+//	-tags list   comma-separated build tags, as for go build. In a package
+//	             with files that only the tags bring in (//go:build custom),
+//	             the wrappers of their interfaces go to a file of their own,
+//	             purgatory_<tags>_gen.go unless -o says otherwise, under the
+//	             same build constraint; those of the other files are the
+//	             untagged run's. A build without the tags, and -check
+//	             without them, leave that file alone.
 //	-check       write nothing; exit 1 and name the stale files when
 //	             regenerating would change them
 //	-version     print the version and exit
 //
 // Warnings (methods of an annotated interface forwarded without a breaker
-// because they have no error result) go to standard error as
+// because they have no error result; guarded methods returning a status,
+// such as an *http.Response, without result=) go to standard error as
 // "file:line:col: warning: message" and do not change the exit status.
 //
 // Under go generate ($GOFILE set), a package whose last annotation was
@@ -50,7 +58,8 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("purgatorygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	output := fs.String("o", generator.DefaultOutput, "output file `name` in each package directory")
+	output := fs.String("o", "", "output file `name` in each package directory (default "+generator.DefaultOutput+
+		"; with -tags, purgatory_<tags>_gen.go in a package with files only the tags bring in)")
 	typeList := fs.String("type", "", "comma-separated interface `names` to restrict generation to")
 	tags := fs.String("tags", "", "comma-separated build `tags`")
 	check := fs.Bool("check", false, "write nothing; exit 1 and name the stale files when regenerating would change them")
@@ -69,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "purgatorygen %s\n", generator.Version)
 		return 0
 	}
-	if strings.ContainsAny(*output, `/\`) || !strings.HasSuffix(*output, ".go") || strings.HasSuffix(*output, "_test.go") {
+	if *output != "" && (strings.ContainsAny(*output, `/\`) || !strings.HasSuffix(*output, ".go") || strings.HasSuffix(*output, "_test.go")) {
 		fmt.Fprintf(stderr, "purgatorygen: -o %q: want a .go file name (not _test.go, not a path)\n", *output)
 		fs.Usage()
 		return 2

@@ -166,3 +166,51 @@ func TestUnderGoGenerate(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	assert.NoFileExists(t, out)
 }
+
+// TestTagsOwnFile: -tags custom in a package with a file under
+// //go:build custom writes that file's wrappers to purgatory_custom_gen.go
+// under the same constraint; the untagged run and its -check leave it
+// alone, and the other way round.
+func TestTagsOwnFile(t *testing.T) {
+	dir := module(t, good)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.go"), []byte(`//go:build custom
+
+package m
+
+// B exists with -tags custom.
+//
+//purgatory:circuit
+type B interface{ Do() error }
+`), 0o644))
+	code, _, errOut := runCLI("-tags", "custom")
+	require.Equal(t, 0, code, errOut)
+	b, err := os.ReadFile(filepath.Join(dir, "purgatory_custom_gen.go"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "\n//go:build custom\n\npackage m\n")
+	assert.Contains(t, string(b), "type BCircuit struct")
+	assert.NotContains(t, string(b), "SvcCircuit")
+	assert.NoFileExists(t, filepath.Join(dir, "purgatory_gen.go"))
+
+	code, _, errOut = runCLI()
+	require.Equal(t, 0, code, errOut)
+	b, err = os.ReadFile(filepath.Join(dir, "purgatory_gen.go"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "type SvcCircuit struct")
+	assert.NotContains(t, string(b), "BCircuit")
+
+	code, _, errOut = runCLI("-check")
+	assert.Equal(t, 0, code, errOut)
+	code, _, errOut = runCLI("-check", "-tags", "custom")
+	assert.Equal(t, 0, code, errOut)
+
+	// The tagged file goes: the tagged run removes its output, and does
+	// not take the untagged interfaces in.
+	require.NoError(t, os.Remove(filepath.Join(dir, "b.go")))
+	code, _, errOut = runCLI("-check", "-tags", "custom")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "purgatorygen: purgatory_custom_gen.go is stale; run go generate\n", errOut)
+	code, _, errOut = runCLI("-tags", "custom")
+	require.Equal(t, 0, code, errOut)
+	assert.NoFileExists(t, filepath.Join(dir, "purgatory_custom_gen.go"))
+	assert.FileExists(t, filepath.Join(dir, "purgatory_gen.go"))
+}

@@ -8,6 +8,14 @@
 // Its first line of output is the page's URL (http://127.0.0.1:PORT/);
 // the JSON is at /circuits and the metrics at /metrics. Requests from this
 // machine may open, close and isolate circuits from the page.
+//
+// A loopback peer is not enough to trust a request: a page on any site whose
+// name an attacker rebinds to 127.0.0.1 (DNS rebinding) reaches the port from
+// the operator's own browser, and the browser takes it for same-origin. Such
+// a request names the attacker's site in its Host header, so the dashboard
+// answers only requests whose Host is the address it serves (or localhost
+// with its port), and whose Origin, when the browser sends one, is too. Copy
+// that check with the authorizer.
 package main
 
 import (
@@ -19,8 +27,12 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,10 +53,58 @@ func main() {
 	}
 }
 
-// loopback lets requests from this machine use the controls.
+// loopback lets requests from this machine use the controls. It trusts
+// the peer address only: serve it behind hostGuard, which refuses what a
+// DNS-rebound page sends.
 func loopback(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	return err == nil && net.ParseIP(host).IsLoopback()
+}
+
+// hostGuard answers only requests whose Host header is one of hosts, and
+// whose Origin header, if any, is http:// one of them; others get 403.
+// Reads are guarded too: a rebound page must not read the circuits either.
+type hostGuard struct {
+	hosts map[string]bool // host:port, lower case
+	next  http.Handler
+}
+
+func (g hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !g.hosts[strings.ToLower(r.Host)] {
+		http.Error(w, "forbidden: this server answers to "+g.names()+" only", http.StatusForbidden)
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || u.Scheme != "http" || !g.hosts[strings.ToLower(u.Host)] {
+			http.Error(w, "forbidden: cross-origin request", http.StatusForbidden)
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+func (g hostGuard) names() string {
+	var names []string
+	for h := range g.hosts {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// servedHosts returns the Host values that name addr: itself, and for a
+// loopback or unspecified address localhost and the loopback addresses,
+// with addr's port.
+func servedHosts(addr *net.TCPAddr) map[string]bool {
+	port := strconv.Itoa(addr.Port)
+	hosts := map[string]bool{strings.ToLower(addr.String()): true}
+	if addr.IP.IsLoopback() || addr.IP.IsUnspecified() {
+		for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
+			hosts[net.JoinHostPort(h, port)] = true
+		}
+	}
+	return hosts
 }
 
 // run serves the dashboard on addr until ctx is done. Its first line on out
@@ -71,12 +131,13 @@ func run(ctx context.Context, out io.Writer, addr string) error {
 	if err != nil {
 		return err
 	}
+	handler := hostGuard{hosts: servedHosts(ln.Addr().(*net.TCPAddr)), next: mux}
 	base := "http://" + ln.Addr().String() + "/"
 	fmt.Fprintln(out, base)
 	fmt.Fprintln(out, "json:    "+base+"circuits")
 	fmt.Fprintln(out, "metrics: "+base+"metrics")
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

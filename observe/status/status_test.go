@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,17 @@ func state(t *testing.T, f *purgatory.Factory, name string) purgatory.State {
 
 func yes(*http.Request) bool { return true }
 
+var rowName = regexp.MustCompile(`<tr data-circuit="([^"]*)"`)
+
+// rowNames returns the circuits of a page's rows, in order.
+func rowNames(body string) []string {
+	var names []string
+	for _, m := range rowName.FindAllStringSubmatch(body, -1) {
+		names = append(names, html.UnescapeString(m[1]))
+	}
+	return names
+}
+
 // TestPage checks that the page lists every circuit with its state in words
 // and as a class, its numbers and configuration, and no controls when they
 // are off.
@@ -65,7 +78,7 @@ func TestPage(t *testing.T) {
 	pay, _ := f.Lookup("payments")
 	require.ErrorIs(t, pay.Do(t.Context(), func(context.Context) error { return errDown }), errDown)
 	clock.Advance(10 * time.Second)
-	h := status.New(f, status.Options{Title: "Shop circuits"})
+	h := status.New(f, status.Options{Title: "Shop circuits", Now: clock.Now})
 
 	w := do(t, h, http.MethodGet, "/", nil)
 	require.Equal(t, http.StatusOK, w.Code)
@@ -78,14 +91,25 @@ func TestPage(t *testing.T) {
 	assert.Contains(t, body, `<span class="state st-open">open</span>`)
 	assert.Contains(t, body, `<span class="state st-isolated">isolated</span>`)
 	// payments opened at 15:04:05 and retries in 20s; the rate circuit shows
-	// its ratio and policy; the others show a dash.
-	assert.Contains(t, body, "<td class=\"nowrap\">15:04:05 UTC</td>\n<td>20s</td>")
-	assert.Contains(t, body, "<td>when an operator closes it</td>")
-	assert.Contains(t, body, `<td class="num">0.0%</td>`)
+	// its ratio and policy.
+	assert.Contains(t, body, `<span class="state st-open">open</span><span class="sub">retry in 20s</span>`)
+	assert.Contains(t, body, `<span class="sub">until an operator closes it</span>`)
+	assert.Contains(t, body, `<td class="nowrap">15:04:05 UTC<span class="sub">10s ago</span></td>`)
+	assert.Contains(t, body, `<span class="sub">0.0% failed</span>`)
 	assert.Contains(t, body, "rate 50% over 1m0s (min 10 calls) · ttl 30s · trials 1")
 	assert.Contains(t, body, "threshold 1 · ttl 30s · trials 1")
 	assert.Contains(t, body, `<td class="num">0 / 1 / 0 / 0</td>`)
-	assert.NotContains(t, body, "<form")
+	// Counts per state, over all circuits.
+	assert.Contains(t, body, `<a class="count c-open" href="?state=open" data-state="open"><b>1</b>open</a>`)
+	assert.Contains(t, body, `<a class="count c-half-open zero" href="?state=half-open" data-state="half-open"><b>0</b>half-open</a>`)
+	assert.Contains(t, body, `<a class="count c-closed" href="?state=closed" data-state="closed"><b>2</b>closed</a>`)
+	// Not closed first, then by name.
+	assert.Equal(t, []string{"payments", "stock", "inventory", "search"}, rowNames(body))
+	// Which figures are whose.
+	assert.Contains(t, body, `State<span class="scope fleet">fleet</span>`)
+	assert.Contains(t, body, `Calls<span class="scope here">this process</span>`)
+	assert.Contains(t, body, `Last failure<span class="scope here">this process</span>`)
+	assert.NotContains(t, body, `<form method="post"`)
 	// No external assets.
 	assert.NotContains(t, body, "http://")
 	assert.NotContains(t, body, "https://")
@@ -103,7 +127,7 @@ func TestPageEscapesNames(t *testing.T) {
 	body := do(t, h, http.MethodGet, "/", nil).Body.String()
 	assert.NotContains(t, body, evilName)
 	assert.NotContains(t, body, "<script>alert")
-	assert.Contains(t, body, `<td class="name">&lt;script&gt;alert(1)&lt;/script&gt;</td>`)
+	assert.Contains(t, body, `<span class="nm">&lt;script&gt;alert(1)&lt;/script&gt;</span>`)
 	assert.Contains(t, body, `data-circuit="&lt;script&gt;alert(1)&lt;/script&gt;"`)
 	assert.Contains(t, body, `action="circuits/%3Cscript%3Ealert%281%29%3C%2Fscript%3E/open"`)
 	// Exactly one script element: the page's own.
@@ -125,7 +149,7 @@ func TestPageEscapesNames(t *testing.T) {
 // TestJSON checks the JSON answer field by field.
 func TestJSON(t *testing.T) {
 	f, clock := fixture(t)
-	h := status.New(f, status.Options{}) // counting rejections from now on
+	h := status.New(f, status.Options{Now: clock.Now}) // counting rejections and recording from now on
 	pay, _ := f.Lookup("payments")
 	require.ErrorIs(t, pay.Do(t.Context(), func(context.Context) error { return errDown }), errDown)
 	require.ErrorIs(t, pay.Do(t.Context(), func(context.Context) error { return nil }), purgatory.ErrOpen)
@@ -139,7 +163,7 @@ func TestJSON(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &raw))
 	require.Len(t, raw.Circuits, 4)
-	p := raw.Circuits[1]
+	p := raw.Circuits[0] // open first
 	assert.Equal(t, "payments", p["name"])
 	assert.Equal(t, "open", p["state"])
 	assert.Equal(t, "2026-01-02T15:04:05Z", p["opened_at"])
@@ -150,15 +174,24 @@ func TestJSON(t *testing.T) {
 	assert.Equal(t, map[string]any{"success": 0.0, "failure": 1.0, "excluded": 0.0, "ignored": 0.0, "rejected": 1.0, "store_errors": 0.0}, p["counts"])
 	assert.Equal(t, map[string]any{"threshold": 1.0, "ttl_seconds": 30.0, "trials": 1.0, "failure_rate": 0.0,
 		"window_seconds": 0.0, "min_calls": 0.0, "slow_call_seconds": 0.0, "max_ttl_seconds": 0.0, "excludes": 0.0}, p["config"])
-	assert.Equal(t, 0.0, raw.Circuits[2]["failure_ratio"]) // the rate circuit has one
-	assert.Equal(t, "isolated", raw.Circuits[3]["state"])
-	assert.Nil(t, raw.Circuits[0]["opened_at"])
+	assert.Equal(t, "2026-01-02T15:04:05Z", p["last_transition"])
+	assert.Equal(t, []any{map[string]any{"at": "2026-01-02T15:04:05Z", "from": "closed", "to": "open"}}, p["transitions"])
+	assert.Equal(t, map[string]any{"error": "down", "at": "2026-01-02T15:04:05Z"}, p["last_failure"])
+	assert.Equal(t, "isolated", raw.Circuits[1]["state"])
+	assert.Nil(t, raw.Circuits[2]["opened_at"])
+	assert.Nil(t, raw.Circuits[2]["last_transition"])
+	assert.Nil(t, raw.Circuits[2]["last_failure"])
+	assert.Equal(t, []any{}, raw.Circuits[2]["transitions"])
+	assert.Equal(t, 0.0, raw.Circuits[3]["failure_ratio"]) // the rate circuit has one
 
 	var l status.List
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &l))
 	assert.False(t, l.Controls)
-	assert.Equal(t, []string{"inventory", "payments", "search", "stock"},
+	assert.Equal(t, []string{"payments", "stock", "inventory", "search"},
 		[]string{l.Circuits[0].Name, l.Circuits[1].Name, l.Circuits[2].Name, l.Circuits[3].Name})
+	assert.Equal(t, 4, l.Total)
+	assert.Equal(t, 4, l.Matched)
+	assert.Equal(t, map[string]int{"closed": 2, "open": 1, "half-open": 0, "isolated": 1}, l.States)
 }
 
 // TestControls checks who may change a circuit, and how.
