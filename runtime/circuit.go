@@ -40,7 +40,7 @@ type Breaker struct {
 
 	mu       sync.Mutex
 	snap     store.Snapshot // the circuit as this process sees it
-	window   store.Window   // the local rolling window, used while degraded
+	window   *store.Window  // the local rolling window, used while degraded; made on first use
 	retryAt  time.Time      // while degraded, store calls wait until then
 	diverged bool           // snap moved on by itself while degraded
 	base     uint64         // the store's Seq when snap diverged
@@ -338,7 +338,10 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	case opForceIsolated:
 		next, changed = s.Force(c.set, Isolated, o.Now), true
 	case opRecord:
-		next, c.window, changed = s.Record(c.window, c.set, o.Gen, calls, failed, o.Now)
+		if c.window == nil {
+			c.window = new(store.Window)
+		}
+		next, *c.window, changed = s.Record(*c.window, c.set, o.Gen, calls, failed, o.Now)
 	}
 	if changed {
 		if next.Gen != s.Gen && !c.diverged && !c.detached.Load() && !c.f.private {
