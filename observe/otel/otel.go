@@ -16,7 +16,8 @@
 //
 // The circuits of a keyed group (runtime.Factory.Group) are observed per
 // group by default, with the group's name as the attribute "group";
-// [WithPerKey] gives them the data points above too:
+// [WithPerKey] gives them the data points above too, [WithWorstKeys] to
+// the few circuits of each group in the most trouble:
 //
 //	purgatory.group.calls                   counter, {call} (attribute outcome)
 //	purgatory.group.transitions             counter, {transition} (attributes from, to)
@@ -76,6 +77,15 @@ func WithPerKey(groups ...string) Option {
 		}
 		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
 	}
+}
+
+// WithWorstKeys gives, in each keyed group without per-key data points, the n
+// circuits in the most trouble the per-circuit data points too: those not closed
+// first, then those with the most consecutive failures; a closed circuit
+// without failures never. Which circuits these are changes as they trip
+// and recover, so their data points come and go: at most n sets per group.
+func WithWorstKeys(n int) Option {
+	return func(o *aggregate.Options) { o.Worst = n }
 }
 
 // Register makes the instruments of f's circuits, present and future, with

@@ -289,3 +289,26 @@ func TestGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestWorstKeys gives per-circuit data points to the group's circuit in
+// the most trouble only.
+func TestWorstKeys(t *testing.T) {
+	f := purgatory.NewFactory()
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp, purgatoryotel.WithWorstKeys(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+	hosts := f.Group("hosts", purgatory.Config{Threshold: 3})
+	require.ErrorIs(t, call(hosts.Breaker("a"), errDown), errDown)
+	hosts.Breaker("b").Open()
+	require.NoError(t, call(hosts.Breaker("c"), nil))
+	var circuits []string
+	for _, dp := range points(collect(t, reader), "purgatory.circuit.consecutive_failures") {
+		v, _ := dp.Attributes.Value("circuit")
+		circuits = append(circuits, v.AsString())
+	}
+	require.Equal(t, []string{"hosts/b"}, circuits)
+}

@@ -18,7 +18,8 @@
 // The circuits of a keyed group (runtime.Factory.Group: one circuit per
 // host, tenant, ...) are many and come and go, so by default they are
 // exported per group, not per key; [WithPerKeySeries] gives them the
-// series above too:
+// series above too, and [WithWorstKeys] gives them to the few circuits of
+// each group in the most trouble:
 //
 //	purgatory_group_calls_total{group,outcome}          counter: the calls of the group's circuits
 //	purgatory_group_transitions_total{group,from,to}    counter: their state changes (the usual four from
@@ -111,6 +112,15 @@ func WithPerKeySeries(groups ...string) Option {
 		}
 		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
 	}
+}
+
+// WithWorstKeys gives, in each keyed group without per-key series, the n
+// circuits in the most trouble the per-circuit series too: those not closed
+// first, then those with the most consecutive failures; a closed circuit
+// without failures never. Which circuits these are changes as they trip
+// and recover, so their series come and go: at most n sets per group.
+func WithWorstKeys(n int) Option {
+	return func(o *aggregate.Options) { o.Worst = n }
 }
 
 // NewCollector returns a collector of f's circuits, present and future.

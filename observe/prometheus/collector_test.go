@@ -614,3 +614,45 @@ func TestCollectorGroupCountersHoldWhileARemovalIsDelivered(t *testing.T) {
 	require.NoError(t, call(g.Breaker("b"), nil))
 	require.Equal(t, 5.0, successes())
 }
+
+// TestCollectorWorstKeys gives per-circuit series to the circuits of a
+// group in the most trouble only: open first, then by consecutive
+// failures, never a healthy one.
+func TestCollectorWorstKeys(t *testing.T) {
+	circuitsWithSeries := func(c *purgatoryprom.Collector) []string {
+		reg := prometheus.NewRegistry()
+		require.NoError(t, reg.Register(c))
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		var names []string
+		for _, mf := range mfs {
+			if mf.GetName() == "purgatory_circuit_consecutive_failures" {
+				for _, m := range mf.GetMetric() {
+					names = append(names, m.GetLabel()[0].GetValue())
+				}
+			}
+		}
+		return names
+	}
+	for n, want := range map[int][]string{
+		1:  {"db", "hosts/a"},
+		2:  {"db", "hosts/a", "hosts/b"},
+		10: {"db", "hosts/a", "hosts/b", "hosts/c"},
+	} {
+		f := purgatory.NewFactory()
+		t.Cleanup(func() { _ = f.Close() })
+		c := purgatoryprom.NewCollector(f, purgatoryprom.WithWorstKeys(n))
+		t.Cleanup(c.Close)
+		f.Breaker("db", purgatory.Config{})
+		hosts := f.Group("hosts", purgatory.Config{Threshold: 3})
+		hosts.Breaker("a").Open()
+		for range 2 {
+			require.ErrorIs(t, call(hosts.Breaker("b"), errDown), errDown)
+		}
+		require.ErrorIs(t, call(hosts.Breaker("c"), errDown), errDown)
+		require.NoError(t, call(hosts.Breaker("d"), nil))
+		hosts.Breaker("e")
+		require.Equal(t, want, circuitsWithSeries(c), "worst %d", n)
+		require.Equal(t, 14*len(want)+4+13, testutil.CollectAndCount(c), "worst %d", n)
+	}
+}

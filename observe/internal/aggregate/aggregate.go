@@ -53,6 +53,35 @@ type Group struct {
 	Name   string
 	States [purgatory.Isolated + 1]int // circuits per state
 	Counters
+	worst []purgatory.Status // its worst circuits so far, worst first (Walk)
+}
+
+// worse reports whether a is in more trouble than b: not closed before
+// closed, then more consecutive failures, then by name.
+func worse(a, b *purgatory.Status) bool {
+	if (a.State != purgatory.Closed) != (b.State != purgatory.Closed) {
+		return a.State != purgatory.Closed
+	}
+	if a.Failures != b.Failures {
+		return a.Failures > b.Failures
+	}
+	return a.Name < b.Name
+}
+
+// keepWorst inserts s into worst (worst first) and keeps at most n.
+func keepWorst(worst []purgatory.Status, s purgatory.Status, n int) []purgatory.Status {
+	i := len(worst)
+	for i > 0 && worse(&s, &worst[i-1]) {
+		i--
+	}
+	if i >= n {
+		return worst
+	}
+	worst = slices.Insert(worst, i, s)
+	if len(worst) > n {
+		worst = worst[:n]
+	}
+	return worst
 }
 
 // Options say which circuits have series of their own.
@@ -61,6 +90,11 @@ type Options struct {
 	PerKey bool
 	// PerKeyGroups gives the circuits of these groups their own series.
 	PerKeyGroups []string
+	// Worst gives, in each group without per-key series, the Worst
+	// circuits in trouble their own series: those not closed first, then
+	// those with the most consecutive failures (closed circuits without
+	// failures never), ties by name.
+	Worst int
 }
 
 // Aggregator walks the circuits of one factory. It is safe for concurrent
@@ -146,7 +180,15 @@ func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
 		}
 		if a.perKey(name) {
 			circuit(&s)
+		} else if a.opts.Worst > 0 && (s.State != purgatory.Closed || s.Failures > 0) {
+			g.worst = keepWorst(g.worst, s, a.opts.Worst)
 		}
+	}
+	for _, g := range groups {
+		for i := range g.worst {
+			circuit(&g.worst[i])
+		}
+		g.worst = nil
 	}
 
 	out := make([]Group, 0, len(groups))
