@@ -491,6 +491,18 @@ type G1 interface{ Do() error }
 
 //purgatory:circuit name=shared rate=40% window=1m
 type G2 interface{ Do() error }
+
+//purgatory:circuit slow=169h
+type H interface{ Do() error }
+
+//purgatory:circuit slow=168h
+type I interface{ Do() error }
+
+//purgatory:circuit ttl=169h maxttl=170h threshold=1000001 trials=2000000
+type J interface{ Do() error }
+
+//purgatory:circuit rate=50% window=500us min=1000000001
+type K interface{ Do() error }
 `})
 	want := []string{
 		`bad.go:3:26: bad value for rate: "0%" is not a percentage from 1% to 100% such as 50%`,
@@ -505,6 +517,13 @@ type G2 interface{ Do() error }
 		`bad.go:15:29: maxttl=10s is not above ttl=10s: the open period could never grow; raise maxttl or remove it`,
 		`bad.go:21:28: maxttl=1m0s is not above ttl=2m0s: the open period could never grow; raise maxttl or remove it`,
 		`bad.go:28:13: circuit "shared" is declared here with rate=40% window=1m0s but at bad.go:25:13 with rate=50%`,
+		`bad.go:31:26: bad value for slow: "169h" is above 168h0m0s, the longest slow call the runtime times; lower slow=`,
+		`bad.go:37:25: bad value for ttl: "169h" is above 168h0m0s, the longest period every store accepts; lower ttl=`,
+		`bad.go:37:37: bad value for maxttl: "170h" is above 168h0m0s, the longest period every store accepts; lower maxttl=`,
+		`bad.go:37:52: bad value for threshold: "1000001" is above 1000000, the most every store accepts; lower threshold=`,
+		`bad.go:37:67: bad value for trials: "2000000" is above 1000000, the most every store accepts; lower trials=`,
+		`bad.go:40:37: bad value for window: "500us" is below 1ms, the shortest window every store accepts; raise window=`,
+		`bad.go:40:47: bad value for min: "1000000001" is above 1000000000, the most every store accepts; lower min=`,
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
 }

@@ -10,6 +10,9 @@ import (
 	"github.com/dave/jennifer/jen"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 func TestLowerCamel(t *testing.T) {
@@ -150,4 +153,14 @@ func TestArticle(t *testing.T) {
 	} {
 		assert.Equal(t, want, article(word), word)
 	}
+}
+
+// TestBoundsAgreeWithStore: the generator refuses what the runtime would
+// refuse (by panicking) when the breaker is built.
+func TestBoundsAgreeWithStore(t *testing.T) {
+	assert.Equal(t, store.MaxCount, maxCountBound)
+	assert.Equal(t, store.MaxMinCalls, maxMinCalls)
+	assert.Equal(t, store.MaxPeriod, maxPeriod)
+	assert.Equal(t, store.MinWindow, minWindow)
+	assert.Equal(t, purgatory.MaxSlowCall, maxSlowCall)
 }

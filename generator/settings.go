@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"go/token"
 	"go/types"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,11 +74,27 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 				v.errorf(a.valPos, "bad value for %s: %q is not an integer >= 1", a.key, a.value)
 				continue
 			}
+			if lim := maxCount(a.key); n > lim {
+				v.errorf(a.valPos, "bad value for %s: %q is above %d, the most every store accepts; lower %s=", a.key, a.value, lim, a.key)
+				continue
+			}
 			*s.count(a.key) = n
 		case keyTTL, keyWindow, keySlow, keyMaxTTL:
 			d, err := time.ParseDuration(a.value)
 			if err != nil || d <= 0 {
 				v.errorf(a.valPos, "bad value for %s: %q is not a duration > 0 such as 30s or 1m30s", a.key, a.value)
+				continue
+			}
+			if a.key == keySlow && d > maxSlowCall {
+				v.errorf(a.valPos, "bad value for slow: %q is above %s, the longest slow call the runtime times; lower slow=", a.value, maxSlowCall)
+				continue
+			}
+			if d > maxPeriod {
+				v.errorf(a.valPos, "bad value for %s: %q is above %s, the longest period every store accepts; lower %s=", a.key, a.value, maxPeriod, a.key)
+				continue
+			}
+			if a.key == keyWindow && d < minWindow {
+				v.errorf(a.valPos, "bad value for window: %q is below %s, the shortest window every store accepts; raise window=", a.value, minWindow)
 				continue
 			}
 			*s.duration(a.key) = d
@@ -147,6 +164,31 @@ func (v *validator) settings(d *directive, scope *types.Scope, inherit *settings
 	}
 	return &s, skips
 }
+
+// The bounds of store.Settings.Check (runtime/store), which the runtime
+// enforces by panicking when a breaker is built: refused here, at generate
+// time, instead. A test in the generator package checks they agree.
+const (
+	maxCountBound = 1_000_000          // store.MaxCount: threshold, trials
+	maxMinCalls   = 1_000_000_000      // store.MaxMinCalls: min
+	maxPeriod     = 7 * 24 * time.Hour // store.MaxPeriod: ttl, maxttl, window
+	minWindow     = time.Millisecond   // store.MinWindow: window
+)
+
+// maxCount returns the largest value an integer key takes.
+func maxCount(key string) int {
+	switch key {
+	case keyMin:
+		return maxMinCalls
+	case keyMaxKeys:
+		return math.MaxInt32
+	}
+	return maxCountBound
+}
+
+// maxSlowCall is runtime.MaxSlowCall: the runtime refuses a longer
+// SlowCall (it times calls exactly up to 2^40 µs).
+const maxSlowCall = 7 * 24 * time.Hour
 
 // count returns the field of an integer key.
 func (s *settings) count(key string) *int {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and
@@ -202,12 +204,12 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 			c.stripes.add(offSuccess)
 		}
 		if w&rateBit != 0 {
-			c.recordCall(false)
+			c.recordCall(w>>genShift, false)
 		}
 		return
 	}
 	o := b.classify(ctx, err)
-	if t&timedBit != 0 && o != ignored && c.micros()-uint32(t>>32) > uint32(c.cfg.SlowCall/time.Microsecond) {
+	if t&timedBit != 0 && o != ignored && (c.micros()-uint64(t)>>timedShift)&timedMask > uint64(c.cfg.SlowCall/time.Microsecond) {
 		o, err = failure, &SlowCallError{Circuit: c.name, Err: err}
 	}
 	if State(t&stateMask) == HalfOpen {
@@ -220,7 +222,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		return // admitted in an older generation
 	}
 	if w&rateBit != 0 && o != ignored {
-		c.recordCall(o == failure)
+		c.recordCall(w>>genShift, o == failure)
 	}
 	switch o {
 	case success, excluded:
@@ -238,10 +240,10 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 }
 
 // sameGen reports whether view word w is of the generation token t was
-// admitted in: all 56 bits, or the 24 a timed token keeps.
+// admitted in: all 56 bits, or the 16 a timed token keeps.
 func sameGen(w uint64, t Token) bool {
 	if t&timedBit != 0 {
-		return uint32(w>>genShift)&timedGenMask == uint32(t>>genShift)&timedGenMask
+		return w>>genShift&timedGenMask == uint64(t)>>genShift&timedGenMask
 	}
 	return w>>genShift == uint64(t)>>genShift
 }
@@ -280,10 +282,11 @@ func (e *SlowCallError) Unwrap() error { return e.Err }
 // A token is the view word a closed, untimed call was admitted under; Done
 // finishes it on its fast path when the view is that generation with no
 // flag. A trial's token has the half-open state and keeps its slot in bits
-// 2-5; a timed token (bit 6) keeps only the low 24 bits of the generation
-// in bits 8-31 and its start, in microseconds modulo 2^32, in bits 32-63:
-// a slow-call circuit compares 24 bits of generation, and measures calls
-// up to 71 minutes long. Both are marked with bit 7 (tokenBit).
+// 2-5; a timed token (bit 6) keeps only the low 16 bits of the generation
+// in bits 8-23 and its start, in microseconds modulo 2^40, in bits 24-63:
+// a slow-call circuit compares 16 bits of generation, and measures calls
+// up to 2^40 µs (12.7 days) long, beyond MaxSlowCall (7 days) with room
+// to spare. Both are marked with bit 7 (tokenBit).
 const (
 	stateMask    = 0b11
 	pendingBit   = 1 << 2
@@ -298,7 +301,13 @@ const (
 	maxSlots     = 16
 	genShift     = 8
 	genMask      = 1<<(64-genShift) - 1
-	timedGenMask = 1<<24 - 1
+	timedGenMask = 1<<16 - 1
+	timedShift   = 24
+	timedMask    = 1<<40 - 1
+
+	// MaxSlowCall is the longest Config.SlowCall: calls are timed up to
+	// 2^40 µs (12.7 days).
+	MaxSlowCall = store.MaxPeriod
 )
 
 // storeOp names the store operations a breaker makes.

@@ -25,7 +25,9 @@ type Breaker struct {
 	openErr  atomic.Pointer[OpenError] // returned while open
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 	isoErr   *OpenError                // returned while isolated
-	stripes  stripes                   // per-call counts (counting or rate circuits)
+	stripes  stripes                   // per-call counts (counting)
+	tally    atomic.Pointer[tally]     // a rate circuit's unmerged calls of its closed generation
+	merged   atomic.Int64              // the window bucket of this process's last merge
 	exclude  []func(error) bool        // the factory's, then the first registration's
 	ignore   []func(error) bool        // the first registration's
 	epoch    time.Time                 // origin of timed tokens' microseconds
@@ -79,8 +81,10 @@ func (c *Breaker) wait() {
 }
 
 // micros reads the factory clock in microseconds since the circuit's
-// epoch, modulo 2^32 (slow calls).
-func (c *Breaker) micros() uint32 { return uint32(c.f.clock.Now().Sub(c.epoch) / time.Microsecond) }
+// epoch, modulo 2^40 (slow calls).
+func (c *Breaker) micros() uint64 {
+	return uint64(c.f.clock.Now().Sub(c.epoch)/time.Microsecond) & timedMask
+}
 
 // word returns the view word of snapshot s. c.mu is held.
 func (c *Breaker) word(s store.Snapshot) uint64 {
@@ -121,7 +125,7 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if !f.private {
+	if !f.private && !c.detached.Load() {
 		ctx, cancel := c.storeCtx(nil)
 		set, snap, err = f.store.Register(ctx, c.name, wanted)
 		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
@@ -472,6 +476,13 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 			c.trialErr.Store(&OpenError{Circuit: c.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
 		}
 	}
+	if s.State == Closed && c.set.FailureRate > 0 {
+		if tl := c.tally.Load(); tl == nil || tl.gen != s.Gen {
+			c.tally.Store(newTally(s.Gen)) // a closed generation counts afresh
+		}
+	} else if s.State != Closed && c.tally.Load() != nil {
+		c.tally.Store(nil) // the closed generation ended: its counts no longer matter
+	}
 	if changed {
 		c.slots, c.held = 0, 0
 		switch s.State {
@@ -493,7 +504,7 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 				c.trans = new(Transitions)
 			}
 			c.trans[prev.State][s.State]++
-			if prev.State == HalfOpen && s.State == Closed {
+			if prev.State == HalfOpen && s.State == Closed && s.Succeeded > 0 { // closed by its trials, not by hand
 				c.events.post(Event{Kind: EventRecovered, Circuit: c.name, From: HalfOpen, To: Closed})
 			}
 		}
@@ -702,7 +713,7 @@ func (c *Breaker) token(w uint64, timed bool) Token {
 	if !timed {
 		return Token(w | tokenBit)
 	}
-	return Token(w&(0xff|timedGenMask<<genShift) | tokenBit | timedBit | uint64(c.micros())<<32)
+	return Token(w&(0xff|timedGenMask<<genShift) | tokenBit | timedBit | c.micros()<<timedShift)
 }
 
 // trialDone takes the result of a half-open trial.
@@ -783,18 +794,18 @@ func (c *Breaker) drain() {
 	c.mu.Unlock()
 }
 
-// recordCall counts a closed call into a rate circuit's local window, and
-// flushes the window's counts to the store at once when they could trip
-// the circuit, or arms the periodic flush.
-func (c *Breaker) recordCall(failed bool) {
-	st := c.stripes.mine()
-	st.calls.Add(1)
-	if failed {
-		st.failed.Add(1)
-		if c.couldTrip() {
-			c.flush()
-			return
-		}
+// recordCall counts a call admitted in the closed generation gen into a
+// rate circuit's local tally, and merges the tally into the window at once
+// when it could trip the circuit, or arms the periodic merge. A call of a
+// generation that ended is not counted: its window is gone.
+func (c *Breaker) recordCall(gen uint64, failed bool) {
+	tl := c.tally.Load()
+	if tl == nil || tl.gen != gen {
+		return
+	}
+	if tl.add(failed) || failed && c.couldTrip(tl) {
+		c.flush()
+		return
 	}
 	if !c.flushing.Load() {
 		c.armFlush()
@@ -813,37 +824,56 @@ func (c *Breaker) flushEvery() time.Duration {
 }
 
 // couldTrip reports whether the local counts, with the window as last
-// merged, reach the circuit's failure rate.
-func (c *Breaker) couldTrip() bool {
-	calls := c.stripes.sum(callsOf)
-	failed := c.stripes.sum(failedOf)
+// merged, reach the circuit's failure rate. The window's totals are exact
+// only within the bucket they were merged in: once a bucket boundary has
+// passed since, some of them may have aged out, and the local counts are
+// merged at once (at most once per bucket) so that the store decides on
+// the window as it is now.
+func (c *Breaker) couldTrip(tl *tally) bool {
+	calls, failed := tl.sum()
+	now := c.bucketOf(c.f.clock.Now())
 	c.mu.Lock()
-	calls += uint64(c.snap.Calls)
-	failed += uint64(c.snap.Failed)
+	mc, mf := uint64(c.snap.Calls), uint64(c.snap.Failed)
 	c.mu.Unlock()
+	if mc > 0 && now != c.merged.Load() {
+		return true
+	}
+	calls += mc
+	failed += mf
 	return calls >= uint64(max(c.set.MinCalls, 1)) && float64(failed) >= c.set.FailureRate*float64(calls)
+}
+
+// bucketOf returns the index of the window bucket of t, as [store.Window]
+// counts them.
+func (c *Breaker) bucketOf(t time.Time) int64 {
+	return t.UnixNano() / int64(max(c.set.Window/store.Buckets, 1))
 }
 
 func (c *Breaker) flushTick() {
 	c.flush()
 	c.flushing.Store(false)
-	if c.stripes.sum(callsOf) > 0 {
-		c.armFlush()
+	if tl := c.tally.Load(); tl != nil {
+		if calls, _ := tl.sum(); calls > 0 {
+			c.armFlush()
+		}
 	}
 }
 
 // flush merges the local counts into the store's window.
 func (c *Breaker) flush() {
-	calls := c.stripes.take(callsOf)
-	failed := c.stripes.take(failedOf)
+	tl := c.tally.Load()
+	if tl == nil {
+		return
+	}
+	calls, failed := tl.take()
 	if calls == 0 {
 		return
 	}
-	w := c.view.Load()
-	if State(w&stateMask) != Closed {
+	if w := c.view.Load(); State(w&stateMask) != Closed || w>>genShift != tl.gen {
 		return // counts of a closed period that ended: they no longer matter
 	}
-	c.updateWith(nil, w>>genShift, opRecord, int(calls), int(failed))
+	c.merged.Store(c.bucketOf(c.f.clock.Now()))
+	c.updateWith(nil, tl.gen, opRecord, int(calls), int(failed))
 }
 
 // status returns the circuit as this process sees it.
@@ -863,10 +893,11 @@ func (c *Breaker) status() Status {
 	}
 	sts := c.stripes
 	c.mu.Unlock()
-	if s.State == Closed && sts != nil {
+	if tl := c.tally.Load(); s.State == Closed && tl != nil && tl.gen == s.Gen {
 		// This process's counts not merged into the window yet.
-		st.Calls += int(sts.sum(callsOf))
-		st.Failed += int(sts.sum(failedOf))
+		calls, failed := tl.sum()
+		st.Calls += int(calls)
+		st.Failed += int(failed)
 	}
 	if st.Calls > 0 {
 		st.FailureRatio = float64(st.Failed) / float64(st.Calls)

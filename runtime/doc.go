@@ -37,7 +37,11 @@
 // circuit re-opens as if the trial had failed (one backoff level up), in
 // this process by its half-open timer and in the store by its own rules,
 // so a dead process's claim expires too. No circuit rejects every call for
-// longer than its longest open period plus one lease.
+// longer than its longest open period plus one lease. A trial that reports
+// gives its slot back at once: only a trial that never reports may cost a
+// re-opening. A half-open circuit that nobody calls stays half-open and
+// waits for its next trial, however long (as gobreaker and resilience4j
+// do); it closes after Config.Trials successful trials, however far apart.
 //
 // Reconciliation. When the store fails, the breaker carries on with its
 // local state, reports one [EventStoreError] per episode, and leaves the
@@ -56,9 +60,24 @@
 // time, outside every lock, so listeners may call back into the factory;
 // every event carries a per-circuit Seq.
 //
-// Close and Remove. [Factory.Close] stops the factory's store watches,
-// reconciliation retries and refresh timer; breakers keep working on local
-// state. [Factory.Remove] drops one circuit (per-key circuits). Store
+// Rate windows. A rate circuit's window belongs to one closed generation:
+// calls admitted in another, merged or not, never count in it, so Close,
+// a trial that closes the circuit or a trip that recovers starts it
+// afresh. Each process counts its calls exactly (a call and its failure
+// in one atomic add) and merges them into the store's window once per
+// bucket (Window/10), and at once when a failure finds that its counts,
+// with the window as last merged in this bucket, reach MinCalls and
+// FailureRate, or that the window was merged in an earlier bucket (some of
+// it may have aged out). The store opens the circuit on the fleet's window
+// as merged: in one process the circuit opens on the failing call; across
+// processes the window lacks at most the last bucket of each other
+// process's calls, so a burst of failures in one process can open it
+// before other processes' successes of the same bucket are merged.
+//
+// Close and Remove. [Factory.Close] stops the factory's store watches and
+// reconciliation retries; its breakers, and those it makes after Close,
+// keep working on local state only, their open periods and RetryAfter
+// included. [Factory.Remove] drops one circuit (per-key circuits). Store
 // watches hold breakers weakly: a factory dropped without Close is
 // collected, and its watches stop.
 package runtime

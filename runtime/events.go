@@ -19,7 +19,8 @@ const (
 	// EventFailure: a call failed (Err); Failures is the consecutive count
 	// this breaker saw, including this one.
 	EventFailure
-	// EventRecovered: trial calls succeeded and the circuit closed again.
+	// EventRecovered: trial calls succeeded and the circuit closed again (a
+	// Close by hand of a half-open circuit is a state change only).
 	EventRecovered
 	// EventRejected: a call was rejected (Err is the *OpenError).
 	EventRejected

@@ -54,7 +54,8 @@ type Config struct {
 	Window      time.Duration // length of the rolling window (default 30s when FailureRate is set)
 	MinCalls    int           // calls needed in the window before the rate applies (default 20)
 	// SlowCall makes a call that takes longer count as a failure; its
-	// result is returned unchanged. Zero disables it.
+	// result is returned unchanged. Zero disables it; at most MaxSlowCall
+	// (7 days). Calls are timed in microseconds, exactly up to 12.7 days.
 	SlowCall time.Duration
 	// MaxTTL makes each failed half-open trial double the next open
 	// period, up to MaxTTL; it goes back to TTL once the circuit closes.
@@ -100,9 +101,12 @@ func WithFailureRate(rate float64, window time.Duration, minCalls int) Option {
 }
 
 // WithSlowCall sets the default slow-call duration (see Config.SlowCall).
-// It panics if d <= 0.
+// It panics if d <= 0 or d > MaxSlowCall.
 func WithSlowCall(d time.Duration) Option {
 	mustPositive("slow call", int64(d))
+	if d > MaxSlowCall {
+		panic(fmt.Sprintf("purgatory: slow call must be at most %v, got %v", MaxSlowCall, d))
+	}
 	return func(f *Factory) { f.defaults.SlowCall = d }
 }
 
@@ -226,14 +230,19 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
 	c.ignore, c.cfg.Ignore = resolved.Ignore, nil
 	c.epoch = f.clock.Now()
-	if resolved.FailureRate > 0 || f.counting.Load() {
-		c.stripes = newStripes(resolved.FailureRate > 0)
+	if f.counting.Load() {
+		c.stripes = newStripes(false)
 	}
 	f.breakers.Store(name, b)
+	if f.closed.Load() {
+		// Made after Close: local state only, like the breakers Close
+		// detached (a Close that began after this check detaches it).
+		c.detached.Store(true)
+	}
 	f.mu.Unlock()
 	c.regFirst = keyOf(cfg)
 	c.register(c.set)
-	if !f.private {
+	if !f.private && !c.detached.Load() {
 		stop := f.watch(b)
 		c.mu.Lock()
 		c.watch = stop
@@ -306,9 +315,12 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // exporter; the exporters themselves keep nothing per circuit), the same at
 // any core count: its counters take one cache line until goroutines collide
 // on it, and only then per-processor lines (64 B each, four per processor,
-// at most 64). A circuit with a failure-rate policy gets those lines at
-// once. A circuit of a keyed group costs about 140 B more (the group's
-// entry); an open circuit about 1.4 KiB, its timer included.
+// at most 64). A circuit of a keyed group costs about 140 B more (the
+// group's entry); an open circuit about 1.4 KiB, its timer included. A
+// closed circuit with a failure-rate policy still grows with the cores: the
+// tally of its calls not merged yet takes per-processor lines from its
+// first call (1,546 B at -cpu 1, 5,386 B at -cpu 32, with -benchtime 1x:
+// later rounds also count earlier factories' pending flush timers).
 //
 // The 512 B aimed at is not reached. Of the 1,111 B, the Breaker itself
 // takes 768 (736 rounded up by the allocator: its snapshot 96, settings
@@ -332,11 +344,14 @@ func (f *Factory) Remove(name string) bool {
 	return ok
 }
 
-// Close stops the factory's store watches, reconciliation retries and
-// refresh timer. Breakers go on working after Close, on local state only:
-// they no longer read or write the store, and an open circuit still moves
-// to half-open at the end of its open period. Close does not close the
-// store. It is idempotent.
+// Close stops the factory's store watches and reconciliation retries.
+// Breakers go on working after Close, on local state only, and so do
+// breakers the factory makes after Close: they no longer read or write the
+// store (they do not register there), an open circuit still moves to
+// half-open at the end of its open period, and its RetryAfter is still
+// refreshed while it rejects calls (the refresh timer runs only while some
+// circuit of the factory rejects calls). Close does not close the store. It
+// is idempotent.
 func (f *Factory) Close() error {
 	if f.closed.Swap(true) {
 		return nil
@@ -368,7 +383,7 @@ func (f *Factory) CountCalls() {
 		<-c.ready
 		c.mu.Lock()
 		if c.stripes == nil {
-			c.stripes = newStripes(false) // rate circuits have theirs
+			c.stripes = newStripes(false)
 		}
 		c.view.Store(c.word(c.snap))
 		c.mu.Unlock()
@@ -400,7 +415,7 @@ func (f *Factory) stale(c *Breaker) {
 	f.refreshMu.Lock()
 	defer f.refreshMu.Unlock()
 	f.refreshed = append(f.refreshed, c)
-	if !f.ticking && !f.closed.Load() {
+	if !f.ticking { // also after Close: breakers still reject, and only while they do
 		f.ticking = true
 		f.clock.AfterFunc(refreshEvery, f.refreshTick)
 	}
@@ -452,6 +467,9 @@ func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
 		if c.bad {
 			panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, c.what, c.v))
 		}
+	}
+	if cfg.SlowCall > MaxSlowCall {
+		panic(fmt.Sprintf("purgatory: circuit %q: slow call out of range: %v (at most %v)", name, cfg.SlowCall, MaxSlowCall))
 	}
 	d := f.defaults
 	s := store.Settings{Threshold: cfg.Threshold, TTL: cmp.Or(cfg.TTL, d.TTL), Trials: cmp.Or(cfg.Trials, d.Trials),

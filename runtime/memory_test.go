@@ -10,16 +10,21 @@ import (
 
 // BenchmarkIdleClosedCircuit measures the heap an idle closed circuit
 // costs (a per-key circuit that was called once and then not), without and
-// with call counting (what an exporter turns on), on the memory store and
-// on the factory's own state. Run it with -cpu 1,8,32: the cost must not
+// with call counting (what an exporter turns on), and with a failure-rate
+// policy. Run it with -cpu 1,8,32: the cost must not
 // grow with the processors.
 func BenchmarkIdleClosedCircuit(b *testing.B) {
-	for _, counting := range []bool{false, true} {
-		name := "plain"
-		if counting {
-			name = "counting"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		counting bool
+		cfg      purgatory.Config
+	}{
+		{"plain", false, purgatory.Config{}},
+		{"counting", true, purgatory.Config{}},
+		{"rate", false, purgatory.Config{FailureRate: 0.5}},
+	} {
+		counting := tc.counting
+		b.Run(tc.name, func(b *testing.B) {
 			const n = 20_000
 			var perCircuit float64
 			for b.Loop() {
@@ -31,7 +36,7 @@ func BenchmarkIdleClosedCircuit(b *testing.B) {
 					f.CountCalls()
 				}
 				for i := range n {
-					br := f.Breaker("tenant/"+strconv.Itoa(i), purgatory.Config{})
+					br := f.Breaker("tenant/"+strconv.Itoa(i), tc.cfg)
 					t, _ := br.Allow(b.Context())
 					br.Done(b.Context(), t, nil)
 				}

@@ -13,9 +13,7 @@ import (
 type stripe struct {
 	success  atomic.Uint64 // successes (when counting)
 	rejected atomic.Uint64 // rejections (when counting)
-	calls    atomic.Uint64 // rate window: calls since the last flush
-	failed   atomic.Uint64 // rate window: failures since the last flush
-	_        [32]byte
+	_        [48]byte
 }
 
 // stripes are a circuit's call counters: one cache line (80 bytes in all)
@@ -36,8 +34,7 @@ type stripeSet struct {
 // goroutines counting at the same moment, not merely one after the other.
 const spreadAfter = 16
 
-// newStripes returns a circuit's counters, spread at once if spread (rate
-// circuits, whose window is counted on every call).
+// newStripes returns a circuit's counters, spread at once if spread.
 func newStripes(spread bool) stripes {
 	s := new(stripeSet)
 	if spread {
@@ -46,15 +43,20 @@ func newStripes(spread bool) stripes {
 	return s
 }
 
-// spread gives s its per-processor lines: a power-of-two number of them,
-// four per processor, at most 64.
+// spread gives s its per-processor lines.
 func (s *stripeSet) spread() {
+	lines := make([]stripe, stripeCount())
+	s.many.CompareAndSwap(nil, &lines)
+}
+
+// stripeCount is how many per-processor lines a counter gets: a power of
+// two, four per processor, at most 64.
+func stripeCount() int {
 	n := 1
 	for n < 4*goruntime.GOMAXPROCS(0) && n < 64 {
 		n *= 2
 	}
-	lines := make([]stripe, n)
-	s.many.CompareAndSwap(nil, &lines)
+	return n
 }
 
 // mine returns the calling goroutine's stripe, chosen by the address of its
@@ -73,10 +75,13 @@ func (s *stripeSet) mine() *stripe {
 // line returns the calling goroutine's line of lines.
 //
 //go:nosplit
-func line(lines []stripe) *stripe {
+func line(lines []stripe) *stripe { return &lines[stackHash()&uintptr(len(lines)-1)] }
+
+//go:nosplit
+func stackHash() uintptr {
 	var marker byte
 	p := uintptr(unsafe.Pointer(&marker)) >> 11
-	return &lines[(p^p>>7)&uintptr(len(lines)-1)]
+	return p ^ p>>7
 }
 
 // add adds one to the counter at offset off of a stripe (offSuccess,
@@ -113,6 +118,7 @@ func counter(st *stripe, off uintptr) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(st), off))
 }
 
+// sum returns the sum of a field over every line (0 for nil).
 func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
 	if s == nil {
 		return 0
@@ -126,19 +132,63 @@ func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
 	return n
 }
 
-// take returns the sum of a field and zeroes it, exactly: an add that
-// races with take lands in this sum or in the next.
-func (s *stripeSet) take(field func(*stripe) *atomic.Uint64) uint64 {
-	n := field(&s.one).Swap(0)
-	if m := s.many.Load(); m != nil {
-		for i := range *m {
-			n += field(&(*m)[i]).Swap(0)
-		}
-	}
-	return n
-}
-
 func successOf(s *stripe) *atomic.Uint64  { return &s.success }
 func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
-func callsOf(s *stripe) *atomic.Uint64    { return &s.calls }
-func failedOf(s *stripe) *atomic.Uint64   { return &s.failed }
+
+// tally holds a rate circuit's calls not merged into its window yet, for
+// one closed generation: a call is counted only into the tally of the
+// generation it was admitted in, and a new closed generation starts a new
+// tally, so that no call outlives its generation, merged or not.
+//
+// Each stripe packs calls (high 32 bits) and failures (low 32 bits) into one
+// word, so that one add counts a call and its failure together and one
+// swap takes both: a merge never holds a failure without its call, and
+// adds that race with it land in this merge or the next, whole. A stripe
+// holding 2^31 calls asks for a merge (see recordCall), so neither half
+// overflows.
+type tally struct {
+	gen uint64
+	s   []tallyStripe
+}
+
+type tallyStripe struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+const (
+	tallyCall = 1 << 32 // one call
+	tallyFail = 1       // one failure
+)
+
+func newTally(gen uint64) *tally { return &tally{gen: gen, s: make([]tallyStripe, stripeCount())} }
+
+// add counts one call, failed or not, and reports whether its stripe asks
+// for a merge.
+func (t *tally) add(failed bool) bool {
+	d := uint64(tallyCall)
+	if failed {
+		d |= tallyFail
+	}
+	return t.s[stackHash()&uintptr(len(t.s)-1)].n.Add(d)>>63 != 0
+}
+
+// sum returns the counts not merged yet.
+func (t *tally) sum() (calls, failed uint64) {
+	for i := range t.s {
+		v := t.s[i].n.Load()
+		calls += v >> 32
+		failed += v & (tallyCall - 1)
+	}
+	return calls, failed
+}
+
+// take returns the counts not merged yet and zeroes them.
+func (t *tally) take() (calls, failed uint64) {
+	for i := range t.s {
+		v := t.s[i].n.Swap(0)
+		calls += v >> 32
+		failed += v & (tallyCall - 1)
+	}
+	return calls, failed
+}

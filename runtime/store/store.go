@@ -159,9 +159,13 @@ type Snapshot struct {
 	Seq uint64
 	// Failures is the number of consecutive failures while closed.
 	Failures int
-	// Claimed is the number of trial calls in flight while half-open.
+	// Claimed is the number of trial calls in flight while half-open: a
+	// trial that reports gives its slot back.
 	Claimed int
-	// Succeeded is the number of trial calls that succeeded while half-open.
+	// Succeeded is the number of trial calls that succeeded while
+	// half-open. In a closed generation that its trials started, it keeps
+	// their number, so that every reader can tell a recovery from a close
+	// by hand (0).
 	Succeeded int
 	// Until is, while open, when the circuit may become half-open; while
 	// half-open, when the trial lease ends and the circuit re-opens unless
@@ -284,7 +288,9 @@ func (s Snapshot) Failure(set Settings, gen uint64, now time.Time) (Snapshot, bo
 // Success returns s after a success of a call admitted in generation gen,
 // and whether it changed: it resets pending failures while closed, and
 // counts a trial success while half-open, closing the circuit after
-// Settings.Trials of them.
+// Settings.Trials of them. A successful trial gives its slot back: only a
+// trial that never reports may cost a re-opening (see Expire). A
+// half-open circuit with no slot taken waits for calls, however long.
 func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 	if gen != s.Gen {
 		return s, false
@@ -300,7 +306,12 @@ func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 	case HalfOpen:
 		s.Succeeded++
 		if s.Succeeded >= set.Trials {
-			return s.to(Closed), true
+			n := s.to(Closed)
+			n.Succeeded = s.Succeeded // closed by its trials: a recovery
+			return n, true
+		}
+		if s.Claimed > 0 {
+			s.Claimed-- // a trial that reported holds no slot: its lease is over
 		}
 		s.Seq++
 		return s, true

@@ -42,7 +42,8 @@
 //	gen, seq    generation (counts state changes), sequence (counts changes)
 //	failures    consecutive failures while closed
 //	claimed     trial calls in flight while half-open
-//	succeeded   trial calls that succeeded while half-open
+//	succeeded   trial calls that succeeded while half-open; kept by the closed
+//	            generation they started (a recovery), 0 in one closed by hand
 //	until       open: end of the open period; half-open: end of the trial
 //	            lease; Unix nanoseconds of the processes' clocks; else 0
 //	level       backoff level

@@ -415,8 +415,13 @@ elseif op == 'success' then
     elseif r.state == 'half-open' then
       r.succeeded = r.succeeded + 1
       if r.succeeded >= r.set.trials then
+        local n = r.succeeded
         to(r, 'closed')
+        r.succeeded = n -- closed by its trials: a recovery
       else
+        if r.claimed > 0 then
+          r.claimed = r.claimed - 1 -- a trial that reported holds no slot
+        end
         r.seq = r.seq + 1
       end
       changed = true

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimExpiresOpen", testClaimExpiresOpen},
 		{"ReleaseFreesSlot", testRelease},
 		{"TrialsCloseOrReopen", testTrials},
+		{"ReportedTrialEndsItsLease", testReportedTrial},
 		{"Force", testForce},
 		{"UnregisteredCircuitIsCreated", testUnregistered},
 		{"CircuitsAreIndependent", testIndependent},
@@ -280,6 +281,35 @@ func testRelease(t *testing.T, s store.Store) {
 	assert.True(t, ok, "a released slot can be claimed again")
 }
 
+// testReportedTrial: a trial that succeeded gives its slot back, so its
+// lease running out re-opens nothing; the half-open circuit waits for its
+// next trial however long nobody calls, and closes after Trials successes.
+func testReportedTrial(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "rt")
+	h := halfOpen(t, s, name, snap.Gen)
+	now := t0.Add(set.TTL)
+	_, ok, err := s.Claim(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	require.True(t, ok)
+	got, err := s.Success(ctx(t), op(name, h.Gen, now))
+	require.NoError(t, err)
+	require.Equal(t, store.HalfOpen, got.State)
+	assert.Zero(t, got.Claimed, "the trial reported: its slot is free")
+	later := now.Add(3 * set.TTL)
+	got, err = s.Expire(ctx(t), op(name, h.Gen, later))
+	require.NoError(t, err)
+	assert.Equal(t, store.HalfOpen, got.State, "a lease with no slot taken re-opens nothing")
+	assert.Equal(t, h.Gen, got.Gen)
+	for range set.Trials - 1 {
+		_, ok, err = s.Claim(ctx(t), op(name, h.Gen, later))
+		require.NoError(t, err)
+		require.True(t, ok, "a later claim starts a new lease")
+		got, err = s.Success(ctx(t), op(name, h.Gen, later))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, store.Closed, got.State)
+}
+
 func testTrials(t *testing.T, s store.Store) {
 	t.Run("SuccessesClose", func(t *testing.T) {
 		name, snap := register(t, s, "ts")
@@ -298,6 +328,7 @@ func testTrials(t *testing.T, s store.Store) {
 		}
 		assert.Equal(t, store.Closed, last.State)
 		assert.Equal(t, h.Gen+1, last.Gen)
+		assert.Equal(t, set.Trials, last.Succeeded, "a generation its trials closed says so (a recovery)")
 		assert.Zero(t, last.Failures)
 	})
 	t.Run("FailureReopens", func(t *testing.T) {
@@ -329,6 +360,11 @@ func testForce(t *testing.T, s store.Store) {
 	c2, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
 	require.NoError(t, err)
 	assert.Equal(t, c.Gen+1, c2.Gen, "forcing starts a new generation even in the same state")
+	h := halfOpen(t, s, name, c2.Gen)
+	c3, err := s.Force(ctx(t), op(name, 0, t0.Add(set.TTL)), store.Closed)
+	require.NoError(t, err)
+	assert.Equal(t, h.Gen+1, c3.Gen)
+	assert.Zero(t, c3.Succeeded, "closed by hand, not by trials: no recovery")
 }
 
 func testUnregistered(t *testing.T, s store.Store) {
