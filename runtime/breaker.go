@@ -227,14 +227,14 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	switch o {
 	case success, excluded:
 		if w&pendingBit != 0 {
-			c.update(nil, w>>genShift, opSuccess)
+			c.push(w>>genShift, opSuccess, false)
 		}
 	case failure:
 		if c.f.listeners.active() {
 			c.failed(err)
 		}
 		if c.set.Threshold > 0 {
-			c.update(nil, w>>genShift, opFailure)
+			c.push(w>>genShift, opFailure, false)
 		}
 	}
 }

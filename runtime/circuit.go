@@ -38,6 +38,7 @@ type Breaker struct {
 	detached                                 atomic.Bool // the factory dropped the circuit or was closed: local state only
 
 	storeSeq atomic.Uint64 // the newest Seq the store vouched for
+	installs atomic.Uint64 // counts installLocked calls (see stepBack)
 	degraded atomic.Bool   // the last store call failed
 
 	mu       sync.Mutex
@@ -46,6 +47,7 @@ type Breaker struct {
 	retryAt  time.Time      // while degraded, store calls wait until then
 	diverged bool           // snap moved on by itself while degraded
 	base     uint64         // the store's Seq when snap diverged
+	baseGen  uint64         // the generation snap diverged from (see reconcile)
 	slots    uint32         // trial slots held by this process's calls (bits)
 	held     int            // how many
 	timer    func() bool    // stops the open/lease timer
@@ -55,7 +57,8 @@ type Breaker struct {
 	trans    *Transitions // state changes so far; made by the first one
 
 	events eventQueue
-	watch  func() // stops the store watch
+	watch  func()    // stops the store watch
+	pushq  pushQueue // results on their way to the store (see push.go)
 
 	ready    chan struct{} // closed once registered
 	isReady  atomic.Bool   // ready is closed: lookups need not wait on it
@@ -125,7 +128,9 @@ func (c *Breaker) register(wanted store.Settings) {
 	c.isoErr = &OpenError{Circuit: c.name, state: Isolated}
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if !f.private && !c.detached.Load() {
+	if o := f.outage.Load(); !f.private && !c.detached.Load() && o != nil && f.clock.Now().Before(o.until) {
+		err = o.skip(c.name) // the store failed lately: do not wait for it again
+	} else if !f.private && !c.detached.Load() {
 		ctx, cancel := c.storeCtx(nil)
 		set, snap, err = f.store.Register(ctx, c.name, wanted)
 		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
@@ -170,7 +175,7 @@ func (c *Breaker) storeCtx(ctx context.Context) (context.Context, context.Cancel
 	if ctx != nil {
 		return ctx, func() {}
 	}
-	if _, ok := c.f.store.(*store.Memory); ok {
+	if _, ok := c.f.store.(store.Immediate); ok {
 		return context.Background(), func() {} // never blocks: save the timer
 	}
 	return context.WithTimeout(context.Background(), storeTimeout)
@@ -191,14 +196,24 @@ func (c *Breaker) adopt(s store.Snapshot) {
 		now = c.f.clock.Now() // a closed count changing needs no clock
 	}
 	c.mu.Lock()
-	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen {
+	if s.Seq <= c.storeSeq.Load() && s.Gen <= c.snap.Gen || c.diverged && s.Gen <= c.baseGen {
+		// Old; or, while this process's own transitions wait to be pushed,
+		// the generation it left, moved on only by counters (a write it
+		// gave up on, applied late): that must not revert them.
 		c.mu.Unlock()
 		return
 	}
 	if now.IsZero() && (s.Gen != c.snap.Gen || s.State != c.snap.State) {
 		now = c.f.clock.Now()
 	}
-	c.installLocked(s, max(s.Seq, c.storeSeq.Load()), now)
+	seq := max(s.Seq, c.storeSeq.Load())
+	if s.Gen > c.snap.Gen {
+		// A newer generation with a lower Seq: the record was replaced
+		// (restored, repaired). Order from its Seq on, or every later
+		// change of this generation would look old.
+		seq = s.Seq
+	}
+	c.installLocked(s, seq, now)
 	c.mu.Unlock()
 	c.drain()
 }
@@ -207,6 +222,7 @@ func (c *Breaker) adopt(s store.Snapshot) {
 // snapshot, with seq the newest Seq the store vouched for. If this process
 // had diverged, the record moved on meanwhile: it wins. c.mu is held.
 func (c *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
+	c.installs.Add(1)
 	c.storeSeq.Store(seq)
 	c.diverged = false
 	c.setLocked(s.Clamp(c.set, now), now)
@@ -224,6 +240,29 @@ func (c *Breaker) adoptReply(s store.Snapshot, asked uint64) {
 	}
 	now := c.f.clock.Now()
 	c.mu.Lock()
+	c.installLocked(s, s.Seq, now)
+	c.mu.Unlock()
+	c.drain()
+}
+
+// stepBack takes the store's answer s to an operation on generation asked
+// whose Seq is lower than the newest this process had seen when it sent
+// it. An answer is the record after the operation, which ran after every
+// change this process had seen: so the record stepped back — a forged
+// message got through as a counter change (see the Redis store's threat
+// model), or the store lost writes. The answer is the truth and is
+// installed as it is, its Seq included, so that a forged message lasts
+// until the next store call at most (the next reset, claim, or the end of
+// the open period or lease); unless something else was installed since
+// the operation was sent, which is then ordered with it as usual.
+func (c *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
+	now := c.f.clock.Now()
+	c.mu.Lock()
+	if c.installs.Load() != installs || c.diverged {
+		c.mu.Unlock()
+		c.adoptReply(s, asked)
+		return
+	}
 	c.installLocked(s, s.Seq, now)
 	c.mu.Unlock()
 	c.drain()
@@ -263,10 +302,11 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 	}
 	if useStore {
 		sctx, cancel := c.storeCtx(ctx)
+		seen, installs := c.storeSeq.Load(), c.installs.Load() // see stepBack
 		var err error
 		switch op {
 		case opFailure:
-			snap, err = f.store.Failure(sctx, o)
+			snap, err = c.storeFailures(sctx, o, calls) // calls: how many (see push)
 		case opSuccess:
 			snap, err = f.store.Success(sctx, o)
 		case opClaim:
@@ -295,7 +335,14 @@ func (c *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 				c.appliedErr.Store(false)
 			}
 			c.degraded.Store(false)
-			c.adoptReply(snap, gen)
+			if f.outage.Load() != nil {
+				f.outage.Store(nil)
+			}
+			if snap.Seq < seen {
+				c.stepBack(snap, gen, installs)
+			} else {
+				c.adoptReply(snap, gen)
+			}
 			return snap, granted
 		}
 		if ctx != nil && ctx.Err() != nil {
@@ -323,7 +370,7 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	next, changed := s, false
 	switch op {
 	case opFailure:
-		next, changed = s.Failure(c.set, o.Gen, o.Now)
+		next, changed = s.FailureN(c.set, o.Gen, max(calls, 1), o.Now)
 	case opSuccess:
 		next, changed = s.Success(c.set, o.Gen)
 	case opClaim:
@@ -349,7 +396,7 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	}
 	if changed {
 		if next.Gen != s.Gen && !c.diverged && !c.detached.Load() && !c.f.private {
-			c.diverged, c.base = true, c.storeSeq.Load()
+			c.diverged, c.base, c.baseGen = true, c.storeSeq.Load(), s.Gen
 			c.armRetryLocked()
 		}
 		c.setLocked(next, o.Now)
@@ -368,11 +415,23 @@ func (c *Breaker) reconcile(o store.Op) bool {
 		c.mu.Unlock()
 		return true
 	}
-	want, base := c.snap, c.base
+	want, base, baseGen := c.snap, c.base, c.baseGen
 	c.mu.Unlock()
 	sctx, cancel := c.storeCtx(nil)
-	got, err := c.f.store.Reconcile(sctx, o, base, want)
-	cancel()
+	defer cancel()
+	var got store.Snapshot
+	var err error
+	for range 4 {
+		got, err = c.f.store.Reconcile(sctx, o, base, want)
+		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
+			break
+		}
+		// The record is still in the generation this process left, moved
+		// on only by counters (writes it gave up on when the store did not
+		// answer, applied late, or other processes' counts): nobody
+		// changed its state, so the local transitions are pushed on top.
+		base = got.Seq
+	}
 	if err != nil {
 		c.storeFailed(err)
 		return false
@@ -451,6 +510,7 @@ func (c *Breaker) storeFailedLocked(err error) {
 	first := !c.degraded.Load()
 	c.degraded.Store(true)
 	c.retryAt = c.f.clock.Now().Add(storeBackoff)
+	c.f.outage.Store(&outage{until: c.retryAt, err: err})
 	if first {
 		c.events.post(Event{Kind: EventStoreError, Circuit: c.name, Err: err})
 	}
@@ -656,6 +716,9 @@ func (c *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if w&fullBit != 0 {
 			return 0, c.reject(w, c.trialErr.Load())
 		}
+		if ctx != nil && ctx.Err() != nil {
+			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
+		}
 		snap, granted := c.update(ctx, w>>genShift, opClaim)
 		if granted {
 			c.mu.Lock()
@@ -670,16 +733,20 @@ func (c *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			c.update(nil, snap.Gen, opRelease)
 			continue
 		}
+		if ctx != nil && ctx.Err() != nil {
+			// The claim ended with the caller's context (the store may not
+			// have answered): nothing is known about the slots.
+			return 0, ctx.Err()
+		}
 		if snap.State == HalfOpen && snap.Gen == w>>genShift {
 			c.mu.Lock()
-			if c.snap.Gen == snap.Gen {
+			// Rejections are marked only while a timer (the lease's) will
+			// look again: a view must never stay full with nothing to end it.
+			if c.snap.Gen == snap.Gen && c.timer != nil {
 				c.view.Store(c.word(c.snap) | fullBit)
 			}
 			c.mu.Unlock()
 			return 0, c.reject(w, c.trialErr.Load())
-		}
-		if ctx != nil && ctx.Err() != nil {
-			return 0, ctx.Err()
 		}
 	}
 	w := c.view.Load()
@@ -735,14 +802,14 @@ func (c *Breaker) trialDone(t Token, o outcome, err error) {
 	c.count(c.view.Load(), o)
 	switch o {
 	case success, excluded:
-		c.update(nil, gen, opSuccess)
+		c.push(gen, opSuccess, true)
 	case failure:
 		if c.f.listeners.active() {
 			c.failed(err)
 		}
-		c.update(nil, gen, opFailure)
+		c.push(gen, opFailure, true)
 	case ignored:
-		c.update(nil, gen, opRelease)
+		c.push(gen, opRelease, true)
 	}
 }
 
@@ -873,7 +940,7 @@ func (c *Breaker) flush() {
 		return // counts of a closed period that ended: they no longer matter
 	}
 	c.merged.Store(c.bucketOf(c.f.clock.Now()))
-	c.updateWith(nil, tl.gen, opRecord, int(calls), int(failed))
+	c.pushCounts(tl.gen, opRecord, false, int(calls), int(failed))
 }
 
 // status returns the circuit as this process sees it.

@@ -30,6 +30,14 @@
 // so is a second report of a half-open trial. The store work a result
 // causes is bounded by the store's timeout, not by the call's context,
 // which may be done already (a timeout is a failure the store must see).
+// With a store that may block (any but a [store.Immediate] one such as the
+// memory store), Done does not wait for it at all: one pusher goroutine
+// per circuit, started on demand, sends results to the store in order,
+// each exactly once, and coalesces those that accumulated while its last
+// call ran (n failures of a generation in one [store.FailureBatcher]
+// call). The local view follows the store's answers, so a trip caused by
+// this process's failures shows one round trip later. Half-open trial
+// claims still ask the store on the caller's path, bounded by its context.
 //
 // Leases. A half-open trial slot is a lease of one TTL from the first
 // claim. A trial that never reports — a hung call, a lost goroutine, a
@@ -49,11 +57,22 @@
 // operator's Close or Isolate, the end of an open period) are not silently
 // reverted when the store is back: the first store call after the outage
 // pushes the local state with a compare-and-set ([store.Store.Reconcile]),
-// which takes effect when nobody changed the record meanwhile; if the
-// record moved on (by the store's own ordering, its Seq), the record wins.
-// A timer retries the push while nothing calls. Snapshots from the store
+// which takes effect when nobody changed the record's state meanwhile: if
+// it moved on only by counters of the generation this process left (a
+// write the runtime gave up on and the store applied late, or other
+// processes' counts), the push is repeated on top of it; if its state or
+// generation changed, the record wins. Until the push, snapshots of the
+// generation this process left do not revert its transitions: a write the
+// runtime gave up on never overrides what happened since. A timer retries
+// the push while nothing calls. Snapshots from the store
 // are adopted by the store's ordering only: local transitions never
-// advance it, so a process that saw a fault is not left out of step.
+// advance it, so a process that saw a fault is not left out of step. The
+// store's answer to an operation is the record after it: an answer whose
+// Seq is lower than the newest the process had seen when it sent the
+// operation shows a record that stepped back (a forged message got
+// through, or the store lost writes), and is installed as it is; a
+// snapshot of a newer generation with a lower Seq (a record replaced) is
+// ordered from its own Seq on.
 //
 // Events. The created, state-changed, recovered, config-conflict and
 // store-error events of a circuit reach each listener in order, one at a

@@ -153,8 +153,9 @@ type Factory struct {
 	mu       sync.Mutex // serialises the creation of circuits
 	counting atomic.Bool
 	closed   atomic.Bool
-	pinged   atomic.Bool // the store's Ping, if it has one, ran
-	private  bool        // no store given: breakers keep circuit state themselves
+	pinged   atomic.Bool            // the store's Ping, if it has one, ran
+	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
+	private  bool                   // no store given: breakers keep circuit state themselves
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -209,7 +210,15 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // silence.
 //
 // Looking up an existing circuit takes no lock and allocates nothing.
-// Breaker panics if a field of cfg is out of range or an exclude matcher
+// Registering a new one asks the store once (the settings in force and the
+// state are the store's): with a store that may block, that call is bounded
+// by the store's timeout (Redis: 50 ms by default) and, the first time, a
+// permission check as long. Once a store call of the factory failed, new
+// circuits registered within the back-off (a second) do not ask the store
+// at all: they work on local state, report the store error, and meet the
+// store at their first operation after it. So a frozen store holds one
+// registration per back-off, not one per name. Lookups of existing names
+// never wait for the store, and neither do calls. Breaker panics if a field of cfg is out of range or an exclude matcher
 // is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker { return f.breaker(name, cfg, "") }
 
@@ -310,26 +319,27 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // the name registers it afresh.
 //
 // Memory per circuit, while kept (BenchmarkIdleClosedCircuit, -cpu 1,8,32;
-// BenchmarkIdleOpenCircuits): an idle closed circuit costs about 1.1 KiB
-// (1,111 B with a short name), 80 B more with call counting on (an
+// BenchmarkIdleOpenCircuits): an idle closed circuit costs about 1.2 KiB
+// (1,239 B with a short name), 80 B more with call counting on (an
 // exporter; the exporters themselves keep nothing per circuit), the same at
 // any core count: its counters take one cache line until goroutines collide
 // on it, and only then per-processor lines (64 B each, four per processor,
 // at most 64). A circuit of a keyed group costs about 140 B more (the
-// group's entry); an open circuit about 1.4 KiB, its timer included. A
+// group's entry); an open circuit about 1.5 KiB, its timer included. A
 // closed circuit with a failure-rate policy still grows with the cores: the
 // tally of its calls not merged yet takes per-processor lines from its
-// first call (1,546 B at -cpu 1, 5,386 B at -cpu 32, with -benchtime 1x:
+// first call (1,674 B at -cpu 1, 5,514 B at -cpu 32, with -benchtime 1x:
 // later rounds also count earlier factories' pending flush timers).
 //
-// The 512 B aimed at is not reached. Of the 1,111 B, the Breaker itself
-// takes 768 (736 rounded up by the allocator: its snapshot 96, settings
-// kept three ways 232, three clock readings 72, matcher lists 48, event
-// queue 48), its ready channel 112, its three prepared rejection errors 96,
-// the factory's map entry about 100. Reaching 512 B means moving the rarely
-// used state (reconciliation, timers, event queue, the first registration's
-// key) behind a pointer made on first use, as the local rolling window
-// (176 B, used while the store is away) already is.
+// The 512 B aimed at is not reached. Of the 1,239 B, the Breaker itself
+// takes 896 (840 rounded up by the allocator: its snapshot 96, settings
+// kept three ways 232, three clock readings 72, store push queue 64,
+// matcher lists 48, event queue 48), its ready channel 112, its three
+// prepared rejection errors 96, the factory's map entry about 100.
+// Reaching 512 B means moving the rarely used state (reconciliation,
+// timers, push and event queues, the first registration's key) behind a
+// pointer made on first use, as the local rolling window (176 B, used
+// while the store is away) already is.
 func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {

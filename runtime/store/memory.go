@@ -11,14 +11,18 @@ import (
 // circuits, as processes sharing one Redis do.
 //
 // A circuit's record is dropped when the last watcher of it stops (its
-// breakers were removed or their factories closed) and it is closed with
-// nothing pending, so that per-key circuits do not pile up.
+// breakers were removed, their factories closed or collected), whatever
+// its state, so that per-key circuits do not pile up: in one process,
+// nobody is left to share it with. A record made again under the name
+// starts closed, with a Seq past every Seq the store handed out for the
+// dropped one (the order of a name never goes back).
 //
 // The zero value is ready to use. A Memory must not be copied after first
 // use.
 type Memory struct {
 	mu       sync.Mutex
 	circuits map[string]*memCircuit
+	floor    uint64 // the highest Seq of a dropped record
 }
 
 type memCircuit struct {
@@ -33,7 +37,11 @@ type watcher struct{ fn func(Snapshot) }
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory { return &Memory{} }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store          = (*Memory)(nil)
+	_ FailureBatcher = (*Memory)(nil)
+	_ Immediate      = (*Memory)(nil)
+)
 
 // circuit returns the named circuit, creating it with s when absent.
 // m.mu must be held.
@@ -44,6 +52,7 @@ func (m *Memory) circuit(name string, s Settings) *memCircuit {
 			m.circuits = make(map[string]*memCircuit)
 		}
 		c = &memCircuit{snap: New()}
+		c.snap.Seq += m.floor // past every Seq of a dropped record
 		m.circuits[name] = c
 	}
 	if c.set == (Settings{}) {
@@ -89,6 +98,16 @@ func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot 
 func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
 	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
 		return c.snap.Failure(c.set, op.Gen, op.Now)
+	}), nil
+}
+
+// Immediate implements [Immediate]: a Memory never waits.
+func (*Memory) Immediate() {}
+
+// Failures implements [FailureBatcher].
+func (m *Memory) Failures(_ context.Context, op Op, n int) (Snapshot, error) {
+	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
+		return c.snap.FailureN(c.set, op.Gen, n, op.Now)
 	}), nil
 }
 
@@ -162,7 +181,8 @@ func (m *Memory) Watch(name string, fn func(Snapshot)) (stop func()) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			c.watchers = slices.DeleteFunc(slices.Clone(c.watchers), func(x *watcher) bool { return x == w })
-			if len(c.watchers) == 0 && c.snap.State == Closed && c.snap.Failures == 0 && m.circuits[name] == c {
+			if len(c.watchers) == 0 && m.circuits[name] == c {
+				m.floor = max(m.floor, c.snap.Seq)
 				delete(m.circuits, name)
 			}
 		})

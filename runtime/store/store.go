@@ -241,6 +241,25 @@ type Store interface {
 	Watch(name string, fn func(Snapshot)) (stop func())
 }
 
+// FailureBatcher is implemented by stores that can record several failures
+// of one generation in one operation (see [Snapshot.FailureN]). A breaker
+// that reports failures off its callers' path coalesces those that
+// accumulated while its last store call ran, and sends them with one
+// Failures call when the store has it, else one Failure call each.
+type FailureBatcher interface {
+	Failures(ctx context.Context, op Op, n int) (Snapshot, error)
+}
+
+// Immediate is implemented by stores whose operations never wait: no I/O,
+// no lock held for longer than a computation, like [Memory] (and stores
+// that embed it). A breaker reports results to such a store on its
+// caller's path, at once; to any other store it reports them off the
+// caller's path, through one pusher per circuit, so that a slow or frozen
+// store never holds a finished call.
+type Immediate interface {
+	Immediate()
+}
+
 // New returns the snapshot of a circuit that was just registered.
 func New() Snapshot { return Snapshot{State: Closed, Gen: 1, Seq: 1} }
 
@@ -283,6 +302,27 @@ func (s Snapshot) Failure(set Settings, gen uint64, now time.Time) (Snapshot, bo
 		return s.open(set, now, s.Level+1), true
 	}
 	return s, false
+}
+
+// FailureN returns s after n failures of calls admitted in generation gen,
+// in one step, and whether it changed: the same as n calls of
+// [Snapshot.Failure] in a row (those after the one that opens the circuit
+// belong to a generation that ended, and are ignored).
+func (s Snapshot) FailureN(set Settings, gen uint64, n int, now time.Time) (Snapshot, bool) {
+	if n <= 0 || gen != s.Gen {
+		return s, false
+	}
+	if s.State != Closed || set.Threshold <= 0 || n == 1 {
+		return s.Failure(set, gen, now)
+	}
+	k := max(set.Threshold-s.Failures, 1) // the failure that opens it
+	if n < k {
+		s.Failures += n
+		s.Seq += uint64(n)
+		return s, true
+	}
+	s.Seq += uint64(k - 1)
+	return s.open(set, now, 0), true
 }
 
 // Success returns s after a success of a call admitted in generation gen,

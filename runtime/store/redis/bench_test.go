@@ -75,7 +75,17 @@ func BenchmarkHalfOpenRejection(b *testing.B) {
 		Breaker("bench", purgatory.Config{Threshold: 1, TTL: time.Minute, Trials: 1})
 	ctx := context.Background()
 	_ = br.Do(ctx, fail)
+	for deadline := time.Now().Add(10 * time.Second); br.State() != purgatory.Open; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // the failure reaches Redis off the caller's path
+			b.Fatal("never opened")
+		}
+	}
 	clk.Advance(time.Minute)
+	for deadline := time.Now().Add(10 * time.Second); br.State() != purgatory.HalfOpen; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("never half-open")
+		}
+	}
 	if _, err := br.Allow(ctx); err != nil { // the trial, never reported
 		b.Fatal(err)
 	}

@@ -109,8 +109,11 @@ func TestZeroRoundTrips(t *testing.T) {
 	assert.Equal(t, n, count.n.Load(), "closed successes make no Redis call")
 
 	require.ErrorIs(t, b.Do(ctx, fail), errBoom)
+	// Results reach Redis off the caller's path (the pusher): wait for them.
+	waitFor(t, func() bool { return b.Status().Failures == 1 }, "the failure reaches Redis")
 	assert.Equal(t, n+1, count.n.Load(), "a failure makes one Redis call")
 	require.NoError(t, b.Do(ctx, succeed))
+	waitFor(t, func() bool { return b.Status().Failures == 0 }, "the reset reaches Redis")
 	assert.Equal(t, n+2, count.n.Load(), "a success with failures pending makes one Redis call (the reset)")
 	require.NoError(t, b.Do(ctx, succeed))
 	assert.Equal(t, n+2, count.n.Load())
@@ -118,7 +121,7 @@ func TestZeroRoundTrips(t *testing.T) {
 	for range 3 {
 		require.ErrorIs(t, b.Do(ctx, fail), errBoom)
 	}
-	require.Equal(t, purgatory.Open, b.State())
+	waitFor(t, func() bool { return b.State() == purgatory.Open }, "the trip")
 	n = count.n.Load()
 	for range 1000 {
 		require.ErrorIs(t, b.Do(ctx, succeed), purgatory.ErrOpen)
@@ -154,8 +157,9 @@ func TestTripRejectsInOtherFactory(t *testing.T) {
 	for range 2 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
+	waitFor(t, func() bool { return a.Status().Failures == 2 }, "a's failures reach Redis")
 	require.ErrorIs(t, b.Do(ctx, fail), errBoom, "failures from both add up")
-	require.Equal(t, purgatory.Open, b.State())
+	waitFor(t, func() bool { return b.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return a.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
 
 	// And the other way round, timing how long the news takes.
@@ -196,7 +200,7 @@ func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 	ctx := context.Background()
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.State() == purgatory.Open && b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
 	clk.Advance(30 * time.Second)
 	require.Eventually(t, func() bool {
 		return a.State() == purgatory.HalfOpen && b.State() == purgatory.HalfOpen
@@ -215,7 +219,7 @@ func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 	a.Done(ctx, ta, nil)
 	assert.Equal(t, purgatory.HalfOpen, a.State(), "one success of two")
 	b.Done(ctx, tb, nil)
-	assert.Equal(t, purgatory.Closed, b.State())
+	waitFor(t, func() bool { return b.State() == purgatory.Closed }, "two successful trials close it")
 	require.Eventually(t, func() bool { return a.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
 }
 
@@ -306,6 +310,9 @@ func TestHelperProcess(t *testing.T) {
 	for range 3 {
 		_ = b.Do(ctx, fail)
 	}
+	for deadline := time.Now().Add(10 * time.Second); b.State() != purgatory.Open && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // the failures reach Redis off the caller's path
+	}
 	if b.State() != purgatory.Open {
 		t.Fatalf("child: state %v after 3 failures", b.State())
 	}
@@ -355,7 +362,7 @@ func TestRedisGoesAway(t *testing.T) {
 	for range 3 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
-	assert.Equal(t, purgatory.Open, a.State(), "the breaker trips on its local state")
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the breaker trips on its local state")
 	require.ErrorIs(t, a.Do(ctx, succeed), purgatory.ErrOpen)
 	clk.Advance(2 * time.Second) // past the breaker's back-off: it tries the store again
 	for range 3 {
@@ -363,6 +370,7 @@ func TestRedisGoesAway(t *testing.T) {
 	}
 	a.Close()
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	waitFor(t, func() bool { return len(ea.of(purgatory.EventStoreError)) > 0 }, "the store error is reported")
 	storeErrs := ea.of(purgatory.EventStoreError)
 	require.Len(t, storeErrs, 1, "one store error per episode, not one per call")
 	assert.Equal(t, "flaky", storeErrs[0].Circuit)
@@ -380,7 +388,7 @@ func TestRedisGoesAway(t *testing.T) {
 	for range 3 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
-	require.Equal(t, purgatory.Open, a.State())
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return errors.Is(b.Do(ctx, succeed), purgatory.ErrOpen) },
 		5*time.Second, time.Millisecond, "state syncs through the restarted Redis")
 	assert.Len(t, ea.of(purgatory.EventStoreError), 1, "no new episode once Redis is back")
@@ -439,6 +447,7 @@ func TestGarbageInCircuitKey(t *testing.T) {
 	require.NoError(t, raw.Publish(ctx, strings.TrimSuffix(key, "{junk}:state")+"events", "1 open x y").Err())
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	waitFor(t, func() bool { return len(ea.of(purgatory.EventStoreError)) > 0 }, "the corrupt record is reported")
 	errs := ea.of(purgatory.EventStoreError)
 	require.Len(t, errs, 1)
 	var ce *CorruptError
@@ -454,7 +463,7 @@ func TestGarbageInCircuitKey(t *testing.T) {
 	for i := 0; i < 3 && a.State() != purgatory.Open; i++ {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
-	assert.Equal(t, purgatory.Open, a.State())
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	typ, err := raw.Type(ctx, key).Result()
 	require.NoError(t, err)
 	assert.Equal(t, "hash", typ)
@@ -489,7 +498,7 @@ func TestSlowRedis(t *testing.T) {
 	for range 3 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
-	assert.Equal(t, purgatory.Open, a.State(), "tripped on local state")
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "tripped on local state")
 	errs := ea.of(purgatory.EventStoreError)
 	require.Len(t, errs, 1)
 	assert.ErrorIs(t, errs[0].Err, context.DeadlineExceeded)
@@ -522,7 +531,7 @@ func TestRevertedRecord(t *testing.T) {
 	require.NoError(t, err)
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-	require.Equal(t, purgatory.Open, a.State())
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
 
 	// Back to the closed record of before the trip, without a message.
@@ -533,7 +542,14 @@ func TestRevertedRecord(t *testing.T) {
 	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-	require.Equal(t, purgatory.Open, a.State())
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
 		"and the circuit is shared again")
+}
+
+// waitFor waits until cond holds: results reach Redis off the caller's
+// path, one round trip after the call (see runtime/push.go).
+func waitFor(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, time.Millisecond, msg)
 }

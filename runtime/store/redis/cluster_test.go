@@ -119,7 +119,7 @@ func TestCluster(t *testing.T) {
 			for range 2 {
 				require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 			}
-			require.Equal(t, purgatory.Open, a.State())
+			waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 			require.Eventually(t, func() bool { return errors.Is(b.Do(ctx, succeed), purgatory.ErrOpen) },
 				10*time.Second, time.Millisecond, "%s: the trip reaches the other factory", name)
 			slot, err := probe.ClusterKeySlot(ctx, prefix+"{"+name+"}:state").Result()

@@ -85,7 +85,7 @@ func TestFrozenProcessStaysInStep(t *testing.T) {
 	p.blocked.Store(true)
 	for range 4 { // seven local transitions: open, close, open, ..., open
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-		require.Equal(t, purgatory.Open, a.State())
+		waitFor(t, func() bool { return a.State() == purgatory.Open }, "the local trip")
 		a.Close()
 	}
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
@@ -124,7 +124,7 @@ func TestTimeoutsReachRedis(t *testing.T) {
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	}
-	assert.Equal(t, purgatory.Open, a.State())
+	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
 		"the timeouts did not reach Redis")
 	assert.Empty(t, ea.of(purgatory.EventStoreError))

@@ -20,8 +20,11 @@
 // rejection make no Redis call at all. A failure, a success that resets
 // pending failures, a half-open trial claim or result, the end of an open
 // period or trial lease, a rate flush, a reconciliation and a manual Open,
-// Close or Isolate each make exactly one: an EVALSHA of the store's Lua
-// script (loaded once; go-redis reloads it on NOSCRIPT). Every transition
+// Close or Isolate each make at most one: an EVALSHA of the store's Lua
+// script (loaded once; go-redis reloads it on NOSCRIPT). Results (failures,
+// resets, trial results, rate flushes) are sent off the caller's path by
+// the breaker's pusher, which coalesces those that accumulate: n failures
+// of one generation are one call ([Store.Failures]). Every transition
 // is computed on the server by that script, atomically, with the rules of
 // the pure functions of package store (a differential test drives both
 // with random operation sequences); nothing is read, modified and written
@@ -68,7 +71,9 @@
 // A record is corrupt when a field is unreadable or out of range: a
 // threshold or trials above 1,000,000, a ttl, maxttl or window above 7 days
 // (or a window under 1 ms with a rate), a rate outside [0, 1], more than
-// 1e9 min calls, counters above 2^53. A corrupt key (or one of another
+// 1e9 min calls, counters above 2^53, a gen or seq above 2^53 - 2^21 (the
+// headroom one operation may add, so that the script never writes a number
+// a Lua double cannot hold). A corrupt key (or one of another
 // type) is replaced by a fresh record, the operation applies to that, and
 // it returns a [*CorruptError] naming the key, with a valid snapshot. A
 // record whose settings are in range but differ from the caller's is used
@@ -118,7 +123,10 @@
 // current generation (failures, claimed, succeeded, calls, failed) — a
 // process may then send one needless reset, skip one, or reject half-open
 // calls locally until the next genuine change or the end of the trial
-// lease. What they cannot do: open, close, isolate or re-open a circuit
+// lease. That bound holds because a breaker believes the store's answer
+// to an operation it sent after seeing some Seq over that Seq: an answer
+// with a lower Seq shows a record that stepped back, and is installed as
+// it is (see package runtime, Reconciliation). What they cannot do: open, close, isolate or re-open a circuit
 // anywhere, start a generation, lengthen an open period or a lease, change
 // a backoff level, or hand out a seq that hides the record from the
 // breakers. Operations are unaffected: their replies are the record.
@@ -228,7 +236,10 @@ type Store struct {
 	failing map[string]bool // episodes reported to onError, by kind
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store          = (*Store)(nil)
+	_ store.FailureBatcher = (*Store)(nil)
+)
 
 // New returns a store that keeps circuits in Redis through client. The
 // client stays the caller's: Close does not close it. New adds a hook to
@@ -408,6 +419,16 @@ func (s *Store) Failure(ctx context.Context, op store.Op) (store.Snapshot, error
 	return r.snap, err
 }
 
+// Failures implements [store.FailureBatcher]: n failures in one script
+// call.
+func (s *Store) Failures(ctx context.Context, op store.Op, n int) (store.Snapshot, error) {
+	if n < 1 || n > maxInt {
+		return store.Snapshot{}, fmt.Errorf("purgatory/redis: failures %q: bad count %d", op.Circuit, n)
+	}
+	r, err := s.run(ctx, "failure", op, strconv.Itoa(n))
+	return r.snap, err
+}
+
 // Success implements [store.Store].
 func (s *Store) Success(ctx context.Context, op store.Op) (store.Snapshot, error) {
 	r, err := s.run(ctx, "success", op)
@@ -495,9 +516,12 @@ func (s *Store) run(ctx context.Context, name string, op store.Op, extra ...stri
 	if err != nil {
 		return result{}, s.describe(name, key, err)
 	}
-	r, err := decode(v)
+	r, hasSet, err := decode(v)
 	if err != nil {
 		return result{}, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
+	}
+	if !hasSet {
+		r.set = op.Settings // the script sends the record's only when they differ
 	}
 	switch {
 	case r.status != "ok":
@@ -517,7 +541,7 @@ func (s *Store) read(ctx context.Context, name, circuit string, extra ...any) (s
 	if err != nil {
 		return store.Snapshot{}, false, s.describe(name, key, err)
 	}
-	r, err := decode(v)
+	r, _, err := decode(v)
 	if err != nil {
 		return store.Snapshot{}, false, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
 	}
@@ -603,47 +627,81 @@ func (s *Store) eval(ctx context.Context, key string, args []any) (any, error) {
 
 var errShort = errors.New("short reply")
 
-// replyFields is the length of a script reply with a record.
-const replyFields = 19
+// The lengths of a script reply with a record: without the record's
+// settings (the caller's are in force), and with them.
+const (
+	replyFields       = 12
+	replySettings     = 7
+	replyWithSettings = replyFields + replySettings
+)
 
-// decode parses a script reply (see script.lua).
-func decode(v any) (result, error) {
+// decode parses a script reply (see script.lua). hasSet reports whether
+// it carried the record's settings.
+func decode(v any) (r result, hasSet bool, err error) {
 	a, ok := v.([]any)
 	if !ok || len(a) == 0 {
-		return result{}, errShort
+		return result{}, false, errShort
 	}
-	f := make([]string, len(a))
-	for i, x := range a {
-		if f[i], ok = x.(string); !ok {
-			return result{}, fmt.Errorf("field %d is %T, not a string", i, x)
+	if r.status, ok = a[0].(string); !ok {
+		return result{}, false, fmt.Errorf("status is %T, not a string", a[0])
+	}
+	if len(a) == 1 {
+		return r, false, nil // get of an absent or corrupt record
+	}
+	if len(a) != replyFields && len(a) != replyWithSettings {
+		return result{}, false, errShort
+	}
+	var n [9]uint64
+	for i, j := range []int{2, 3, 4, 5, 6, 8, 9, 10, 11} {
+		if n[i], err = replyNumber(a[j]); err != nil {
+			return result{}, false, fmt.Errorf("field %d: %w", j, err)
 		}
 	}
-	r := result{status: f[0]}
-	if len(f) == 1 {
-		return r, nil // get of an absent or corrupt record
+	st, _ := a[1].(string)
+	until, _ := a[7].(string)
+	if r.snap, err = parseSnapshot([]string{st, "0", "0", "0", "0", "0", until, "0", "0", "0"}); err != nil {
+		return result{}, false, err
 	}
-	if len(f) != replyFields {
-		return result{}, errShort
+	r.snap.Gen, r.snap.Seq = n[0], n[1]
+	r.snap.Failures, r.snap.Claimed, r.snap.Succeeded = int(n[2]), int(n[3]), int(n[4])
+	r.snap.Level, r.snap.Calls, r.snap.Failed = int(n[5]), int(n[6]), int(n[7])
+	r.granted = n[8] == 1
+	if len(a) == replyFields {
+		return r, false, nil
 	}
-	snap, err := parseSnapshot(f[1:11])
-	if err != nil {
-		return result{}, err
-	}
-	r.snap = snap
-	var n [6]int64
-	for i, x := range []string{f[11], f[12], f[13], f[14], f[16], f[17]} {
-		if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-			return result{}, err
+	f := make([]string, replySettings)
+	for i := range f {
+		if f[i], ok = a[replyFields+i].(string); !ok {
+			return result{}, false, fmt.Errorf("setting %d is %T, not a string", i, a[replyFields+i])
 		}
 	}
-	rate, err := strconv.ParseFloat(f[15], 64)
-	if err != nil {
-		return result{}, err
+	var m [6]int64
+	for i, x := range []string{f[0], f[1], f[2], f[3], f[5], f[6]} {
+		if m[i], err = strconv.ParseInt(x, 10, 64); err != nil {
+			return result{}, false, err
+		}
 	}
-	r.set = store.Settings{Threshold: int(n[0]), TTL: time.Duration(n[1]), Trials: int(n[2]),
-		MaxTTL: time.Duration(n[3]), FailureRate: rate, Window: time.Duration(n[4]), MinCalls: int(n[5])}
-	r.granted = f[18] == "1"
-	return r, nil
+	rate, err := strconv.ParseFloat(f[4], 64)
+	if err != nil {
+		return result{}, false, err
+	}
+	r.set = store.Settings{Threshold: int(m[0]), TTL: time.Duration(m[1]), Trials: int(m[2]),
+		MaxTTL: time.Duration(m[3]), FailureRate: rate, Window: time.Duration(m[4]), MinCalls: int(m[5])}
+	return r, true, nil
+}
+
+// replyNumber reads a number of a script reply: an integer in [0, 2^53).
+func replyNumber(x any) (uint64, error) {
+	switch v := x.(type) {
+	case int64:
+		if v < 0 || v > maxInt {
+			return 0, fmt.Errorf("%d out of range", v)
+		}
+		return uint64(v), nil
+	case string:
+		return strconv.ParseUint(v, 10, 53)
+	}
+	return 0, fmt.Errorf("%T, not a number", x)
 }
 
 // parseSnapshot parses state, gen, seq, failures, claimed, succeeded,

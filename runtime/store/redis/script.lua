@@ -8,12 +8,15 @@
 -- ARGV[7]   maxttl (ns)            ARGV[8]  failure rate  ARGV[9] window (ns)
 -- ARGV[10]  min calls
 -- ARGV[11]  generation             ARGV[12] now (Unix ns)
--- ARGV[13..] force: target state; record: calls, failed; reconcile: base
+-- ARGV[13..] failure: how many (default 1); force: target state; record:
+--           calls, failed; reconcile: base
 --           seq, wanted state, until, level; bump: the seq to go past.
 --
 -- Returns {status, state, gen, seq, failures, claimed, succeeded, until,
--- level, calls, failed, threshold, ttl, trials, maxttl, rate, window, min,
--- granted}, all strings. status is "ok", "absent" (get and bump only) or
+-- level, calls, failed, granted}, numbers but status, state and until
+-- (strings), followed by the record's settings {threshold, ttl, trials,
+-- maxttl, rate, window, min} as strings when they differ from the
+-- caller's or the operation is register. status is "ok", "absent" (get and bump only) or
 -- "corrupt: <what>" when the record was unreadable (replaced by a fresh one,
 -- except by get). ping returns the commands the user may not run.
 --
@@ -26,6 +29,10 @@
 
 local key, op, circuit, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local MAXN = 9007199254740991
+-- SEQMAX bounds the gen and seq of a readable record: one operation adds
+-- less than 2^21 to either (a batch of failures adds at most the
+-- threshold), so the script never writes a number a double cannot hold.
+local SEQMAX = MAXN - 2097152
 local DAY = 86400 * 1e9
 local MAXD = 7 * DAY -- the longest ttl, maxttl and window
 local FIELDS = {'state', 'gen', 'seq', 'failures', 'claimed', 'succeeded', 'until', 'level', 'calls', 'failed',
@@ -156,10 +163,11 @@ local function load()
     return nil, 'bad field ' .. bad
   end
   local r = {
-    state = h.state, gen = int(h.gen, 1), seq = int(h.seq, 1), level = int(h.level, 0),
+    state = h.state, gen = int(h.gen, 1, SEQMAX), seq = int(h.seq, 1, SEQMAX), level = int(h.level, 0),
     failures = int(h.failures, 0), claimed = int(h.claimed, 0), succeeded = int(h.succeeded, 0),
     calls = int(h.calls, 0), failed = int(h.failed, 0), set = set,
     wgen = int(h.wgen, 0), wstart = int(h.wstart, 0), wcalls = {}, wfailed = {},
+    raw = h, -- the fields as read: a write sets only those that changed
   }
   if r.state ~= 'closed' and r.state ~= 'open' and r.state ~= 'half-open' and r.state ~= 'isolated' then
     return nil, 'bad field state'
@@ -279,6 +287,7 @@ end
 
 -- add is Window.Add on the record's window.
 local function add(r, gen, at, calls, failed)
+  r.wdirty = true
   if r.wgen ~= gen or at >= r.wstart + BUCKETS then
     r.wgen, r.wstart, r.wcalls, r.wfailed = gen, at, zeros(), zeros()
   elseif at > r.wstart then
@@ -316,14 +325,23 @@ local function totals(r)
   return c, f
 end
 
+-- reply returns the record as numbers (Redis replies with integers; until
+-- stays a string: nanoseconds do not fit a double), and its settings only
+-- when the caller's differ or when it registers.
 local function reply(status, r, granted)
   local s = r.set
-  return {
-    status, r.state, fmt(r.gen), fmt(r.seq), fmt(r.failures), fmt(r.claimed), fmt(r.succeeded),
-    untilString(r), fmt(r.level), fmt(r.calls), fmt(r.failed),
-    fmt(s.threshold), fmt(s.ttl), fmt(s.trials), fmt(s.maxttl), s.rateText, fmt(s.window), fmt(s.min),
-    granted and '1' or '0',
+  local out = {
+    status, r.state, r.gen, r.seq, r.failures, r.claimed, r.succeeded,
+    untilString(r), r.level, r.calls, r.failed, granted and 1 or 0,
   }
+  if op == 'register' or not (s.threshold == tonumber(ARGV[4]) and s.ttl == tonumber(ARGV[5]) and
+    s.trials == tonumber(ARGV[6]) and s.maxttl == tonumber(ARGV[7]) and s.rateText == ARGV[8] and
+    s.window == tonumber(ARGV[9]) and s.min == tonumber(ARGV[10])) then
+    for _, v in ipairs({fmt(s.threshold), fmt(s.ttl), fmt(s.trials), fmt(s.maxttl), s.rateText, fmt(s.window), fmt(s.min)}) do
+      table.insert(out, v)
+    end
+  end
+  return out
 end
 
 local function caller()
@@ -390,13 +408,23 @@ end
 local changed, granted = false, false
 
 if op == 'failure' then
+  -- ARGV[13], if given, is how many failures (store.Snapshot.FailureN).
+  local n = 1
+  if ARGV[13] ~= nil then
+    n = int(ARGV[13], 1)
+    if n == nil then
+      return redis.error_reply('purgatory: bad failure count')
+    end
+  end
   if gen == r.gen then
     if r.state == 'closed' and r.set.threshold > 0 then
-      r.failures = r.failures + 1
-      if r.failures >= r.set.threshold then
+      local k = math.max(r.set.threshold - r.failures, 1) -- the failure that opens it
+      if n >= k then
+        r.seq = r.seq + (k - 1)
         open(r, now, 0)
       else
-        r.seq = r.seq + 1
+        r.failures = r.failures + n
+        r.seq = r.seq + n
       end
       changed = true
     elseif r.state == 'half-open' then
@@ -506,7 +534,7 @@ elseif op == 'reconcile' then
     end
   end
 elseif op == 'bump' then
-  local floor = int(ARGV[13], 0, MAXN - 1)
+  local floor = int(ARGV[13], 0, SEQMAX - 1)
   if floor ~= nil and r.seq <= floor then
     r.seq = floor + 1
     changed = true
@@ -543,15 +571,44 @@ if changed or created then
   if status ~= 'ok' then
     redis.call('DEL', key)
   end
-  local s = r.set
-  redis.call('HSET', key,
-    'state', r.state, 'gen', fmt(r.gen), 'seq', fmt(r.seq),
-    'failures', fmt(r.failures), 'claimed', fmt(r.claimed), 'succeeded', fmt(r.succeeded),
-    'until', untilString(r), 'level', fmt(r.level), 'calls', fmt(r.calls), 'failed', fmt(r.failed),
-    'threshold', fmt(s.threshold), 'ttl', fmt(s.ttl), 'trials', fmt(s.trials), 'maxttl', fmt(s.maxttl),
-    'rate', s.rateText, 'window', fmt(s.window), 'min', fmt(s.min),
-    'wgen', fmt(r.wgen), 'wstart', fmt(r.wstart),
-    'wcalls', counts(r.wcalls), 'wfailed', counts(r.wfailed))
+  -- Only the fields that changed: a record read as it is (r.raw) keeps
+  -- its settings, and its window unless add touched it.
+  local s, raw = r.set, r.raw
+  local kv = {}
+  local function put(f, v)
+    if raw == nil or raw[f] ~= v then
+      kv[#kv + 1] = f
+      kv[#kv + 1] = v
+    end
+  end
+  put('state', r.state)
+  put('gen', fmt(r.gen))
+  put('seq', fmt(r.seq))
+  put('failures', fmt(r.failures))
+  put('claimed', fmt(r.claimed))
+  put('succeeded', fmt(r.succeeded))
+  put('until', untilString(r))
+  put('level', fmt(r.level))
+  put('calls', fmt(r.calls))
+  put('failed', fmt(r.failed))
+  if raw == nil then
+    put('threshold', fmt(s.threshold))
+    put('ttl', fmt(s.ttl))
+    put('trials', fmt(s.trials))
+    put('maxttl', fmt(s.maxttl))
+    put('rate', s.rateText)
+    put('window', fmt(s.window))
+    put('min', fmt(s.min))
+  end
+  if raw == nil or r.wdirty then
+    put('wgen', fmt(r.wgen))
+    put('wstart', fmt(r.wstart))
+    put('wcalls', counts(r.wcalls))
+    put('wfailed', counts(r.wfailed))
+  end
+  if #kv > 0 then
+    redis.call('HSET', key, unpack(kv))
+  end
 end
 if changed or created or op == 'register' then
   -- Idle expiry, refreshed by every write: a day, or ten times the longest

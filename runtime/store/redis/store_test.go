@@ -82,10 +82,15 @@ func TestScriptMatchesPure(t *testing.T) {
 			var what string
 			var snap store.Snapshot
 			switch k := rng.IntN(14); {
-			case k < 3:
+			case k < 2:
 				what = "failure"
 				want, _ = want.Failure(set, gen, now)
 				snap, err = s.Failure(ctx, op)
+			case k < 3:
+				n := 1 + rng.IntN(4)
+				what = fmt.Sprintf("failures %d", n)
+				want, _ = want.FailureN(set, gen, n, now)
+				snap, err = s.Failures(ctx, op, n)
 			case k < 5:
 				what = "success"
 				want, _ = want.Success(set, gen)

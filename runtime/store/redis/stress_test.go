@@ -79,7 +79,9 @@ func TestStress(t *testing.T) {
 	gen, err := strconv.Atoi(h["gen"])
 	require.NoError(t, err)
 	t.Logf("%d calls ran, %d rejected, %d state changes on the server", ran.Load(), rejected.Load(), gen-1)
-	assert.Greater(t, gen, 10, "the circuit should have changed state many times")
+	// Failures reach Redis off the callers' path now, so the run is short
+	// and the count of trips depends on speed: a few suffice.
+	assert.Greater(t, gen, 3, "the circuit should have changed state several times")
 	assert.Positive(t, rejected.Load())
 }
 
@@ -106,7 +108,14 @@ func TestFailuresAddUp(t *testing.T) {
 	}
 	wg.Wait()
 	raw := newClient(t, srv)
-	got, err := raw.HGet(context.Background(), prefix+"{adds}:state", "failures").Result()
-	require.NoError(t, err)
+	// Each process's pusher coalesces the failures that accumulated: none
+	// is lost or counted twice.
+	var got string
+	waitFor(t, func() bool {
+		var err error
+		got, err = raw.HGet(context.Background(), prefix+"{adds}:state", "failures").Result()
+		require.NoError(t, err)
+		return got == strconv.Itoa(2*goroutines*calls)
+	}, "every failure is counted once")
 	assert.Equal(t, strconv.Itoa(2*goroutines*calls), got)
 }

@@ -200,8 +200,13 @@ func (s *Store) judgeLocked(name string, t *track, m store.Snapshot) []func(stor
 	k := t.known
 	switch {
 	case !t.hasKnown:
-	case m.Seq < k.Seq || same(m, k):
-		return nil // stale, or a repeat
+	case same(m, k), m.Seq < k.Seq && m.Gen == k.Gen:
+		return nil // a repeat, or stale
+	case m.Seq < k.Seq:
+		// Another generation with a lower Seq: stale (messages of one
+		// Redis come in order, so hardly ever), or the record stepped
+		// back (restored, or repaired after corruption). Read it: a record
+		// older than what was handed out gets its Seq raised past it.
 	case m.Seq == k.Seq+1 && m.State == k.State && m.Gen == k.Gen && m.Until.Equal(k.Until) && m.Level == k.Level:
 		t.known = m
 		return s.deliveredLocked(t, m)

@@ -53,6 +53,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecordWindowRolls", testRecordRolls},
 		{"ReconcileWhenUnchanged", testReconcile},
 		{"ReconcileLosesToNewerRecord", testReconcileLoses},
+		{"SeqNeverGoesBack", testSeqNeverGoesBack},
+		{"UnwatchedRecordsGoOrStayInOrder", testUnwatched},
+		{"FailuresInOneStep", testFailureBatch},
+		{"NoGenerationIsARead", testGenZeroReads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -606,4 +610,111 @@ func testReconcileLoses(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, o.Seq, got.Seq, "the record changed since the caller saw it: it stays")
 	assert.Equal(t, store.Open, got.State)
+}
+
+// testSeqNeverGoesBack: every answer and every snapshot handed to a watcher
+// has a Seq no lower than an earlier answer's, whatever the operations: a
+// store orders the snapshots of a record for ever (breakers rely on it; a
+// store that must repair a record gives it a Seq past everything it handed
+// out, or a breaker can only detect the step back on its next call).
+func testSeqNeverGoesBack(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "seq")
+	var mu sync.Mutex
+	var watched uint64
+	stop := s.Watch(name, func(x store.Snapshot) {
+		mu.Lock()
+		watched = max(watched, x.Seq)
+		mu.Unlock()
+	})
+	defer stop()
+	last := snap.Seq
+	check := func(x store.Snapshot, err error, what string) {
+		t.Helper()
+		require.NoError(t, err, what)
+		assert.GreaterOrEqual(t, x.Seq, last, "%s: the Seq went back", what)
+		last = max(last, x.Seq)
+	}
+	gen := snap.Gen
+	now := t0
+	for i := range 30 {
+		now = now.Add(time.Second)
+		var x store.Snapshot
+		var err error
+		switch i % 6 {
+		case 0, 1:
+			x, err = s.Failure(ctx(t), op(name, gen, now))
+		case 2:
+			x, _, err = s.Claim(ctx(t), op(name, gen, now.Add(set.MaxTTL)))
+		case 3:
+			x, err = s.Success(ctx(t), op(name, gen, now))
+		case 4:
+			x, err = s.Expire(ctx(t), op(name, gen, now.Add(set.MaxTTL)))
+		case 5:
+			x, err = s.Force(ctx(t), op(name, gen, now), store.State(i%3))
+		}
+		check(x, err, "operation")
+		gen = x.Gen
+	}
+	_, x, err := s.Register(ctx(t), name, set)
+	check(x, err, "registration")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.LessOrEqual(t, watched, last, "a watcher was handed a Seq no answer had")
+}
+
+// testUnwatched: a store may drop a record nobody watches (the memory store
+// does when the last watcher stops; Redis when it has been idle long), but
+// a record registered again under the name continues its order: its Seq
+// is past every Seq handed out before, so a breaker that saw the old one
+// is not left ignoring the new one.
+func testUnwatched(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "unwatched")
+	stop := s.Watch(name, func(store.Snapshot) {})
+	o := open(t, s, name, snap.Gen)
+	stop()
+	_, again, err := s.Register(ctx(t), name, set)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, again.Seq, o.Seq, "a record registered again went back in its order")
+	if again.State == store.Closed && again.Gen != o.Gen {
+		assert.Greater(t, again.Seq, o.Seq, "a dropped record came back with an old Seq")
+	}
+	x, err := s.Force(ctx(t), op(name, 0, t0), store.Isolated)
+	require.NoError(t, err)
+	assert.Greater(t, x.Seq, o.Seq)
+}
+
+// testFailureBatch: a store that implements store.FailureBatcher applies n
+// failures as n calls of Failure would.
+func testFailureBatch(t *testing.T, s store.Store) {
+	b, ok := s.(store.FailureBatcher)
+	if !ok {
+		t.Skip("the store does not batch failures")
+	}
+	name, snap := register(t, s, "batch")
+	x, err := b.Failures(ctx(t), op(name, snap.Gen, t0), set.Threshold-1)
+	require.NoError(t, err)
+	want, _ := snap.FailureN(set, snap.Gen, set.Threshold-1, t0)
+	assert.Equal(t, store.Closed, x.State)
+	assert.Equal(t, want.Failures, x.Failures)
+	x, err = b.Failures(ctx(t), op(name, x.Gen, t0), 5)
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, x.State, "the batch that reaches the threshold opens it")
+	assert.Zero(t, x.Failures)
+	y, err := b.Failures(ctx(t), op(name, snap.Gen, t0), 3)
+	require.NoError(t, err)
+	assert.Equal(t, x.Gen, y.Gen, "failures of an ended generation are ignored")
+	assert.Equal(t, store.Open, y.State)
+}
+
+// testGenZeroReads: generation 0 is none a record has: an operation on it
+// changes nothing and answers with the record (a breaker uses that to
+// re-read a circuit).
+func testGenZeroReads(t *testing.T, s store.Store) {
+	name, snap := register(t, s, "read")
+	o := open(t, s, name, snap.Gen)
+	x, err := s.Release(ctx(t), op(name, 0, t0))
+	require.NoError(t, err)
+	assert.Equal(t, o.Gen, x.Gen)
+	assert.Equal(t, o.Seq, x.Seq)
+	assert.Equal(t, store.Open, x.State)
 }

@@ -1,0 +1,164 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// The pusher: results reach a store that may block (Redis) off the
+// caller's path.
+//
+// Done never waits for such a store. It queues the result, and one pusher
+// goroutine per circuit, started when the queue gets its first item and
+// gone when it is empty, sends the queue to the store in order, each result
+// exactly once. Results that accumulated while the pusher's last store call
+// ran are coalesced: adjacent failures of one generation become one
+// [store.FailureBatcher] call, adjacent closed successes of one generation
+// one Success, adjacent rate counts of one generation one Record. So a
+// burst of failures across many goroutines costs one round trip, and a
+// frozen store holds no caller: the pusher's calls are bounded by the
+// store timeout, and when one fails the breaker goes on with its local
+// state as it would have on the caller's path (see updateWith).
+//
+// The local view changes when the store's answer is adopted: a trip made by
+// this process's failures shows once the pusher's call returns (one round
+// trip after the failure that caused it), as a trip made by another
+// process shows once its message arrives. Half-open trial claims still ask
+// the store on the caller's path, bounded by the caller's context.
+//
+// A store that never waits ([store.Immediate]: the memory store), a factory without a store
+// and a detached circuit apply results at once, on the caller's path, as
+// before.
+
+// pushItem is one queued result, or a run of coalesced ones.
+type pushItem struct {
+	op    storeOp
+	gen   uint64
+	trial bool // a half-open trial's result: never coalesced but failures
+	// n counts coalesced failures (opFailure); calls and failed are the
+	// summed counts of opRecord.
+	n, calls, failed int
+}
+
+// pushQueue is a circuit's queue of results for the store.
+type pushQueue struct {
+	mu      sync.Mutex
+	items   []pushItem
+	spare   []pushItem // the other buffer: the two are swapped, not reallocated
+	running bool       // a pusher goroutine is draining items
+}
+
+// inline reports whether results are applied on the caller's path: the
+// store never blocks, or there is none, or the circuit is detached.
+func (c *Breaker) inline() bool {
+	if c.f.private || c.detached.Load() {
+		return true
+	}
+	_, ok := c.f.store.(store.Immediate)
+	return ok
+}
+
+// push reports a result of generation gen to the store: at once when the
+// store never blocks, else through the circuit's pusher.
+func (c *Breaker) push(gen uint64, op storeOp, trial bool) { c.pushCounts(gen, op, trial, 0, 0) }
+
+// pushCounts is push with a rate flush's counts (opRecord).
+func (c *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed int) {
+	if c.inline() {
+		c.updateWith(nil, gen, op, calls, failed)
+		return
+	}
+	q := &c.pushq
+	q.mu.Lock()
+	if n := len(q.items); n > 0 {
+		last := &q.items[n-1]
+		if last.op == op && last.gen == gen && last.trial == trial {
+			switch {
+			case op == opFailure:
+				last.n++
+				q.mu.Unlock()
+				return
+			case op == opSuccess && !trial:
+				q.mu.Unlock()
+				return // a closed success resets pending failures: once is enough
+			case op == opRecord:
+				last.calls += calls
+				last.failed += failed
+				q.mu.Unlock()
+				return
+			}
+		}
+	}
+	q.items = append(q.items, pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed})
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go c.pushLoop()
+	}
+}
+
+// pushLoop sends the queue to the store until it is empty.
+func (c *Breaker) pushLoop() {
+	q := &c.pushq
+	for {
+		q.mu.Lock()
+		items := q.items
+		if len(items) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.items = q.spare[:0]
+		q.mu.Unlock()
+		for _, it := range items {
+			switch it.op {
+			case opFailure:
+				c.updateWith(nil, it.gen, opFailure, it.n, 0)
+			default:
+				c.updateWith(nil, it.gen, it.op, it.calls, it.failed)
+			}
+		}
+		clear(items)
+		q.mu.Lock()
+		q.spare = items[:0]
+		q.mu.Unlock()
+	}
+}
+
+// storeFailures records n failures of generation o.Gen in the store: one call
+// when it batches them, else one call each (the first error ends it).
+func (c *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.Snapshot, error) {
+	if n > 1 {
+		if b, ok := c.f.store.(store.FailureBatcher); ok {
+			return b.Failures(ctx, o, n)
+		}
+	}
+	var snap store.Snapshot
+	var err error
+	for range max(n, 1) {
+		if snap, err = c.f.store.Failure(ctx, o); err != nil {
+			break
+		}
+	}
+	return snap, err
+}
+
+// outage is a store failure a factory remembers for the back-off period, so
+// that registering more circuits meanwhile does not wait for the store
+// again: a frozen store holds one registration per back-off, not one per
+// name (per-key circuits). A circuit registered so works on local state and
+// meets the store at its first operation after the back-off (which creates
+// the record, or reports a configuration conflict).
+type outage struct {
+	until time.Time
+	err   error
+}
+
+func (o *outage) skip(name string) error {
+	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
+}
