@@ -146,9 +146,15 @@ func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
 // adds that race with it land in this merge or the next, whole. A stripe
 // holding 2^31 calls asks for a merge (see recordCall), so neither half
 // overflows.
+//
+// Like stripes, a tally counts on one line until goroutines collide on it,
+// and only then on per-processor lines, so that an idle rate circuit costs
+// the same at any core count.
 type tally struct {
-	gen uint64
-	s   []tallyStripe
+	gen        uint64
+	one        tallyStripe                   // the counts before spreading (and adds that raced with it)
+	many       atomic.Pointer[[]tallyStripe] // per-processor lines, once spread
+	collisions atomic.Uint32                 // adds to one that raced with another
 }
 
 type tallyStripe struct {
@@ -161,7 +167,7 @@ const (
 	tallyFail = 1       // one failure
 )
 
-func newTally(gen uint64) *tally { return &tally{gen: gen, s: make([]tallyStripe, stripeCount())} }
+func newTally(gen uint64) *tally { return &tally{gen: gen} }
 
 // add counts one call, failed or not, and reports whether its stripe asks
 // for a merge.
@@ -170,25 +176,45 @@ func (t *tally) add(failed bool) bool {
 	if failed {
 		d |= tallyFail
 	}
-	return t.s[stackHash()&uintptr(len(t.s)-1)].n.Add(d)>>63 != 0
+	if m := t.many.Load(); m != nil {
+		lines := *m
+		return lines[stackHash()&uintptr(len(lines)-1)].n.Add(d)>>63 != 0
+	}
+	old := t.one.n.Load()
+	v := t.one.n.Add(d)
+	if v != old+d && t.collisions.Add(1) == spreadAfter {
+		lines := make([]tallyStripe, stripeCount())
+		t.many.CompareAndSwap(nil, &lines)
+	}
+	return v>>63 != 0
+}
+
+// lines calls fn with every line of t.
+func (t *tally) lines(fn func(*tallyStripe)) {
+	fn(&t.one)
+	if m := t.many.Load(); m != nil {
+		for i := range *m {
+			fn(&(*m)[i])
+		}
+	}
 }
 
 // sum returns the counts not merged yet.
 func (t *tally) sum() (calls, failed uint64) {
-	for i := range t.s {
-		v := t.s[i].n.Load()
+	t.lines(func(l *tallyStripe) {
+		v := l.n.Load()
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
-	}
+	})
 	return calls, failed
 }
 
 // take returns the counts not merged yet and zeroes them.
 func (t *tally) take() (calls, failed uint64) {
-	for i := range t.s {
-		v := t.s[i].n.Swap(0)
+	t.lines(func(l *tallyStripe) {
+		v := l.n.Swap(0)
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
-	}
+	})
 	return calls, failed
 }
