@@ -201,7 +201,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 			return
 		}
 		if w&countBit != 0 {
-			c.stripes.mine().success.Add(1)
+			c.stripes.add(offSuccess)
 		}
 		if w&rateBit != 0 {
 			c.recordCall(w>>genShift, false)

@@ -43,7 +43,7 @@ type Breaker struct {
 
 	mu       sync.Mutex
 	snap     store.Snapshot // the circuit as this process sees it
-	window   store.Window   // the local rolling window, used while degraded
+	window   *store.Window  // the local rolling window, used while degraded; made on first use
 	retryAt  time.Time      // while degraded, store calls wait until then
 	diverged bool           // snap moved on by itself while degraded
 	base     uint64         // the store's Seq when snap diverged
@@ -53,7 +53,8 @@ type Breaker struct {
 	timer    func() bool    // stops the open/lease timer
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time
-	stale    bool // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	stale    bool         // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	trans    *Transitions // state changes so far; made by the first one
 
 	events eventQueue
 	watch  func()    // stops the store watch
@@ -388,7 +389,10 @@ func (c *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, faile
 	case opForceIsolated:
 		next, changed = s.Force(c.set, Isolated, o.Now), true
 	case opRecord:
-		next, c.window, changed = s.Record(c.window, c.set, o.Gen, calls, failed, o.Now)
+		if c.window == nil {
+			c.window = new(store.Window)
+		}
+		next, *c.window, changed = s.Record(*c.window, c.set, o.Gen, calls, failed, o.Now)
 	}
 	if changed {
 		if next.Gen != s.Gen && !c.diverged && !c.detached.Load() && !c.f.private {
@@ -556,6 +560,10 @@ func (c *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		}
 		if prev.State != s.State && prev.Gen != 0 {
 			c.events.post(Event{Kind: EventStateChanged, Circuit: c.name, From: prev.State, To: s.State})
+			if c.trans == nil {
+				c.trans = new(Transitions)
+			}
+			c.trans[prev.State][s.State]++
 			if prev.State == HalfOpen && s.State == Closed && s.Succeeded > 0 { // closed by its trials, not by hand
 				c.events.post(Event{Kind: EventRecovered, Circuit: c.name, From: HalfOpen, To: Closed})
 			}
@@ -650,7 +658,7 @@ func (c *Breaker) markStale() {
 // reject counts and reports a rejection.
 func (c *Breaker) reject(w uint64, e *OpenError) error {
 	if w&countBit != 0 {
-		c.stripes.mine().rejected.Add(1)
+		c.stripes.add(offRejected)
 	}
 	if c.f.listeners.active() {
 		c.rejected(e)
@@ -660,7 +668,7 @@ func (c *Breaker) reject(w uint64, e *OpenError) error {
 
 //go:noinline
 func (c *Breaker) rejected(e *OpenError) { // out of line: keeps the rejection's frame small
-	c.f.listeners.emit(Event{Kind: EventRejected, Circuit: c.name, Seq: c.seq(), Err: e})
+	c.f.listeners.emit(Event{Kind: EventRejected, Circuit: c.name, Breaker: c, Seq: c.seq(), Err: e})
 }
 
 //go:noinline
@@ -669,7 +677,7 @@ func (c *Breaker) failed(err error) {
 	n := c.snap.Failures + 1
 	c.mu.Unlock()
 	seq := c.seq()
-	c.f.listeners.emit(Event{Kind: EventFailure, Circuit: c.name, Seq: seq, Failures: n, Err: err})
+	c.f.listeners.emit(Event{Kind: EventFailure, Circuit: c.name, Breaker: c, Seq: seq, Failures: n, Err: err})
 }
 
 func (c *Breaker) seq() uint64 { return c.events.last.Load() }
@@ -679,7 +687,7 @@ func (c *Breaker) count(w uint64, o outcome) {
 	switch o {
 	case success:
 		if w&countBit != 0 {
-			c.stripes.mine().success.Add(1)
+			c.stripes.add(offSuccess)
 		}
 	case failure:
 		c.failures.Add(1)
@@ -844,6 +852,7 @@ func (c *Breaker) drain() {
 		c.events.queued.Add(-int32(len(batch)))
 		c.mu.Unlock()
 		for _, e := range batch {
+			e.Breaker = c
 			c.f.listeners.emit(e)
 		}
 		c.mu.Lock()
@@ -945,6 +954,9 @@ func (c *Breaker) status() Status {
 	}
 	if s.State != Closed {
 		st.OpenedAt = c.openedAt
+	}
+	if c.trans != nil {
+		st.Transitions = *c.trans
 	}
 	sts := c.stripes
 	c.mu.Unlock()

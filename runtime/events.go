@@ -62,6 +62,9 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind    EventKind
 	Circuit string // the circuit's name
+	// Breaker is the breaker the event is about. After EventRemoved it is
+	// no longer the factory's: exporters read its last counts there.
+	Breaker *Breaker
 	// Seq orders the events of one circuit: it grows with every created,
 	// state-changed, recovered, config-conflict and store-error event;
 	// failure and rejected events carry the Seq of the latest of those.

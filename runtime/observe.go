@@ -48,7 +48,17 @@ type Status struct {
 	RetryAfter time.Duration
 	Config     Config
 	Counts     Counts
+	// Transitions counts the circuit's state changes this process saw
+	// since the breaker was made.
+	Transitions Transitions
 }
+
+// Transitions counts a circuit's state changes by old and new state:
+// t[Open][HalfOpen] is how many times it went from open to half-open. A
+// breaker keeps its own counts, so a circuit removed from its factory and
+// registered again starts from zero, whatever the removed breaker does
+// later. The counts are kept from the first change on (128 bytes).
+type Transitions [Isolated + 1][Isolated + 1]uint64
 
 // Breakers returns the factory's breakers, sorted by name.
 func (f *Factory) Breakers() []*Breaker {

@@ -16,12 +16,41 @@ type stripe struct {
 	_        [48]byte
 }
 
-type stripes []stripe
+// stripes are a circuit's call counters: one cache line (80 bytes in all)
+// until goroutines collide on it, then, spread, also per-processor lines
+// (four per processor, at most 64 lines of 64 bytes). An idle circuit so
+// costs the same at any core count; a contended one gets lines its cores
+// do not share.
+type stripes = *stripeSet
 
-// newStripes returns a power-of-two number of stripes: four per processor,
-// at most 64.
-func newStripes() stripes { return make(stripes, stripeCount()) }
+type stripeSet struct {
+	one        stripe                   // the counts before spreading (and adds that raced with it)
+	many       atomic.Pointer[[]stripe] // per-processor lines, once spread
+	collisions atomic.Uint32            // adds to one that raced with another
+}
 
+// spreadAfter is how many collisions on the first line spread a circuit's
+// counters. A collision is an add that found the line changed under it: two
+// goroutines counting at the same moment, not merely one after the other.
+const spreadAfter = 16
+
+// newStripes returns a circuit's counters, spread at once if spread.
+func newStripes(spread bool) stripes {
+	s := new(stripeSet)
+	if spread {
+		s.spread()
+	}
+	return s
+}
+
+// spread gives s its per-processor lines.
+func (s *stripeSet) spread() {
+	lines := make([]stripe, stripeCount())
+	s.many.CompareAndSwap(nil, &lines)
+}
+
+// stripeCount is how many per-processor lines a counter gets: a power of
+// two, four per processor, at most 64.
 func stripeCount() int {
 	n := 1
 	for n < 4*goruntime.GOMAXPROCS(0) && n < 64 {
@@ -31,10 +60,22 @@ func stripeCount() int {
 }
 
 // mine returns the calling goroutine's stripe, chosen by the address of its
-// stack: goroutines running at once have different stacks.
+// stack (goroutines running at once have different stacks), or the first
+// line before s is spread.
 //
 //go:nosplit
-func (s stripes) mine() *stripe { return &s[stackHash()&uintptr(len(s)-1)] }
+func (s *stripeSet) mine() *stripe {
+	m := s.many.Load()
+	if m == nil {
+		return &s.one
+	}
+	return line(*m)
+}
+
+// line returns the calling goroutine's line of lines.
+//
+//go:nosplit
+func line(lines []stripe) *stripe { return &lines[stackHash()&uintptr(len(lines)-1)] }
 
 //go:nosplit
 func stackHash() uintptr {
@@ -43,20 +84,50 @@ func stackHash() uintptr {
 	return p ^ p>>7
 }
 
-func (s stripes) sum(field func(*stripe) *atomic.Uint64) uint64 {
-	var n uint64
-	for i := range s {
-		n += field(&s[i]).Load()
+// add adds one to the counter at offset off of a stripe (offSuccess,
+// offRejected). Before s is spread it counts on the first line, and reads
+// the counter just before: if the add does not land right after that
+// reading, another goroutine counted at the same moment (not merely one
+// after the other); after spreadAfter such collisions, s spreads.
+func (s *stripeSet) add(off uintptr) {
+	if m := s.many.Load(); m != nil {
+		counter(line(*m), off).Add(1)
+		return
 	}
-	return n
+	c := counter(&s.one, off)
+	if old := c.Load(); c.Add(1) != old+1 {
+		s.collided()
+	}
 }
 
-// take returns the sum of a field and zeroes it, exactly: an add that
-// races with take lands in this sum or in the next.
-func (s stripes) take(field func(*stripe) *atomic.Uint64) uint64 {
-	var n uint64
-	for i := range s {
-		n += field(&s[i]).Swap(0)
+// collided counts a collision on the first line and spreads s after
+// spreadAfter of them.
+func (s *stripeSet) collided() {
+	if s.collisions.Add(1) == spreadAfter {
+		s.spread()
+	}
+}
+
+// The offsets of the counters add counts.
+const (
+	offSuccess  = unsafe.Offsetof(stripe{}.success)
+	offRejected = unsafe.Offsetof(stripe{}.rejected)
+)
+
+func counter(st *stripe, off uintptr) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(st), off))
+}
+
+// sum returns the sum of a field over every line (0 for nil).
+func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
+	if s == nil {
+		return 0
+	}
+	n := field(&s.one).Load()
+	if m := s.many.Load(); m != nil {
+		for i := range *m {
+			n += field(&(*m)[i]).Load()
+		}
 	}
 	return n
 }
@@ -75,9 +146,15 @@ func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
 // adds that race with it land in this merge or the next, whole. A stripe
 // holding 2^31 calls asks for a merge (see recordCall), so neither half
 // overflows.
+//
+// Like stripes, a tally counts on one line until goroutines collide on it,
+// and only then on per-processor lines, so that an idle rate circuit costs
+// the same at any core count.
 type tally struct {
-	gen uint64
-	s   []tallyStripe
+	gen        uint64
+	one        tallyStripe                   // the counts before spreading (and adds that raced with it)
+	many       atomic.Pointer[[]tallyStripe] // per-processor lines, once spread
+	collisions atomic.Uint32                 // adds to one that raced with another
 }
 
 type tallyStripe struct {
@@ -90,7 +167,7 @@ const (
 	tallyFail = 1       // one failure
 )
 
-func newTally(gen uint64) *tally { return &tally{gen: gen, s: make([]tallyStripe, stripeCount())} }
+func newTally(gen uint64) *tally { return &tally{gen: gen} }
 
 // add counts one call, failed or not, and reports whether its stripe asks
 // for a merge.
@@ -99,25 +176,45 @@ func (t *tally) add(failed bool) bool {
 	if failed {
 		d |= tallyFail
 	}
-	return t.s[stackHash()&uintptr(len(t.s)-1)].n.Add(d)>>63 != 0
+	if m := t.many.Load(); m != nil {
+		lines := *m
+		return lines[stackHash()&uintptr(len(lines)-1)].n.Add(d)>>63 != 0
+	}
+	old := t.one.n.Load()
+	v := t.one.n.Add(d)
+	if v != old+d && t.collisions.Add(1) == spreadAfter {
+		lines := make([]tallyStripe, stripeCount())
+		t.many.CompareAndSwap(nil, &lines)
+	}
+	return v>>63 != 0
+}
+
+// lines calls fn with every line of t.
+func (t *tally) lines(fn func(*tallyStripe)) {
+	fn(&t.one)
+	if m := t.many.Load(); m != nil {
+		for i := range *m {
+			fn(&(*m)[i])
+		}
+	}
 }
 
 // sum returns the counts not merged yet.
 func (t *tally) sum() (calls, failed uint64) {
-	for i := range t.s {
-		v := t.s[i].n.Load()
+	t.lines(func(l *tallyStripe) {
+		v := l.n.Load()
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
-	}
+	})
 	return calls, failed
 }
 
 // take returns the counts not merged yet and zeroes them.
 func (t *tally) take() (calls, failed uint64) {
-	for i := range t.s {
-		v := t.s[i].n.Swap(0)
+	t.lines(func(l *tallyStripe) {
+		v := l.n.Swap(0)
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
-	}
+	})
 	return calls, failed
 }

@@ -37,4 +37,5 @@ func ExampleRegister() {
 	// purgatory.transitions
 	// purgatory.circuit.consecutive_failures
 	// purgatory.store.errors
+	// purgatory.circuits
 }

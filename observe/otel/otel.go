@@ -2,8 +2,9 @@
 // metrics, through the OpenTelemetry metric API (bring your own SDK and
 // exporter).
 //
-// Instruments, all asynchronous (observed at each collection), with the
-// circuit's name as the attribute "circuit":
+// Instruments, all asynchronous (observed at each collection). A plain
+// circuit (made with runtime.Factory.Breaker) has data points of its own,
+// with its name as the attribute "circuit":
 //
 //	purgatory.circuit.state                 updowncounter, unit 1: 1 for the current state, 0 for the
 //	                                        others (attribute state: closed, open, half_open, isolated)
@@ -13,11 +14,33 @@
 //	purgatory.circuit.failure_ratio         gauge, unit 1 (circuits with a failure-rate policy only)
 //	purgatory.store.errors                  counter, {error}
 //
+// The circuits of a keyed group (runtime.Factory.Group) are observed per
+// group by default, with the group's name as the attribute "group";
+// [WithPerKey] gives them the data points above too, [WithWorstKeys] to
+// the few circuits of each group in the most trouble:
+//
+//	purgatory.group.calls                   counter, {call} (attribute outcome)
+//	purgatory.group.transitions             counter, {transition} (attributes from, to)
+//	purgatory.group.store.errors            counter, {error}
+//
+// A group's counters include the counts of its removed circuits, as of
+// their removal, so they never go down. For alerting, over every circuit:
+//
+//	purgatory.circuits                      updowncounter, {circuit}: circuits per state (attributes
+//	                                        group, state); group "" counts the plain circuits
+//
+// Data points: 14 per plain circuit (15 with a failure-rate policy), 13 per
+// group, 4 for group "" — as the Prometheus collector's series.
+//
 // The data points of every circuit exist from its creation; transitions
 // closed→open, open→half_open, half_open→closed and half_open→open start at
 // zero, the others appear with their first occurrence. Counts are of this
-// process, from the moment Register was called (it turns on the factory's
-// call counting, see runtime.Factory.CountCalls).
+// process. Successes and rejections are counted from the moment Register
+// was called (it turns on the factory's call counting, see
+// runtime.Factory.CountCalls); the other counts, transitions included, from
+// the breaker's creation. Each breaker keeps its own counts: a plain
+// circuit removed with runtime.Factory.Remove loses its data points, and
+// nothing of it is kept; registered again, it starts from zero.
 package otel
 
 import (
@@ -26,6 +49,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/purgatory-go/purgatory/observe/internal/aggregate"
 	"github.com/purgatory-go/purgatory/observe/internal/transitions"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
@@ -35,14 +59,44 @@ const ScopeName = "github.com/purgatory-go/purgatory/observe/otel"
 
 // Registration is the instruments of one factory. Unregister it to stop.
 type Registration struct {
-	reg    metric.Registration
-	remove func()
+	reg metric.Registration
+	agg *aggregate.Aggregator
+}
+
+// Option configures [Register].
+type Option func(*aggregate.Options)
+
+// WithPerKey gives the circuits of the named keyed groups, or of every
+// group when none is named, the per-circuit data points that plain
+// circuits have, beside their group's. Mind the cardinality: one set per
+// key.
+func WithPerKey(groups ...string) Option {
+	return func(o *aggregate.Options) {
+		if len(groups) == 0 {
+			o.PerKey = true
+		}
+		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
+	}
+}
+
+// WithWorstKeys gives, in each keyed group without per-key data points, the n
+// circuits in the most trouble the per-circuit data points too: those not closed
+// first, then those with the most consecutive failures; a closed circuit
+// without failures never. Which circuits these are changes as they trip
+// and recover, so their data points come and go: at most n sets per group.
+func WithWorstKeys(n int) Option {
+	return func(o *aggregate.Options) { o.Worst = n }
 }
 
 // Register makes the instruments of f's circuits, present and future, with
-// a meter of mp named ScopeName. It turns on the factory's call counting and
-// adds a listener that counts transitions.
-func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, error) {
+// a meter of mp named ScopeName. It turns on the factory's call counting
+// and listens for removed circuits of groups, to keep their counts in
+// their group's.
+func Register(f *purgatory.Factory, mp metric.MeterProvider, opts ...Option) (*Registration, error) {
+	var options aggregate.Options
+	for _, opt := range opts {
+		opt(&options)
+	}
 	m := mp.Meter(ScopeName)
 	state, err := m.Int64ObservableUpDownCounter("purgatory.circuit.state",
 		metric.WithUnit("1"), metric.WithDescription("State of the circuit: 1 for the current state, 0 for the others."))
@@ -75,12 +129,31 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, err
 		return nil, err
 	}
 
+	circuits, err := m.Int64ObservableUpDownCounter("purgatory.circuits",
+		metric.WithUnit("{circuit}"), metric.WithDescription("Circuits in each state, per keyed group (group \"\": circuits of no group)."))
+	if err != nil {
+		return nil, err
+	}
+	groupCalls, err := m.Int64ObservableCounter("purgatory.group.calls",
+		metric.WithUnit("{call}"), metric.WithDescription("Calls through the circuits of a keyed group by outcome: success, failure, excluded, rejected; removed circuits included."))
+	if err != nil {
+		return nil, err
+	}
+	groupTrans, err := m.Int64ObservableCounter("purgatory.group.transitions",
+		metric.WithUnit("{transition}"), metric.WithDescription("State changes of the circuits of a keyed group; removed circuits included."))
+	if err != nil {
+		return nil, err
+	}
+	groupStoreErrors, err := m.Int64ObservableCounter("purgatory.group.store.errors",
+		metric.WithUnit("{error}"), metric.WithDescription("Failed operations on the state store of the circuits of a keyed group; removed circuits included."))
+	if err != nil {
+		return nil, err
+	}
+
 	f.CountCalls()
-	tracker := transitions.New()
+	agg := aggregate.New(f, options)
 	callback := func(_ context.Context, o metric.Observer) error {
-		var counts []transitions.Count // per call: readers may collect at once
-		for _, b := range f.Breakers() {
-			s := b.Status()
+		groups := agg.Walk(func(s *purgatory.Status) {
 			circuit := attribute.String("circuit", s.Name)
 			for _, st := range transitions.States {
 				v := int64(0)
@@ -95,28 +168,47 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider) (*Registration, err
 			}{{"success", s.Counts.Success}, {"failure", s.Counts.Failure}, {"excluded", s.Counts.Excluded}, {"rejected", s.Counts.Rejected}} {
 				o.ObserveInt64(calls, int64(c.n), metric.WithAttributes(circuit, attribute.String("outcome", c.outcome)))
 			}
-			counts = tracker.Counts(counts[:0], s.Name)
-			for _, t := range counts {
-				o.ObserveInt64(trans, int64(t.N), metric.WithAttributes(circuit,
-					attribute.String("from", transitions.Label(t.From)), attribute.String("to", transitions.Label(t.To))))
-			}
+			transitions.Each(&s.Transitions, func(from, to purgatory.State, n uint64) {
+				o.ObserveInt64(trans, int64(n), metric.WithAttributes(circuit,
+					attribute.String("from", transitions.Label(from)), attribute.String("to", transitions.Label(to))))
+			})
 			o.ObserveInt64(failures, int64(s.Failures), metric.WithAttributes(circuit))
 			if s.Config.FailureRate > 0 {
 				o.ObserveFloat64(ratio, s.FailureRatio, metric.WithAttributes(circuit))
 			}
 			o.ObserveInt64(storeErrors, int64(s.Counts.StoreErrors), metric.WithAttributes(circuit))
+		})
+		for i := range groups {
+			g := &groups[i]
+			group := attribute.String("group", g.Name)
+			for _, st := range transitions.States {
+				o.ObserveInt64(circuits, int64(g.States[st]), metric.WithAttributes(group, attribute.String("state", transitions.Label(st))))
+			}
+			if g.Name == "" {
+				continue
+			}
+			for j, outcome := range aggregate.Outcomes {
+				o.ObserveInt64(groupCalls, int64(g.Calls[j]), metric.WithAttributes(group, attribute.String("outcome", outcome)))
+			}
+			transitions.Each(&g.Transitions, func(from, to purgatory.State, n uint64) {
+				o.ObserveInt64(groupTrans, int64(n), metric.WithAttributes(group,
+					attribute.String("from", transitions.Label(from)), attribute.String("to", transitions.Label(to))))
+			})
+			o.ObserveInt64(groupStoreErrors, int64(g.StoreErrors), metric.WithAttributes(group))
 		}
 		return nil
 	}
-	reg, err := m.RegisterCallback(callback, state, calls, trans, failures, ratio, storeErrors)
+	reg, err := m.RegisterCallback(callback, state, calls, trans, failures, ratio, storeErrors,
+		circuits, groupCalls, groupTrans, groupStoreErrors)
 	if err != nil {
+		agg.Close()
 		return nil, err
 	}
-	return &Registration{reg: reg, remove: f.AddListener(tracker)}, nil
+	return &Registration{reg: reg, agg: agg}, nil
 }
 
-// Unregister stops observing the factory and removes the listener.
+// Unregister stops observing the factory.
 func (r *Registration) Unregister() error {
-	r.remove()
+	r.agg.Close()
 	return r.reg.Unregister()
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/purgatory-go/purgatory/observe/internal/exporttest"
 	purgatoryotel "github.com/purgatory-go/purgatory/observe/otel"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
@@ -123,6 +124,13 @@ func TestInstruments(t *testing.T) {
 					ip(0, "circuit", "payments"), ip(0, "circuit", "search"),
 				}},
 			},
+			{
+				Name: "purgatory.circuits", Unit: "{circuit}", Description: "Circuits in each state, per keyed group (group \"\": circuits of no group).",
+				Data: metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: false, DataPoints: []metricdata.DataPoint[int64]{
+					ip(1, "group", "", "state", "closed"), ip(0, "group", "", "state", "open"),
+					ip(1, "group", "", "state", "half_open"), ip(0, "group", "", "state", "isolated"),
+				}},
+			},
 		},
 	}
 	metricdatatest.AssertEqual(t, want, rm.ScopeMetrics[0], metricdatatest.IgnoreTimestamp())
@@ -143,4 +151,164 @@ func TestInstruments(t *testing.T) {
 			}
 		}
 	}
+}
+
+// collect reads every instrument once.
+func collect(t *testing.T, reader sdkmetric.Reader) metricdata.ResourceMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	return rm
+}
+
+// points returns the int64 data points of the named instrument.
+func points(rm metricdata.ResourceMetrics, name string) []metricdata.DataPoint[int64] {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				return d.DataPoints
+			case metricdata.Gauge[int64]:
+				return d.DataPoints
+			}
+		}
+	}
+	return nil
+}
+
+// TestRemovedCircuitIsForgotten removes a circuit, lets the removed breaker
+// (still held by its caller) go on changing state, and re-creates the
+// name: the new circuit starts from zero.
+func TestRemovedCircuitIsForgotten(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+
+	old := f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	require.ErrorIs(t, call(old, errDown), errDown) // closed -> open
+	require.Len(t, points(collect(t, reader), "purgatory.transitions"), 4)
+	require.True(t, f.Remove("host"))
+	clock.Advance(time.Second) // the removed breaker: open -> half-open
+	require.Empty(t, points(collect(t, reader), "purgatory.transitions"))
+	require.NoError(t, call(old, nil)) // half-open -> closed
+
+	f.Breaker("host", purgatory.Config{Threshold: 1, TTL: time.Second})
+	metricdatatest.AssertEqual(t, metricdata.Sum[int64]{
+		Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+		DataPoints: []metricdata.DataPoint[int64]{
+			ip(0, "circuit", "host", "from", "closed", "to", "open"),
+			ip(0, "circuit", "host", "from", "open", "to", "half_open"),
+			ip(0, "circuit", "host", "from", "half_open", "to", "closed"),
+			ip(0, "circuit", "host", "from", "half_open", "to", "open"),
+		},
+	}, metricdata.Sum[int64]{
+		Temporality: metricdata.CumulativeTemporality, IsMonotonic: true,
+		DataPoints: points(collect(t, reader), "purgatory.transitions"),
+	}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestKeepsNothingOfRemovedCircuits churns through circuits that are
+// created, collected, removed and then change state on their own, and
+// checks that no memory stays for them (the SDK's included).
+func TestKeepsNothingOfRemovedCircuits(t *testing.T) {
+	clock := clocktest.New(time.Unix(0, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clock))
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+	perCircuit := exporttest.HeapPerRemovedCircuit(f, clock, func() { collect(t, reader) })
+	t.Logf("%.1f bytes per removed circuit stay on the heap", perCircuit)
+	require.Less(t, perCircuit, 64.0) // 160-260 B leaked per circuit before
+}
+
+// TestGroups checks that the circuits of a keyed group are observed per
+// group by default, per key too with WithPerKey, and that a group's
+// counters keep the counts of its removed circuits.
+func TestGroups(t *testing.T) {
+	for _, perKey := range []bool{false, true} {
+		f := purgatory.NewFactory()
+		t.Cleanup(func() { _ = f.Close() })
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+		var opts []purgatoryotel.Option
+		if perKey {
+			opts = append(opts, purgatoryotel.WithPerKey("hosts"))
+		}
+		reg, err := purgatoryotel.Register(f, mp, opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = reg.Unregister() })
+
+		f.Breaker("db", purgatory.Config{})
+		hosts := f.Group("hosts", purgatory.Config{Threshold: 1})
+		require.ErrorIs(t, call(hosts.Breaker("a"), errDown), errDown) // a: closed -> open
+		require.NoError(t, call(hosts.Breaker("b"), nil))
+		require.NoError(t, call(hosts.Breaker("c"), nil))
+		require.True(t, f.Remove("hosts/c"))
+
+		rm := collect(t, reader)
+		sum := func(dps []metricdata.DataPoint[int64]) metricdata.Sum[int64] {
+			return metricdata.Sum[int64]{Temporality: metricdata.CumulativeTemporality, IsMonotonic: true, DataPoints: dps}
+		}
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{
+			ip(2, "group", "hosts", "outcome", "success"), ip(1, "group", "hosts", "outcome", "failure"),
+			ip(0, "group", "hosts", "outcome", "excluded"), ip(0, "group", "hosts", "outcome", "rejected"),
+		}), sum(points(rm, "purgatory.group.calls")), metricdatatest.IgnoreTimestamp())
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{
+			ip(1, "group", "hosts", "from", "closed", "to", "open"), ip(0, "group", "hosts", "from", "open", "to", "half_open"),
+			ip(0, "group", "hosts", "from", "half_open", "to", "closed"), ip(0, "group", "hosts", "from", "half_open", "to", "open"),
+		}), sum(points(rm, "purgatory.group.transitions")), metricdatatest.IgnoreTimestamp())
+		metricdatatest.AssertEqual(t, sum([]metricdata.DataPoint[int64]{ip(0, "group", "hosts")}),
+			sum(points(rm, "purgatory.group.store.errors")), metricdatatest.IgnoreTimestamp())
+		circuits := points(rm, "purgatory.circuits")
+		require.Len(t, circuits, 8)
+		for _, dp := range circuits {
+			g, _ := dp.Attributes.Value("group")
+			s, _ := dp.Attributes.Value("state")
+			want := map[string]int64{"/closed": 1, "hosts/closed": 1, "hosts/open": 1}[g.AsString()+"/"+s.AsString()]
+			require.Equal(t, want, dp.Value, "group %q state %q", g.AsString(), s.AsString())
+		}
+		// Per-circuit points: "db", and "hosts/a", "hosts/b" with WithPerKey.
+		if perKey {
+			require.Len(t, points(rm, "purgatory.calls"), 3*4)
+		} else {
+			require.Len(t, points(rm, "purgatory.calls"), 4)
+		}
+	}
+}
+
+// TestWorstKeys gives per-circuit data points to the group's circuit in
+// the most trouble only.
+func TestWorstKeys(t *testing.T) {
+	f := purgatory.NewFactory()
+	t.Cleanup(func() { _ = f.Close() })
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	reg, err := purgatoryotel.Register(f, mp, purgatoryotel.WithWorstKeys(1))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = reg.Unregister() })
+	hosts := f.Group("hosts", purgatory.Config{Threshold: 3})
+	require.ErrorIs(t, call(hosts.Breaker("a"), errDown), errDown)
+	hosts.Breaker("b").Open()
+	require.NoError(t, call(hosts.Breaker("c"), nil))
+	var circuits []string
+	for _, dp := range points(collect(t, reader), "purgatory.circuit.consecutive_failures") {
+		v, _ := dp.Attributes.Value("circuit")
+		circuits = append(circuits, v.AsString())
+	}
+	require.Equal(t, []string{"hosts/b"}, circuits)
 }

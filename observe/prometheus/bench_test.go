@@ -2,7 +2,11 @@ package prometheus_test
 
 import (
 	"context"
+	goruntime "runtime"
+	"strconv"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	purgatoryprom "github.com/purgatory-go/purgatory/observe/prometheus"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
@@ -54,6 +58,49 @@ func BenchmarkClosedSuccess(b *testing.B) {
 					br.Done(ctx, t, nil)
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkIdleClosedCircuit measures the heap an idle closed circuit costs
+// with a collector attached and scraped (a per-key circuit called once,
+// then not), plain and in a keyed group. Run it with -cpu 1,8,32: the cost
+// must not grow with the processors.
+func BenchmarkIdleClosedCircuit(b *testing.B) {
+	for _, grouped := range []bool{false, true} {
+		name := "plain"
+		if grouped {
+			name = "group"
+		}
+		b.Run(name, func(b *testing.B) {
+			const n = 20_000
+			var perCircuit float64
+			for b.Loop() {
+				var m0, m1 goruntime.MemStats
+				goruntime.GC()
+				goruntime.ReadMemStats(&m0)
+				f := purgatory.NewFactory()
+				c := purgatoryprom.NewCollector(f)
+				g := f.Group("tenants", purgatory.Config{}, purgatory.WithMaxKeys(n))
+				for i := range n {
+					var br *purgatory.Breaker
+					if grouped {
+						br = g.Breaker(strconv.Itoa(i))
+					} else {
+						br = f.Breaker("tenant/"+strconv.Itoa(i), purgatory.Config{})
+					}
+					t, _ := br.Allow(b.Context())
+					br.Done(b.Context(), t, nil)
+				}
+				testutil.CollectAndCount(c)
+				goruntime.GC()
+				goruntime.ReadMemStats(&m1)
+				perCircuit = float64(m1.HeapAlloc-m0.HeapAlloc) / n
+				goruntime.KeepAlive(c)
+				c.Close()
+				_ = f.Close()
+			}
+			b.ReportMetric(perCircuit, "B/circuit")
 		})
 	}
 }

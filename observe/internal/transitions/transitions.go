@@ -1,11 +1,9 @@
-// Package transitions counts the state changes of a factory's circuits, for
-// the exporters: a listener that keeps one counter per {circuit, from, to}.
+// Package transitions holds what the exporters share about states and
+// state changes: label values and which transition counters a circuit
+// reports.
 package transitions
 
 import (
-	"sort"
-	"sync"
-
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 )
 
@@ -28,81 +26,31 @@ func Label(s purgatory.State) string {
 // States are the states every circuit reports, in label order.
 var States = []purgatory.State{purgatory.Closed, purgatory.Open, purgatory.HalfOpen, purgatory.Isolated}
 
-// Usual are the transitions a circuit makes on its own; their counters
-// exist (at zero) from the moment a circuit is seen, the others from their
-// first occurrence.
-var Usual = []Key{
-	{From: purgatory.Closed, To: purgatory.Open},
-	{From: purgatory.Open, To: purgatory.HalfOpen},
-	{From: purgatory.HalfOpen, To: purgatory.Closed},
-	{From: purgatory.HalfOpen, To: purgatory.Open},
+// usual reports whether a circuit makes the transition from -> to on its
+// own: closed→open, open→half_open, half_open→closed and half_open→open.
+// Their counters exist (at zero) from a circuit's creation, the others from
+// their first occurrence.
+func usual(from, to purgatory.State) bool {
+	switch from {
+	case purgatory.Closed:
+		return to == purgatory.Open
+	case purgatory.Open:
+		return to == purgatory.HalfOpen
+	case purgatory.HalfOpen:
+		return to == purgatory.Closed || to == purgatory.Open
+	}
+	return false
 }
 
-// Key is one transition of a circuit.
-type Key struct{ From, To purgatory.State }
-
-// Count is one counter of a circuit's transitions.
-type Count struct {
-	Key
-	N uint64
-}
-
-// Tracker counts transitions per circuit. It is a purgatory.Listener.
-type Tracker struct {
-	mu     sync.Mutex
-	counts map[string]map[Key]uint64
-}
-
-// New returns an empty tracker.
-func New() *Tracker { return &Tracker{counts: make(map[string]map[Key]uint64)} }
-
-func (t *Tracker) circuit(name string) map[Key]uint64 {
-	m := t.counts[name]
-	if m == nil {
-		m = make(map[Key]uint64, len(Usual))
-		for _, k := range Usual {
-			m[k] = 0
+// Each calls fn for every transition counter a circuit with counts t
+// reports (the usual ones, and the others once they occurred), in a stable
+// order: by from, then to.
+func Each(t *purgatory.Transitions, fn func(from, to purgatory.State, n uint64)) {
+	for _, from := range States {
+		for _, to := range States {
+			if n := t[from][to]; n > 0 || usual(from, to) {
+				fn(from, to, n)
+			}
 		}
-		t.counts[name] = m
 	}
-	return m
-}
-
-// OnEvent counts state changes, makes the usual counters of created
-// circuits and drops those of removed ones.
-func (t *Tracker) OnEvent(e purgatory.Event) {
-	switch e.Kind {
-	case purgatory.EventCreated:
-		t.mu.Lock()
-		t.circuit(e.Circuit)
-		t.mu.Unlock()
-	case purgatory.EventStateChanged:
-		t.mu.Lock()
-		t.circuit(e.Circuit)[Key{e.From, e.To}]++
-		t.mu.Unlock()
-	case purgatory.EventRemoved:
-		t.mu.Lock()
-		delete(t.counts, e.Circuit)
-		t.mu.Unlock()
-	}
-}
-
-// Counts appends the counters of the named circuit to dst, in a stable order
-// (by from, then to), creating the usual ones at zero if the circuit is new
-// to the tracker.
-func (t *Tracker) Counts(dst []Count, name string) []Count {
-	t.mu.Lock()
-	start := len(dst)
-	for k, n := range t.circuit(name) {
-		dst = append(dst, Count{k, n})
-	}
-	t.mu.Unlock()
-	s := dst[start:]
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].From != s[j].From {
-			return s[i].From < s[j].From
-		}
-		return s[i].To < s[j].To
-	})
-	return dst
 }

@@ -1,0 +1,52 @@
+package runtime_test
+
+import (
+	goruntime "runtime"
+	"strconv"
+	"testing"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+)
+
+// BenchmarkIdleClosedCircuit measures the heap an idle closed circuit
+// costs (a per-key circuit that was called once and then not), without and
+// with call counting (what an exporter turns on), and with a failure-rate
+// policy. Run it with -cpu 1,8,32: the cost must not
+// grow with the processors.
+func BenchmarkIdleClosedCircuit(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		counting bool
+		cfg      purgatory.Config
+	}{
+		{"plain", false, purgatory.Config{}},
+		{"counting", true, purgatory.Config{}},
+		{"rate", false, purgatory.Config{FailureRate: 0.5}},
+	} {
+		counting := tc.counting
+		b.Run(tc.name, func(b *testing.B) {
+			const n = 20_000
+			var perCircuit float64
+			for b.Loop() {
+				var m0, m1 goruntime.MemStats
+				goruntime.GC()
+				goruntime.ReadMemStats(&m0)
+				f := purgatory.NewFactory()
+				if counting {
+					f.CountCalls()
+				}
+				for i := range n {
+					br := f.Breaker("tenant/"+strconv.Itoa(i), tc.cfg)
+					t, _ := br.Allow(b.Context())
+					br.Done(b.Context(), t, nil)
+				}
+				goruntime.GC()
+				goruntime.ReadMemStats(&m1)
+				perCircuit = float64(m1.HeapAlloc-m0.HeapAlloc) / n
+				goruntime.KeepAlive(f)
+				_ = f.Close()
+			}
+			b.ReportMetric(perCircuit, "B/circuit")
+		})
+	}
+}
