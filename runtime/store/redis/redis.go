@@ -310,12 +310,21 @@ func (h dialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 // err == nil ends the episode.
 func (s *Store) report(kind string, err error) {
 	s.mu.Lock()
-	first := err != nil && !s.failing[kind]
-	s.failing[kind] = err != nil
+	first := s.episodeLocked(kind, err)
 	s.mu.Unlock()
 	if first && s.onError != nil {
 		s.onError(err)
 	}
+}
+
+// episodeLocked notes that an operation of kind failed with err (nil: it
+// worked, which ends an episode) and reports whether err begins an
+// episode, to be handed to the error handler once s.mu is released. Every
+// change of s.failing goes through it. s.mu is held.
+func (s *Store) episodeLocked(kind string, err error) (first bool) {
+	first = err != nil && !s.failing[kind]
+	s.failing[kind] = err != nil
+	return first
 }
 
 // Key returns the Redis key of the named circuit's hash.

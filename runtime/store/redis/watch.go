@@ -255,7 +255,7 @@ func (s *Store) requestLocked(name string, t *track) {
 	}
 	t.reading, t.again, t.hints = true, false, nil
 	s.wg.Add(1)
-	go s.confirm(name)
+	go s.confirm(name, t)
 }
 
 // resyncAll reads every watched circuit again (after a (re)subscription:
@@ -274,7 +274,7 @@ func (s *Store) resyncAll() {
 // already handed out (the record went back in time, or a forged message
 // got through as a counter change), it gives the record a Seq past that
 // snapshot's, so that the watchers adopt it.
-func (s *Store) confirm(name string) {
+func (s *Store) confirm(name string, t *track) {
 	defer s.wg.Done()
 	backoff := 10 * time.Millisecond
 	for {
@@ -285,8 +285,9 @@ func (s *Store) confirm(name string) {
 			return
 		}
 		s.mu.Lock()
-		t := s.tracks[name]
-		if t == nil || s.tracks[name] != t {
+		if s.tracks[name] != t {
+			// The watch ended while the read was in flight; a Watch of the
+			// name since made a new track, which started its own read.
 			s.mu.Unlock()
 			return
 		}
@@ -299,7 +300,7 @@ func (s *Store) confirm(name string) {
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		s.failing["read"] = false
+		s.episodeLocked("read", nil)
 		var fns []func(store.Snapshot)
 		var floor uint64
 		if ok {
@@ -324,13 +325,14 @@ func (s *Store) confirm(name string) {
 		again := t.again
 		t.hints, t.again, t.reading = nil, false, again
 		s.mu.Unlock()
+		// Each snapshot is handed over once, in Seq order: the record,
+		// then the hints that moved on from it one step at a time.
 		call(fns, snap)
 		for _, h := range later {
 			call(h.fns, h.m)
 		}
-		call(fns, snap)
 		if floor > 0 {
-			s.bump(name, floor)
+			s.bump(name, t, floor)
 		}
 		if !again {
 			return
@@ -339,8 +341,8 @@ func (s *Store) confirm(name string) {
 }
 
 // bump gives the circuit's record a Seq past floor and hands it to the
-// watchers.
-func (s *Store) bump(name string, floor uint64) {
+// watchers of t, unless their watch ended meanwhile.
+func (s *Store) bump(name string, t *track, floor uint64) {
 	snap, ok, err := s.read(s.ctx, "bump", name, strconv.FormatUint(floor, 10))
 	if err != nil {
 		s.report("read", err)
@@ -350,9 +352,8 @@ func (s *Store) bump(name string, floor uint64) {
 		return
 	}
 	s.mu.Lock()
-	t := s.tracks[name]
 	var fns []func(store.Snapshot)
-	if t != nil {
+	if s.tracks[name] == t {
 		if snap.Seq > t.known.Seq {
 			t.known = snap
 		}
