@@ -18,9 +18,8 @@ type Op struct {
 
 // Kind names an operation of the table every store applies: one kind per
 // transition of a [Snapshot], so that a breaker, [Memory] and a store's
-// differential test dispatch an operation the same
-// way — through [Snapshot.Apply] for the reference semantics and [Do] for
-// a Store.
+// differential test dispatch an operation the same way — through
+// [Snapshot.Apply] for the reference semantics and [Do] for a Store.
 type Kind uint8
 
 // The operations. The zero Kind is none of them: Apply leaves the snapshot
