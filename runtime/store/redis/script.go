@@ -51,7 +51,7 @@ func (c *conn) lastDial() error {
 	return d.err
 }
 
-// dialHook records failed connection attempts (see Store.lastDial).
+// dialHook records failed connection attempts (see conn.lastDial).
 type dialHook struct{ c *conn }
 
 func (h dialHook) DialHook(next goredis.DialHook) goredis.DialHook {

@@ -136,8 +136,8 @@ func (h *hub) report(kind string, err error) {
 
 // episodeLocked notes that an operation of kind failed with err (nil: it
 // worked, which ends an episode) and reports whether err begins an
-// episode, to be handed to the error handler once s.mu is released. Every
-// change of s.failing goes through it. s.mu is held.
+// episode, to be handed to the error handler once h.mu is released. Every
+// change of h.failing goes through it. h.mu is held.
 func (h *hub) episodeLocked(kind string, err error) (first bool) {
 	first = err != nil && !h.failing[kind]
 	h.failing[kind] = err != nil

@@ -104,10 +104,10 @@ func (h *hub) watch(name string, fn func(store.Snapshot)) (stop func()) {
 // # The threat model of the watch
 //
 // A message is a hint, not the record: anybody with PUBLISH on the
-// channel can send one, and the script publishes before it writes. So the
-// watchers get a message as it is only when it moves the counters of the
-// generation the store knows (track.known) by exactly one Seq, with the
-// same state, gen, until and level (judgeLocked). Any other message — a
+// channel can send one. So the watchers get a message as it is only when
+// it moves the counters of the generation the store knows (track.known)
+// by exactly one Seq, with the same state, gen, until and level
+// (judgeLocked). Any other message — a
 // change of state or generation, a Seq jump, a Seq the record already had
 // with other content — makes the store read the record and hand that over
 // instead (requestLocked, confirm): at most one read in flight per
@@ -169,9 +169,9 @@ func (h *hub) dispatch(payload string) {
 	call(fns, m)
 }
 
-// judgeLocked applies the rule of the threat model to message m of circuit
-// name, and returns the watchers to hand m to (nil when it is stale or needs a
-// read, which judgeLocked asks for). s.mu is held.
+// judgeLocked applies the rule of the threat model to message m of
+// circuit name, and returns the watchers to hand m to (nil when it is
+// stale or needs a read, which judgeLocked asks for). h.mu is held.
 func (h *hub) judgeLocked(name string, t *track, m store.Snapshot) []func(store.Snapshot) {
 	k := t.known
 	switch {
@@ -194,7 +194,7 @@ func (h *hub) judgeLocked(name string, t *track, m store.Snapshot) []func(store.
 }
 
 // deliveredLocked notes that m is handed to t's watchers and returns them.
-// s.mu is held.
+// h.mu is held.
 func (h *hub) deliveredLocked(t *track, m store.Snapshot) []func(store.Snapshot) {
 	if !t.hasDelivered || m.Seq > t.delivered.Seq {
 		t.delivered, t.hasDelivered = m, true
@@ -220,7 +220,7 @@ func call(fns []func(store.Snapshot), snap store.Snapshot) {
 }
 
 // requestLocked starts a read of the circuit's record for its watchers, or
-// marks the one in flight to be done again. s.mu is held.
+// marks the one in flight to be done again. h.mu is held.
 func (h *hub) requestLocked(name string, t *track) {
 	if t.reading {
 		t.again = true
