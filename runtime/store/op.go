@@ -82,6 +82,11 @@ type Change struct {
 // window: Record reads it and stores the window after it; the other kinds
 // do not touch it (it may be nil for them).
 func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c Change) (next Snapshot, changed, granted bool) {
+	return s.apply(set, w, gen, now, &c)
+}
+
+// apply is Apply without copying c, for [Memory].
+func (s Snapshot) apply(set Settings, w *Window, gen uint64, now time.Time, c *Change) (next Snapshot, changed, granted bool) {
 	switch c.Kind {
 	case Failure:
 		next, changed = s.Failure(set, gen, now)
