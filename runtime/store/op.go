@@ -50,10 +50,12 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Timed reports whether the transition reads its now argument: every kind
-// but Success, Release and Reconcile. A caller may skip reading its clock
-// for the others.
-func (k Kind) Timed() bool { return k != Success && k != Release && k != Reconcile }
+// Timed reports whether the operation needs the caller's clock reading
+// (Op.Now): every kind but Success and Release, whose transitions ignore
+// it, so that a caller may skip reading its clock for them. (Reconcile's
+// transition ignores it too, but it is sent with the clock all the same,
+// as the runtime always did.)
+func (k Kind) Timed() bool { return k != Success && k != Release }
 
 // Change is one operation of the table: its kind and the arguments of its
 // kind beyond the generation and the clock reading every operation carries

@@ -94,4 +94,5 @@ func TestKindOutsideTable(t *testing.T) {
 	assert.Equal(t, "kind(200)", store.Kind(200).String())
 	assert.True(t, store.Claim.Timed())
 	assert.False(t, store.Success.Timed())
+	assert.True(t, store.Reconcile.Timed())
 }
