@@ -143,3 +143,47 @@ func TestCloseStopsSubscriber(t *testing.T) {
 	_, _, err := s.Register(context.Background(), "c", testSettings)
 	assert.NoError(t, err, "store calls still work after Close; the client is the caller's")
 }
+
+// TestReadOutlivesItsWatch: a read for a watch that ended meanwhile hands
+// nothing over, and leaves alone the track a later Watch of the name made
+// (which runs its own read). The read is run by hand, in the test's
+// goroutine, so that nothing depends on timing.
+func TestReadOutlivesItsWatch(t *testing.T) {
+	srv := needRedis(t)
+	s := newStore(t, srv, testPrefix())
+	_, _, err := s.Register(context.Background(), "c", testSettings)
+	require.NoError(t, err)
+
+	var got []store.Snapshot
+	ended := &track{watchers: map[*watcher]struct{}{}, reading: true}
+	later := &track{watchers: map[*watcher]struct{}{{fn: func(snap store.Snapshot) { got = append(got, snap) }}: {}}, reading: true}
+	s.mu.Lock()
+	s.tracks["c"] = later // the watch that asked for the read ended; another began
+	s.mu.Unlock()
+	s.wg.Add(1)
+	s.confirm("c", ended)
+	assert.Empty(t, got, "the later watch's read hands the record over, not this one")
+	s.mu.Lock()
+	assert.True(t, later.reading, "the later watch's read is still in flight")
+	assert.False(t, later.hasKnown)
+	s.mu.Unlock()
+}
+
+// TestReadDeliversOnce: a read hands the record to the watchers once.
+func TestReadDeliversOnce(t *testing.T) {
+	srv := needRedis(t)
+	s := newStore(t, srv, testPrefix())
+	_, snap, err := s.Register(context.Background(), "c", testSettings)
+	require.NoError(t, err)
+
+	var got []store.Snapshot
+	tr := &track{watchers: map[*watcher]struct{}{{fn: func(snap store.Snapshot) { got = append(got, snap) }}: {}}, reading: true}
+	s.mu.Lock()
+	s.tracks["c"] = tr
+	s.mu.Unlock()
+	s.wg.Add(1)
+	s.confirm("c", tr)
+	require.Len(t, got, 1)
+	assert.Equal(t, snap, got[0])
+	assert.False(t, tr.reading)
+}
