@@ -1,0 +1,1205 @@
+package sim
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	goruntime "runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// epoch is simulated time zero.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// storeTimeout is how long a hung store operation takes before its caller
+// gives up (the runtime's own bound for store work off the caller's path).
+const storeTimeout = time.Second
+
+// ---------------------------------------------------------------------------
+// The event queue: one simulated time for the whole fleet.
+
+type event struct {
+	at   time.Duration
+	seq  uint64
+	kind string // "timer", "watch", "done", "act", "heal"
+	p    *proc  // nil for the simulator's own events; skipped once p is killed
+	f    func()
+	done bool
+	idx  int
+}
+
+type evHeap []*event
+
+func (h evHeap) Len() int { return len(h) }
+func (h evHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h evHeap) Swap(i, j int)    { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *evHeap) Push(x any)      { e := x.(*event); e.idx = len(*h); *h = append(*h, e) }
+func (h *evHeap) Pop() any        { old := *h; e := old[len(old)-1]; *h = old[:len(old)-1]; return e }
+func (h evHeap) peek() *event     { return h[0] }
+func (h evHeap) empty() bool      { return len(h) == 0 }
+func (h *evHeap) remove(e *event) { heap.Remove(h, e.idx) }
+
+type sched struct {
+	mu  sync.Mutex // bursts: goroutines other than the driver read the clock and arm timers
+	now time.Duration
+	seq uint64
+	q   evHeap
+}
+
+func (s *sched) Now() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.now
+}
+
+func (s *sched) add(at time.Duration, kind string, p *proc, f func()) *event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	e := &event{at: max(at, s.now), seq: s.seq, kind: kind, p: p, f: f}
+	heap.Push(&s.q, e)
+	return e
+}
+
+func (s *sched) cancel(e *event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.done {
+		return false
+	}
+	e.done = true
+	s.q.remove(e)
+	return true
+}
+
+// step runs the next event due by limit; it reports whether there was one.
+func (s *sched) step(limit time.Duration) bool {
+	s.mu.Lock()
+	for !s.q.empty() {
+		e := s.q.peek()
+		if e.at > limit {
+			break
+		}
+		heap.Pop(&s.q)
+		e.done = true
+		if e.p != nil && e.p.dead {
+			continue
+		}
+		s.now = max(s.now, e.at) // a hang may have moved time past it
+		s.mu.Unlock()
+		e.f()
+		return true
+	}
+	s.mu.Unlock()
+	return false
+}
+
+func (s *sched) runUntil(t time.Duration) {
+	for s.step(t) {
+	}
+	s.mu.Lock()
+	s.now = max(s.now, t)
+	s.mu.Unlock()
+}
+
+// skip moves time on without running events: a hung store call.
+func (s *sched) skip(d time.Duration) {
+	s.mu.Lock()
+	s.now += d
+	s.mu.Unlock()
+}
+
+// pending lists the live events of kind.
+func (s *sched) pending(kind string) []*event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*event
+	for _, e := range s.q {
+		if e.kind == kind && (e.p == nil || !e.p.dead) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// A process's clock: the fleet's time with an offset and a drift.
+
+type clock struct {
+	w      *world
+	p      *proc
+	offset time.Duration
+	drift  float64 // 0.001: runs 0.1% fast
+}
+
+func (c *clock) local(g time.Duration) time.Time {
+	return epoch.Add(c.offset + g + time.Duration(float64(g)*c.drift))
+}
+
+func (c *clock) Now() time.Time { return c.local(c.w.s.Now()) }
+
+func (c *clock) AfterFunc(d time.Duration, f func()) func() bool {
+	gd := time.Duration(math.Ceil(float64(max(d, 0))/(1+c.drift))) + 1
+	p := c.p
+	e := c.w.s.add(c.w.s.Now()+gd, "timer", p, func() { c.w.guard(p, "timer", f) })
+	return func() bool { return c.w.s.cancel(e) }
+}
+
+// ---------------------------------------------------------------------------
+// Contexts whose cancellation the simulator schedules.
+
+type simCtx struct {
+	mu       sync.Mutex
+	done     chan struct{}
+	err      error
+	cancelAt time.Duration // when the simulator cancels it (0: never)
+	cause    error
+}
+
+func newCtx() *simCtx { return &simCtx{done: make(chan struct{})} }
+
+func (c *simCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *simCtx) Done() <-chan struct{}       { return c.done }
+func (c *simCtx) Value(any) any               { return nil }
+func (c *simCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+func (c *simCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+var _ context.Context = (*simCtx)(nil)
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+type proc struct {
+	idx    int
+	name   string // "p2", "p2'" after a restart
+	f      *purgatory.Factory
+	clk    *clock
+	dead   bool // killed: its events no longer run
+	closed bool // Factory.Close was called
+	// closedEarly: Factory.Close was called during the history, and
+	// breakers made later are not detached (issue 16 item 13).
+	closedEarly bool
+	// lastFault is when a store operation of this process last failed.
+	lastFault time.Duration
+	faulted   bool
+	// rejectErr is the last rejection each circuit gave it.
+	rejectErr map[string]string
+	ledger    map[string]*purgatory.Breaker
+}
+
+var (
+	errBackend  = errors.New("backend failed")
+	errNotFound = errors.New("not found")
+	errInjected = errors.New("sim: injected store error")
+)
+
+// ---------------------------------------------------------------------------
+// The world: one history being run.
+
+type world struct {
+	h      *history
+	keep   []bool // which actions of h run (shrinking drops some)
+	strict bool
+	s      sched
+	mem    *store.Memory
+	frng   *rand.Rand // fault decisions of store operations and messages
+	procs  []*proc
+	grave  []*proc
+	healed bool
+
+	mu       sync.Mutex // ledger, log, violations (bursts)
+	story    []string
+	viol     []violation
+	ledger   map[genKey]*tally // reported outcomes per circuit and admission generation
+	recorded map[genKey]*tally // counts the store merged into its windows
+	snaps    map[string][]store.Snapshot
+	storeMu  sync.Mutex
+	trials   map[genKey]int // unreported trial tokens per circuit and generation
+	forged   map[string]bool
+	reopen   map[string]bool // circuits whose successful trials re-opened them
+	panicked map[string]bool
+	lockout  map[string]bool
+	claims   map[genKey][]time.Duration // when the store granted each trial claim
+	bursting bool
+}
+
+type genKey struct {
+	circuit string
+	gen     uint64
+}
+
+type tally struct{ calls, failed int }
+
+type violation struct {
+	kind string // the invariant
+	item int    // the item of issue 16 it is known as, 0 if none
+	at   time.Duration
+	msg  string
+}
+
+func (v violation) String() string {
+	s := fmt.Sprintf("[%s] at %s: %s", v.kind, fmtDur(v.at), v.msg)
+	if v.item != 0 {
+		s += fmt.Sprintf(" (issue 16 item %d)", v.item)
+	}
+	return s
+}
+
+func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
+
+func (w *world) logf(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.story = append(w.story, fmt.Sprintf("%9s  ", fmtDur(w.s.Now()))+fmt.Sprintf(format, args...))
+}
+
+func (w *world) fail(kind string, item int, format string, args ...any) {
+	v := violation{kind: kind, item: item, at: w.s.Now(), msg: fmt.Sprintf(format, args...)}
+	w.mu.Lock()
+	w.viol = append(w.viol, v)
+	w.mu.Unlock()
+	w.logf("VIOLATION %s", v)
+}
+
+// guard runs f, turning a panic into a violation (invariant 6).
+func (w *world) guard(p *proc, what string, f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			stack := string(debug.Stack())
+			item := 0
+			if strings.Contains(fmt.Sprint(r), "index out of range") && strings.Contains(stack, "stripes") {
+				item = 1
+			}
+			who := "sim"
+			if p != nil {
+				who = p.name
+			}
+			w.mu.Lock()
+			for _, c := range w.h.circuits {
+				if strings.Contains(what, c.name) {
+					w.panicked[c.name] = true
+				}
+			}
+			w.mu.Unlock()
+			w.fail("safety/panic", item, "%s %s panicked: %v\n%s", who, what, r, firstFrames(stack, 12))
+			ok = false
+		}
+	}()
+	f()
+	return true
+}
+
+func firstFrames(stack string, n int) string {
+	lines := strings.Split(stack, "\n")
+	var keep []string
+	for _, l := range lines {
+		if strings.Contains(l, "purgatory/runtime") && !strings.Contains(l, "internal/sim") {
+			keep = append(keep, "    "+strings.TrimSpace(l))
+		}
+	}
+	if len(keep) > n {
+		keep = keep[:n]
+	}
+	return strings.Join(keep, "\n")
+}
+
+// ---------------------------------------------------------------------------
+// The fault layer: a thin wrapper over store.Store per process.
+
+type faultStore struct {
+	w *world
+	p *proc
+}
+
+var _ store.Store = (*faultStore)(nil)
+
+type faultMode int
+
+const (
+	fNone      faultMode = iota
+	fFail                // the operation fails, not applied
+	fHang                // it hangs until its timeout, not applied
+	fApplyFail           // applied, but the caller is told it failed
+	fApplyHang           // applied, then hangs until its timeout
+)
+
+var faultNames = [...]string{"ok", "FAILED (not applied)", "HUNG until timeout (not applied)", "APPLIED but reported failure", "APPLIED then hung until timeout"}
+
+func (w *world) storeFault(p *proc) faultMode {
+	if w.healed || w.bursting {
+		return fNone
+	}
+	now := w.s.Now()
+	for i, a := range w.h.actions {
+		if !w.keep[i] || a.kind != actStoreFault || now < a.at || now >= a.until || (a.p >= 0 && w.procs[a.p] != p) {
+			continue
+		}
+		if w.frng.Float64() < a.prob {
+			return a.fault
+		}
+	}
+	return fNone
+}
+
+// hang simulates an operation that does not answer: time passes (nothing
+// else runs meanwhile) until the caller's context or the store's timeout
+// ends it.
+func (w *world) hang(ctx context.Context) error {
+	if sc, ok := ctx.(*simCtx); ok && sc.cancelAt > 0 {
+		now := w.s.Now()
+		if sc.cancelAt-now < storeTimeout {
+			w.s.skip(max(sc.cancelAt-now, 0))
+			sc.cancel(sc.cause)
+			return sc.Err()
+		}
+	}
+	w.s.skip(storeTimeout)
+	return context.DeadlineExceeded
+}
+
+func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() (store.Snapshot, error)) (store.Snapshot, error) {
+	w, p := fs.w, fs.p
+	if err := ctx.Err(); err != nil {
+		w.logf("%s store %s(%s gen %d): %v before it was sent (the caller's context is done)", p.name, what, o.Circuit, o.Gen, err)
+		return store.Snapshot{}, err
+	}
+	mode := w.storeFault(p)
+	switch mode {
+	case fFail:
+		w.noteFault(p)
+		w.logf("%s store %s(%s gen %d): %s", p.name, what, o.Circuit, o.Gen, faultNames[mode])
+		return store.Snapshot{}, errInjected
+	case fHang:
+		w.noteFault(p)
+		err := w.hang(ctx)
+		w.logf("%s store %s(%s gen %d): %s: %v", p.name, what, o.Circuit, o.Gen, faultNames[mode], err)
+		return store.Snapshot{}, err
+	}
+	w.storeMu.Lock()
+	_, pre, _ := w.mem.Register(context.Background(), o.Circuit, o.Settings)
+	snap, err := f()
+	w.storeMu.Unlock()
+	w.logf("%s store %s(%s gen %d) → %s%s", p.name, what, o.Circuit, o.Gen, fmtSnap(snap), map[bool]string{true: "  [" + faultNames[mode] + "]"}[mode != fNone])
+	if what == "Claim" && snap.State == store.HalfOpen && snap.Claimed > pre.Claimed && snap.Gen == pre.Gen {
+		k := genKey{o.Circuit, snap.Gen}
+		w.mu.Lock()
+		w.claims[k] = append(w.claims[k], w.s.Now())
+		w.mu.Unlock()
+	}
+	w.checkReopen(p, what, o, pre, snap)
+	switch mode {
+	case fApplyFail:
+		w.noteFault(p)
+		return store.Snapshot{}, errInjected
+	case fApplyHang:
+		w.noteFault(p)
+		return store.Snapshot{}, w.hang(ctx)
+	}
+	return snap, err
+}
+
+func (w *world) noteFault(p *proc) {
+	p.faulted = true
+	p.lastFault = w.s.Now()
+}
+
+func fmtSnap(s store.Snapshot) string {
+	out := fmt.Sprintf("%s gen %d seq %d", s.State, s.Gen, s.Seq)
+	if s.Failures > 0 {
+		out += fmt.Sprintf(" failures %d", s.Failures)
+	}
+	if s.State == store.HalfOpen {
+		out += fmt.Sprintf(" claimed %d succeeded %d", s.Claimed, s.Succeeded)
+	}
+	if s.Calls > 0 {
+		out += fmt.Sprintf(" window %d/%d failed", s.Failed, s.Calls)
+	}
+	if s.Level > 0 {
+		out += fmt.Sprintf(" level %d", s.Level)
+	}
+	return out
+}
+
+// checkReopen is invariant 2's half: a half-open period all of whose
+// claimed trials reported success must not re-open.
+func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Snapshot) {
+	name := o.Circuit
+	if pre.State != store.HalfOpen || post.State != store.Open || post.Gen != pre.Gen+1 ||
+		(what != "Expire" && what != "Claim") || pre.Claimed == 0 {
+		return
+	}
+	if pre.Succeeded >= pre.Claimed {
+		w.mu.Lock()
+		w.reopen[name] = true
+		w.mu.Unlock()
+		w.fail("trials", 2, "%s: %s re-opened %s although its %d claimed trial(s) all reported success (%s → %s)",
+			p.name, what, name, pre.Claimed, fmtSnap(pre), fmtSnap(post))
+		return
+	}
+	// The trials not reported yet: were they all claimed less than a
+	// lease ago? Then the re-open cost a trial that had no time to report.
+	w.mu.Lock()
+	claims := w.claims[genKey{name, pre.Gen}]
+	w.mu.Unlock()
+	if len(claims) < pre.Claimed || pre.Succeeded >= len(claims) {
+		return
+	}
+	youngest := w.s.Now() - claims[len(claims)-1]
+	oldestOpen := w.s.Now() - claims[pre.Succeeded]
+	if oldestOpen < max(o.Settings.TTL-2*w.h.skew-50*time.Millisecond, o.Settings.TTL/4) && pre.Succeeded > 0 {
+		w.mu.Lock()
+		w.reopen[name] = true
+		w.mu.Unlock()
+		w.fail("trials", 2, "%s: %s re-opened %s after %d successful trial(s), while its other trials were claimed only %s–%s ago, less than a lease (%s → %s)",
+			p.name, what, name, pre.Succeeded, youngest, oldestOpen, fmtSnap(pre), fmtSnap(post))
+	}
+}
+
+func (fs *faultStore) Register(ctx context.Context, name string, s store.Settings) (store.Settings, store.Snapshot, error) {
+	var set store.Settings
+	snap, err := fs.op(ctx, "Register", store.Op{Circuit: name, Settings: s}, func() (store.Snapshot, error) {
+		var snap store.Snapshot
+		var err error
+		set, snap, err = fs.w.mem.Register(ctx, name, s)
+		return snap, err
+	})
+	return set, snap, err
+}
+
+func (fs *faultStore) Failure(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	return fs.op(ctx, "Failure", o, func() (store.Snapshot, error) { return fs.w.mem.Failure(ctx, o) })
+}
+
+func (fs *faultStore) Success(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	return fs.op(ctx, "Success", o, func() (store.Snapshot, error) { return fs.w.mem.Success(ctx, o) })
+}
+
+func (fs *faultStore) Claim(ctx context.Context, o store.Op) (store.Snapshot, bool, error) {
+	var granted bool
+	snap, err := fs.op(ctx, "Claim", o, func() (store.Snapshot, error) {
+		var snap store.Snapshot
+		var err error
+		snap, granted, err = fs.w.mem.Claim(ctx, o)
+		return snap, err
+	})
+	return snap, granted && err == nil, err
+}
+
+func (fs *faultStore) Release(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	return fs.op(ctx, "Release", o, func() (store.Snapshot, error) { return fs.w.mem.Release(ctx, o) })
+}
+
+func (fs *faultStore) Expire(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	return fs.op(ctx, "Expire", o, func() (store.Snapshot, error) { return fs.w.mem.Expire(ctx, o) })
+}
+
+func (fs *faultStore) Force(ctx context.Context, o store.Op, to store.State) (store.Snapshot, error) {
+	return fs.op(ctx, "Force "+to.String(), o, func() (store.Snapshot, error) { return fs.w.mem.Force(ctx, o, to) })
+}
+
+func (fs *faultStore) Record(ctx context.Context, o store.Op, calls, failed int) (store.Snapshot, error) {
+	w := fs.w
+	return fs.op(ctx, fmt.Sprintf("Record %d/%d failed", failed, calls), o, func() (store.Snapshot, error) {
+		_, pre, _ := w.mem.Register(ctx, o.Circuit, o.Settings)
+		snap, err := w.mem.Record(ctx, o, calls, failed)
+		if err == nil && pre.State == store.Closed && pre.Gen == o.Gen && calls > 0 && o.Settings.FailureRate > 0 && o.Circuit != burstName {
+			w.checkRecorded(fs.p, o, calls, failed, snap)
+		}
+		return snap, err
+	})
+}
+
+func (fs *faultStore) Reconcile(ctx context.Context, o store.Op, base uint64, want store.Snapshot) (store.Snapshot, error) {
+	return fs.op(ctx, fmt.Sprintf("Reconcile(base seq %d, want %s)", base, want.State), o, func() (store.Snapshot, error) {
+		return fs.w.mem.Reconcile(ctx, o, base, want)
+	})
+}
+
+// Watch delivers the store's snapshots through the simulated network.
+func (fs *faultStore) Watch(name string, fn func(store.Snapshot)) func() {
+	w, p := fs.w, fs.p
+	var mu sync.Mutex
+	stopped := false
+	deliver := func(s store.Snapshot, how string) {
+		mu.Lock()
+		st := stopped
+		mu.Unlock()
+		if st {
+			return
+		}
+		if how != "" {
+			w.logf("%s receives %s %s", p.name, how, fmtSnap(s))
+		}
+		w.guard(p, "watch of "+name, func() { fn(s) })
+	}
+	stop := w.mem.Watch(name, func(s store.Snapshot) { w.publish(p, name, s, deliver) })
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+		stop()
+	}
+}
+
+// publish schedules the delivery of s to p, through the faults of the
+// moment. It runs inside a store operation and only schedules.
+func (w *world) publish(p *proc, name string, s store.Snapshot, deliver func(store.Snapshot, string)) {
+	now := w.s.Now()
+	w.mu.Lock()
+	old := w.snaps[name]
+	w.snaps[name] = append(old, s)
+	w.mu.Unlock()
+	var delay time.Duration
+	mode := watchFault(-1)
+	if !w.bursting {
+		delay = time.Duration(w.frng.IntN(2000)) * time.Microsecond
+	}
+	if !w.healed && !w.bursting {
+		for i, a := range w.h.actions {
+			if w.keep[i] && a.kind == actWatchFault && now >= a.at && now < a.until && (a.p < 0 || w.procs[a.p] == p) && w.frng.Float64() < a.prob {
+				mode = a.wfault
+				break
+			}
+		}
+	}
+	send := func(d time.Duration, s store.Snapshot, how string) {
+		w.s.add(now+d, "watch", p, func() { deliver(s, how) })
+	}
+	switch mode {
+	case wDrop:
+		w.logf("network loses %s's message to %s: %s", name, p.name, fmtSnap(s))
+	case wDelay:
+		send(time.Duration(100+w.frng.IntN(3000))*time.Millisecond, s, "late message")
+	case wDup:
+		send(delay, s, "")
+		send(delay+time.Duration(w.frng.IntN(500))*time.Millisecond, s, "duplicate message")
+	case wReplay:
+		send(delay, s, "")
+		if len(old) > 0 {
+			send(delay+time.Duration(w.frng.IntN(500))*time.Millisecond, old[w.frng.IntN(len(old))], "replayed old message")
+		}
+	case wForge:
+		send(delay, s, "")
+		f := s
+		f.Seq += uint64(1 + w.frng.IntN(3))
+		if s.State == store.HalfOpen {
+			f.Claimed = max(f.Claimed, 1) + w.frng.IntN(2)
+		} else if s.State == store.Closed {
+			f.Failures += 1 + w.frng.IntN(3)
+		}
+		w.mu.Lock()
+		w.forged[name] = true
+		w.mu.Unlock()
+		send(delay+time.Duration(w.frng.IntN(50))*time.Millisecond, f, "FORGED message")
+	default:
+		send(delay, s, "")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Counts (invariant 3).
+
+// checkRecorded runs when the store merged counts into the window of the
+// closed generation o.Gen: they must be counts of calls admitted in that
+// generation and reported, each once.
+func (w *world) checkRecorded(p *proc, o store.Op, calls, failed int, after store.Snapshot) {
+	k := genKey{o.Circuit, o.Gen}
+	w.mu.Lock()
+	r := w.recorded[k]
+	if r == nil {
+		r = &tally{}
+		w.recorded[k] = r
+	}
+	r.calls += calls
+	r.failed += min(failed, calls)
+	l := w.ledger[k]
+	if l == nil {
+		l = &tally{}
+	}
+	rc, rf, lc, lf := r.calls, r.failed, l.calls, l.failed
+	w.mu.Unlock()
+	if rc > lc || rf > lf {
+		w.fail("counts/foreign", 8, "%s merged %d/%d failed into %s's window of closed generation %d (now %s), but only %d calls, %d failed, admitted in that generation were reported: the store holds %d/%d",
+			p.name, failed, calls, o.Circuit, o.Gen, fmtSnap(after), lc, lf, rf, rc)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Running a history.
+
+func newWorld(h *history, keep []bool, strict bool) *world {
+	w := &world{
+		h: h, keep: keep, strict: strict, mem: store.NewMemory(),
+		frng:     rand.New(rand.NewPCG(uint64(h.seed), 0xfa17)),
+		ledger:   map[genKey]*tally{},
+		recorded: map[genKey]*tally{},
+		snaps:    map[string][]store.Snapshot{},
+		trials:   map[genKey]int{},
+		forged:   map[string]bool{},
+		reopen:   map[string]bool{},
+		panicked: map[string]bool{},
+		lockout:  map[string]bool{},
+		claims:   map[genKey][]time.Duration{},
+	}
+	for i := range h.nproc {
+		w.procs = append(w.procs, w.newProc(i, fmt.Sprintf("p%d", i+1)))
+	}
+	return w
+}
+
+func (w *world) newProc(i int, name string) *proc {
+	p := &proc{idx: i, name: name, rejectErr: map[string]string{}}
+	p.clk = &clock{w: w, p: p, offset: w.h.offsets[i], drift: w.h.drifts[i]}
+	p.f = purgatory.NewFactory(
+		purgatory.WithStore(&faultStore{w: w, p: p}),
+		purgatory.WithClock(p.clk),
+		purgatory.WithExclude(purgatory.Is(errNotFound)),
+		purgatory.WithListener(purgatory.ListenerFunc(func(e purgatory.Event) {
+			switch e.Kind {
+			case purgatory.EventStateChanged:
+				w.logf("%s sees %s %s → %s", p.name, e.Circuit, e.From, e.To)
+			case purgatory.EventConfigConflict, purgatory.EventStoreError:
+				w.logf("%s %s on %s: %v", p.name, e.Kind, e.Circuit, e.Err)
+			}
+		})),
+	)
+	return p
+}
+
+func (w *world) cfgOf(p *proc, c int) purgatory.Config {
+	cs := w.h.circuits[c]
+	if cs.variantMask&(1<<p.idx) != 0 {
+		return cs.variant
+	}
+	return cs.cfg
+}
+
+// breaker registers circuit c in p, as generated code does on every call.
+func (w *world) breaker(p *proc, c int) *purgatory.Breaker {
+	var b *purgatory.Breaker
+	name := w.h.circuits[c].name
+	if !w.guard(p, "Breaker("+name+")", func() { b = p.f.Breaker(name, w.cfgOf(p, c)) }) {
+		return nil
+	}
+	return b
+}
+
+// tokenState decodes the state a call was admitted in, and its
+// generation, from the runtime's token (see the view word in breaker.go).
+func tokenState(t purgatory.Token) (store.State, uint64) {
+	st := store.State(t & 0b11)
+	if t&(1<<7) != 0 && t&(1<<6) != 0 { // a timed token keeps 24 bits of generation
+		return st, uint64(t>>8) & (1<<24 - 1)
+	}
+	return st, uint64(t >> 8)
+}
+
+type callRec struct {
+	at       time.Duration
+	admitted bool
+}
+
+// call makes one call of action a (or of the healthy phase, rec != nil).
+func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
+	if p.dead {
+		return
+	}
+	b := w.breaker(p, c)
+	if b == nil {
+		return
+	}
+	name := w.h.circuits[c].name
+	ctx := newCtx()
+	now := w.s.Now()
+	switch a.ctxMode {
+	case ctxCancelledBefore:
+		ctx.cancel(context.Canceled)
+	case ctxExpiredBefore:
+		ctx.cancel(context.DeadlineExceeded)
+	case ctxCancelDuring, ctxDeadlineDuring, ctxCancelAfter:
+		at := now + time.Duration(float64(a.dur)*a.frac)
+		ctx.cause = context.Canceled
+		if a.ctxMode == ctxDeadlineDuring {
+			ctx.cause = context.DeadlineExceeded
+		}
+		if a.ctxMode == ctxCancelAfter {
+			at = now + a.dur + time.Millisecond
+		}
+		ctx.cancelAt = max(at, 1)
+		w.s.add(at, "act", nil, func() { ctx.cancel(ctx.cause) })
+	}
+	start := p.clk.Now()
+	var t purgatory.Token
+	var err error
+	if !w.guard(p, "Allow("+name+")", func() { t, err = b.Allow(ctx) }) {
+		return
+	}
+	if rec != nil {
+		if len(*rec) == 0 || (*rec)[len(*rec)-1].admitted != (err == nil) {
+			what := "admitted"
+			if err != nil {
+				what = "rejected: " + err.Error()
+			}
+			w.logf("%s calls %s (healthy phase, every %s): %s", p.name, name, w.h.circuits[c].interval, what)
+		}
+		*rec = append(*rec, callRec{at: w.s.Now(), admitted: err == nil})
+	}
+	if err != nil {
+		p.rejectErr[name] = err.Error()
+		if rec == nil {
+			w.logf("%s calls %s: rejected: %v", p.name, name, err)
+		}
+		return
+	}
+	st, gen := tokenState(t)
+	if rec == nil {
+		w.logf("%s calls %s: admitted (%s gen %d), takes %s, will end %s%s", p.name, name, st, gen, a.dur, a.out, a.doneNote())
+	}
+	if st == store.HalfOpen {
+		w.trialAdmitted(p, b, name, gen)
+	}
+	if a.doneMode == doneNever {
+		return // a hung call: it never reports
+	}
+	reported := false
+	done := func(again bool) {
+		res := a.result(ctx)
+		if !again || st != store.HalfOpen {
+			w.account(p, b, name, st, gen, a, start, res, ctx)
+		}
+		if st == store.HalfOpen && !reported {
+			reported = true
+			w.mu.Lock()
+			w.trials[genKey{name, gen}]--
+			w.mu.Unlock()
+		}
+		if rec == nil {
+			w.logf("%s %s call to %s ends: %v", p.name, map[bool]string{true: "reports again:", false: "reports:"}[again], name, resText(res))
+		}
+		w.guard(p, "Done("+name+")", func() { b.Done(ctx, t, res) })
+	}
+	w.s.add(w.s.Now()+a.dur, "done", p, func() { done(false) })
+	if a.doneMode == doneTwice {
+		w.s.add(w.s.Now()+a.dur+a.dur/2+time.Millisecond, "done", p, func() { done(true) })
+	}
+}
+
+func resText(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return err.Error()
+}
+
+// trialAdmitted checks invariant 2: never more than Trials trial calls in
+// flight fleet-wide per half-open generation. Processes that saw a store
+// fault lately grant trials on their own (documented degraded mode) and
+// are not counted.
+func (w *world) trialAdmitted(p *proc, b *purgatory.Breaker, name string, gen uint64) {
+	if p.closed || (p.faulted && w.s.Now()-p.lastFault < 3*time.Second) {
+		return
+	}
+	k := genKey{name, gen}
+	w.mu.Lock()
+	w.trials[k]++
+	n := w.trials[k]
+	w.mu.Unlock()
+	if trials := b.Config().Trials; n > trials {
+		w.fail("trials", 0, "%d trial calls of %s in flight in half-open generation %d, trials=%d", n, name, gen, trials)
+	}
+}
+
+// account adds a reported result to the ledger of counts (invariant 3),
+// classified as the runtime documents it.
+func (w *world) account(p *proc, b *purgatory.Breaker, name string, st store.State, gen uint64, a action, start time.Time, res error, ctx *simCtx) {
+	if st != store.Closed {
+		return
+	}
+	cfg := b.Config()
+	if cfg.FailureRate <= 0 {
+		return
+	}
+	failed := false
+	switch {
+	case res == nil, errors.Is(res, errNotFound):
+	case errors.Is(res, context.Canceled) && ctx.Err() != nil:
+		return // ignored
+	default:
+		failed = true
+	}
+	if cfg.SlowCall > 0 && p.clk.Now().Sub(start) >= cfg.SlowCall-2*time.Microsecond {
+		failed = true // (counting a borderline one as failed only loosens the check)
+	}
+	k := genKey{name, gen}
+	w.mu.Lock()
+	l := w.ledger[k]
+	if l == nil {
+		l = &tally{}
+		w.ledger[k] = l
+	}
+	l.calls++
+	if failed {
+		l.failed++
+	}
+	w.mu.Unlock()
+}
+
+// do runs one action of the history.
+func (w *world) do(a action) {
+	switch a.kind {
+	case actCall:
+		w.call(w.procs[a.p], a.c, a, nil)
+	case actOpen, actClose, actIsolate:
+		p := w.procs[a.p]
+		if p.dead {
+			return
+		}
+		b := w.breaker(p, a.c)
+		if b == nil {
+			return
+		}
+		w.logf("operator on %s: %s %s", p.name, a.kind, b.Name())
+		w.guard(p, a.kind.String(), func() {
+			switch a.kind {
+			case actOpen:
+				b.Open()
+			case actClose:
+				b.Close()
+			case actIsolate:
+				b.Isolate()
+			}
+		})
+	case actRemove:
+		p := w.procs[a.p]
+		if !p.dead {
+			w.logf("%s removes %s", p.name, w.h.circuits[a.c].name)
+			w.guard(p, "Remove", func() { p.f.Remove(w.h.circuits[a.c].name) })
+		}
+	case actCloseFactory:
+		p := w.procs[a.p]
+		if !p.dead && !p.closed {
+			w.logf("%s closes its factory", p.name)
+			p.closed, p.closedEarly = true, true
+			w.guard(p, "Factory.Close", func() { p.f.Close() })
+		}
+	case actKill:
+		p := w.procs[a.p]
+		if p.dead {
+			return
+		}
+		w.logf("%s is killed (its factory dropped without Close, its calls never report)", p.name)
+		p.dead = true
+		w.grave = append(w.grave, p)
+		w.s.add(a.until, "act", nil, func() {
+			np := w.newProc(p.idx, p.name+"'")
+			w.procs[p.idx] = np
+			w.logf("%s starts (a restart of %s)", np.name, p.name)
+		})
+	case actStoreFault:
+		who := "every process"
+		if a.p >= 0 {
+			who = w.procs[a.p].name
+		}
+		w.logf("FAULT until %s: store operations of %s %s with probability %.0f%%", fmtDur(a.until), who, faultNames[a.fault], a.prob*100)
+	case actWatchFault:
+		who := "every process"
+		if a.p >= 0 {
+			who = w.procs[a.p].name
+		}
+		w.logf("FAULT until %s: messages to %s: %s with probability %.0f%%", fmtDur(a.until), who, a.wfault, a.prob*100)
+	}
+}
+
+// run runs the history and returns its violations.
+func (w *world) run() []violation {
+	h := w.h
+	for i, a := range h.actions {
+		if w.keep[i] {
+			w.s.add(a.at, "act", nil, func() { w.do(a) })
+		}
+	}
+	w.s.runUntil(h.T)
+	w.heal()
+	w.healthy()
+	if h.burst && !w.strictSkip() {
+		w.burst()
+	}
+	w.closeAll()
+	goruntime.KeepAlive(w.grave)
+	return w.viol
+}
+
+func (w *world) strictSkip() bool { return false }
+
+// heal ends every fault; an operator closes isolated circuits.
+func (w *world) heal() {
+	w.healed = true
+	w.logf("--- faults heal; the backend is healthy from now on ---")
+	for c, cs := range w.h.circuits {
+		snap := w.peek(cs)
+		isolated := snap.State == store.Isolated
+		for _, p := range w.procs {
+			if p.dead {
+				continue
+			}
+			if b, ok := p.f.Lookup(cs.name); ok && b.State() == store.Isolated {
+				w.logf("operator on %s: close %s (isolated)", p.name, cs.name)
+				w.guard(p, "Close", b.Close)
+				isolated = false
+			}
+		}
+		if isolated {
+			for _, p := range w.procs {
+				if !p.dead && !p.closed {
+					if b := w.breaker(p, c); b != nil {
+						w.logf("operator on %s: close %s (isolated in the store)", p.name, cs.name)
+						w.guard(p, "Close", b.Close)
+					}
+					break
+				}
+			}
+		}
+	}
+}
+
+// peek reads circuit cs in the store. (Memory has no read: Register
+// reads, and creates the record as the first registration would.)
+func (w *world) peek(cs circuitSpec) store.Snapshot {
+	w.storeMu.Lock()
+	defer w.storeMu.Unlock()
+	_, snap, _ := w.mem.Register(context.Background(), cs.name, settingsOf(cs.cfg))
+	return snap
+}
+
+func settingsOf(c purgatory.Config) store.Settings {
+	return store.Settings{Threshold: c.Threshold, TTL: c.TTL, Trials: c.Trials, MaxTTL: c.MaxTTL,
+		FailureRate: c.FailureRate, Window: c.Window, MinCalls: c.MinCalls}
+}
+
+// bound is how long after healing circuit c may keep rejecting a caller
+// that calls every interval (invariant 1): its longest open period, one
+// lease, the trials it needs, the store's back-off and the clocks'
+// disagreement.
+func (w *world) bound(c int) time.Duration {
+	cs := w.h.circuits[c]
+	var ttl, maxttl time.Duration
+	trials := 1
+	for _, cfg := range []purgatory.Config{cs.cfg, cs.variant} {
+		ttl = max(ttl, cfg.TTL)
+		maxttl = max(maxttl, cfg.MaxTTL, cfg.TTL)
+		trials = max(trials, cfg.Trials)
+	}
+	return maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.h.skew
+}
+
+// healthy runs the healthy phase and checks liveness and agreement.
+func (w *world) healthy() {
+	start := w.s.Now()
+	var longest time.Duration
+	for c := range w.h.circuits {
+		longest = max(longest, w.bound(c))
+	}
+	end := start + 2*longest
+	recs := map[[2]int]*[]callRec{}
+	for c, cs := range w.h.circuits {
+		for i := range w.procs {
+			if cs.callers&(1<<i) == 0 {
+				continue
+			}
+			r := &[]callRec{}
+			recs[[2]int{c, i}] = r
+			a := action{kind: actCall, dur: time.Millisecond, out: outSuccess}
+			var tick func()
+			at := start + time.Duration(i)*cs.interval/time.Duration(len(w.procs))
+			tick = func() {
+				p := w.procs[i]
+				if !p.dead {
+					w.call(p, c, a, r)
+				}
+				if next := w.s.Now() + cs.interval; next < end {
+					w.s.add(next, "act", nil, tick)
+				}
+			}
+			w.s.add(at, "act", nil, tick)
+		}
+	}
+	w.s.runUntil(end)
+	w.s.runUntil(end + 5*time.Second) // propagation, flushes
+	for c, cs := range w.h.circuits {
+		bound := w.bound(c)
+		snap := w.peek(cs)
+		for i := range w.procs {
+			r := recs[[2]int{c, i}]
+			if r == nil || len(*r) == 0 || w.procs[i].dead {
+				continue
+			}
+			p := w.procs[i]
+			since := start
+			worst := time.Duration(0)
+			for _, x := range *r {
+				if x.admitted {
+					worst = max(worst, x.at-since)
+					since = x.at
+				}
+			}
+			last := (*r)[len(*r)-1]
+			if !last.admitted {
+				worst = max(worst, last.at-since)
+			}
+			if worst > bound {
+				item, why := w.explainStuck(p, cs.name, snap)
+				w.fail("liveness", item, "%s calling %s every %s was rejected for %s after faults healed (bound %s: longest open period + lease + trials + back-off); last rejection: %q; store: %s%s",
+					p.name, cs.name, cs.interval, worst, bound, p.rejectErr[cs.name], fmtSnap(snap), why)
+			}
+		}
+		storeCaller := false
+		for i, p := range w.procs {
+			storeCaller = storeCaller || cs.callers&(1<<i) != 0 && !p.dead && !p.closed
+		}
+		if snap.State != store.Closed && storeCaller {
+			item, why := w.explainStuck(nil, cs.name, snap)
+			w.fail("liveness", item, "%s is %s in the store %s after faults healed under a healthy backend%s", cs.name, fmtSnap(snap), 2*bound, why)
+		}
+		// Agreement (invariant 4).
+		for _, p := range w.procs {
+			if p.dead || p.closed {
+				continue
+			}
+			if b, ok := p.f.Lookup(cs.name); ok && b.State() != snap.State {
+				item, why := w.explainStuck(p, cs.name, snap)
+				w.fail("agreement", item, "%s sees %s %s while the store holds %s, %s after the last call%s", p.name, cs.name, b.State(), fmtSnap(snap), 5*time.Second, why)
+			}
+		}
+	}
+}
+
+// explainStuck attributes a liveness or agreement failure to a known
+// defect of issue 16 when the history shows its signature.
+func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.panicked[name]:
+		return 1, " (after a panic in the runtime)"
+	case w.reopen[name]:
+		return 2, " (successful trials re-opened it)"
+	case (snap.State == store.HalfOpen && snap.Claimed == 0 || p != nil) && slices.ContainsFunc(w.procs, func(q *proc) bool {
+		return (p == nil || q == p) && !q.dead && strings.Contains(q.rejectErr[name], "trial calls in progress")
+	}):
+		return 3, " (rejects as if every trial slot were taken while the store holds none)"
+	case w.forged[name]:
+		return 4, " (after a forged message)"
+	}
+	return 0, ""
+}
+
+const burstName = "burst"
+
+// burst runs concurrent failing calls on a fresh rate=100% circuit while
+// the driver runs its flushes: every failure must reach the store's window
+// (invariant 3), so it opens once min calls are in.
+func (w *world) burst() {
+	var p *proc
+	for _, q := range w.procs {
+		if !q.dead && !q.closed {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		return
+	}
+	const goroutines, each = 4, 40
+	name := burstName
+	cfg := purgatory.Config{FailureRate: 1, MinCalls: goroutines * each / 2, Window: time.Hour, TTL: time.Second}
+	b := p.f.Breaker(name, cfg)
+	w.logf("--- %s: %d goroutines make %d failing calls each on %s (rate=100%%, min=%d) ---", p.name, goroutines, each, name, cfg.MinCalls)
+	w.bursting = true
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				w.guard(p, "burst", func() {
+					t, err := b.Allow(context.Background())
+					if err == nil {
+						b.Done(context.Background(), t, errBackend)
+					}
+				})
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go func() { wg.Wait(); close(stop) }()
+	for running := true; running; {
+		select {
+		case <-stop:
+			running = false
+		default:
+			w.s.runUntil(w.s.Now() + time.Hour/store.Buckets)
+			goruntime.Gosched()
+		}
+	}
+	w.s.runUntil(w.s.Now() + time.Hour/store.Buckets)
+	w.bursting = false
+	_, snap, _ := w.mem.Register(context.Background(), name, settingsOf(cfg))
+	if snap.State != store.Open {
+		w.fail("counts/lost", 7, "%d concurrent failing calls on %s (rate=100%%, min=%d) left it %s: the store's window lost failures",
+			goroutines*each, name, cfg.MinCalls, fmtSnap(snap))
+	}
+}
+
+// closeAll closes every factory and checks that no timer is left once the
+// circuits' own periods are over (invariant 6).
+func (w *world) closeAll() {
+	w.logf("--- every factory closes ---")
+	for _, p := range w.procs {
+		if !p.dead {
+			p.closed = true
+			w.guard(p, "Factory.Close", func() { p.f.Close() })
+		}
+	}
+	var longest time.Duration
+	for c := range w.h.circuits {
+		longest = max(longest, w.bound(c))
+	}
+	w.s.runUntil(w.s.Now() + 2*longest + time.Hour/store.Buckets)
+	if left := w.s.pending("timer"); len(left) > 0 {
+		var who []string
+		item := 0
+		for _, e := range left {
+			if e.p.closedEarly {
+				item = 13 // a breaker made after Factory.Close still uses the store
+			}
+			who = append(who, fmt.Sprintf("%s at %s", e.p.name, fmtDur(e.at)))
+		}
+		w.fail("safety/timers", item, "%d timers still armed %s after every factory closed: %s", len(left), 2*longest, strings.Join(who, ", "))
+	}
+}
