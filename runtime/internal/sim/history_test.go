@@ -17,7 +17,7 @@ type history struct {
 	nproc    int
 	offsets  []time.Duration
 	drifts   []float64
-	skew     time.Duration // the largest clock offset
+	skew     time.Duration // the largest clock offset (see world.skew)
 	circuits []circuitSpec
 	actions  []action
 	T        time.Duration // when faults heal
@@ -222,7 +222,7 @@ func newHistory(seed int64) *history {
 			off = 0
 		}
 		h.offsets = append(h.offsets, off)
-		h.drifts = append(h.drifts, float64(r.IntN(41)-20)/10000) // ±0.2%
+		h.drifts = append(h.drifts, float64(r.IntN(21)-10)/100000) // ±100 ppm
 		h.skew = max(h.skew, off, -off)
 	}
 	ncirc := 1 + r.IntN(3)

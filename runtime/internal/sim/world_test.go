@@ -154,6 +154,9 @@ func (c *clock) local(g time.Duration) time.Time {
 func (c *clock) Now() time.Time { return c.local(c.w.s.Now()) }
 
 func (c *clock) AfterFunc(d time.Duration, f func()) func() bool {
+	if d > 24*time.Hour && c.w.tell {
+		c.w.logf("%s arms a timer for %s:\n%s", c.p.name, d, firstFrames(string(debug.Stack()), 8))
+	}
 	gd := time.Duration(math.Ceil(float64(max(d, 0))/(1+c.drift))) + 1
 	p := c.p
 	e := c.w.s.add(c.w.s.Now()+gd, "timer", p, func() { c.w.guard(p, "timer", f) })
@@ -414,7 +417,7 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 		return store.Snapshot{}, err
 	}
 	w.storeMu.Lock()
-	_, pre, _ := w.mem.Register(context.Background(), o.Circuit, o.Settings)
+	inForce, pre, _ := w.mem.Register(context.Background(), o.Circuit, o.Settings)
 	snap, err := f()
 	w.storeMu.Unlock()
 	w.logf("%s store %s(%s gen %d) → %s%s", p.name, what, o.Circuit, o.Gen, fmtSnap(snap), map[bool]string{true: "  [" + faultNames[mode] + "]"}[mode != fNone])
@@ -424,6 +427,7 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 		w.claims[k] = append(w.claims[k], w.s.Now())
 		w.mu.Unlock()
 	}
+	o.Settings = inForce // the record's settings rule the store's answer
 	w.checkReopen(p, what, o, pre, snap)
 	switch mode {
 	case fApplyFail:
@@ -458,6 +462,30 @@ func fmtSnap(s store.Snapshot) string {
 	return out
 }
 
+// skew is how far the clocks may be apart now: offsets plus drift.
+func (w *world) skew() time.Duration {
+	var d time.Duration
+	now := w.s.Now()
+	for i := range w.h.nproc {
+		x := w.h.offsets[i] + time.Duration(float64(now)*w.h.drifts[i])
+		d = max(d, x, -x)
+	}
+	return d
+}
+
+// itemForever is a defect the simulator found that issue 16 does not
+// list: a breaker working on local state (no store, or detached by
+// Remove or Factory.Close) applies a Release or Success without reading
+// the clock, and re-arms its trial lease from the zero time: a timer 292
+// years long, so the lease of a trial still held never runs out.
+const itemForever = 102
+
+// itemSkew is a defect the simulator found that issue 16 does not list:
+// a process whose clock is behind by more than a TTL starts trial leases
+// that the others' clocks see as over, so the circuit re-opens at every
+// claim.
+const itemSkew = 101
+
 // checkReopen is invariant 2's half: a half-open period all of whose
 // claimed trials reported success must not re-open.
 func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Snapshot) {
@@ -484,10 +512,22 @@ func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Sn
 	}
 	youngest := w.s.Now() - claims[len(claims)-1]
 	oldestOpen := w.s.Now() - claims[pre.Succeeded]
-	if oldestOpen < max(o.Settings.TTL-2*w.h.skew-50*time.Millisecond, o.Settings.TTL/4) && pre.Succeeded > 0 {
-		w.mu.Lock()
-		w.reopen[name] = true
-		w.mu.Unlock()
+	if oldestOpen >= max(o.Settings.TTL-2*w.skew()-50*time.Millisecond, o.Settings.TTL/4) {
+		return
+	}
+	w.mu.Lock()
+	w.reopen[name] = true
+	w.mu.Unlock()
+	if pre.Succeeded == 0 {
+		item := 0
+		if w.skew() > o.Settings.TTL/4 {
+			item = itemSkew
+		}
+		w.fail("trials", item, "%s: %s re-opened %s while all its trials were claimed only %s–%s ago, less than a lease (ttl %s; the clocks disagree by up to %s) (%s → %s)",
+			p.name, what, name, youngest, oldestOpen, o.Settings.TTL, 2*w.skew(), fmtSnap(pre), fmtSnap(post))
+		return
+	}
+	{
 		w.fail("trials", 2, "%s: %s re-opened %s after %d successful trial(s), while its other trials were claimed only %s–%s ago, less than a lease (%s → %s)",
 			p.name, what, name, pre.Succeeded, youngest, oldestOpen, fmtSnap(pre), fmtSnap(post))
 	}
@@ -857,7 +897,10 @@ func (w *world) trialAdmitted(p *proc, b *purgatory.Breaker, name string, gen ui
 	w.trials[k]++
 	n := w.trials[k]
 	w.mu.Unlock()
-	if trials := b.Config().Trials; n > trials {
+	w.storeMu.Lock()
+	set, _, _ := w.mem.Register(context.Background(), name, settingsOf(b.Config()))
+	w.storeMu.Unlock()
+	if trials := max(set.Trials, b.Config().Trials); n > trials {
 		w.fail("trials", 0, "%d trial calls of %s in flight in half-open generation %d, trials=%d", n, name, gen, trials)
 	}
 }
@@ -1042,7 +1085,7 @@ func (w *world) bound(c int) time.Duration {
 		maxttl = max(maxttl, cfg.MaxTTL, cfg.TTL)
 		trials = max(trials, cfg.Trials)
 	}
-	return maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.h.skew
+	return maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.skew()
 }
 
 // healthy runs the healthy phase and checks liveness and agreement.
@@ -1130,6 +1173,12 @@ func (w *world) healthy() {
 	}
 }
 
+// skewReopen reports whether a violation of itemSkew was seen on name.
+// w.mu is held.
+func (w *world) skewReopen(name string) bool {
+	return slices.ContainsFunc(w.viol, func(v violation) bool { return v.item == itemSkew && strings.Contains(v.msg, " "+name+" ") })
+}
+
 // explainStuck attributes a liveness or agreement failure to a known
 // defect of issue 16 when the history shows its signature.
 func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, string) {
@@ -1138,6 +1187,8 @@ func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, st
 	switch {
 	case w.panicked[name]:
 		return 1, " (after a panic in the runtime)"
+	case w.reopen[name] && w.skew() > 0 && w.skewReopen(name):
+		return itemSkew, " (trial leases ended at birth: the clocks disagree by more than a lease)"
 	case w.reopen[name]:
 		return 2, " (successful trials re-opened it)"
 	case (snap.State == store.HalfOpen && snap.Claimed == 0 || p != nil) && slices.ContainsFunc(w.procs, func(q *proc) bool {
@@ -1237,7 +1288,10 @@ func (w *world) closeAll() {
 		var who []string
 		item := 0
 		for _, e := range left {
-			if e.p.closedEarly {
+			switch {
+			case e.at-w.s.Now() > 24*time.Hour:
+				item = itemForever
+			case e.p.closedEarly && item == 0:
 				item = 13 // a breaker made after Factory.Close still uses the store
 			}
 			who = append(who, fmt.Sprintf("%s at %s", e.p.name, fmtDur(e.at)))
