@@ -249,6 +249,7 @@ type world struct {
 	panicked map[string]bool
 	lockout  map[string]bool
 	claims   map[genKey][]time.Duration // when the store granted each trial claim
+	reports  map[genKey]int             // trial results the store took (success, failure, release)
 	bursting bool
 	tell     bool // keep the story (replays, reports)
 
@@ -421,12 +422,6 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 	snap, err := f()
 	w.storeMu.Unlock()
 	w.logf("%s store %s(%s gen %d) → %s%s", p.name, what, o.Circuit, o.Gen, fmtSnap(snap), map[bool]string{true: "  [" + faultNames[mode] + "]"}[mode != fNone])
-	if what == "Claim" && snap.State == store.HalfOpen && snap.Claimed > pre.Claimed && snap.Gen == pre.Gen {
-		k := genKey{o.Circuit, snap.Gen}
-		w.mu.Lock()
-		w.claims[k] = append(w.claims[k], w.s.Now())
-		w.mu.Unlock()
-	}
 	o.Settings = inForce // the record's settings rule the store's answer
 	w.checkReopen(p, what, o, pre, snap)
 	switch mode {
@@ -493,47 +488,53 @@ func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Sn
 	if strings.HasPrefix(name, burstName) {
 		return // bursts leap time while their goroutines run
 	}
+	k := genKey{name, pre.Gen}
+	if pre.State == store.HalfOpen && post.Gen == pre.Gen && post.Seq != pre.Seq {
+		switch what {
+		case "Success", "Failure", "Release":
+			w.mu.Lock()
+			w.reports[k]++
+			w.mu.Unlock()
+		}
+	}
 	if pre.State != store.HalfOpen || post.State != store.Open || post.Gen != pre.Gen+1 ||
-		(what != "Expire" && what != "Claim") || pre.Claimed == 0 {
+		(what != "Expire" && what != "Claim") {
 		return
 	}
-	if pre.Succeeded >= pre.Claimed {
+	// The trials not reported yet, by this simulator's own ledger (the
+	// store's counters change meaning between versions).
+	w.mu.Lock()
+	claims, reports := w.claims[k], w.reports[k]
+	w.mu.Unlock()
+	if len(claims) == 0 {
+		return
+	}
+	if reports >= len(claims) {
 		w.mu.Lock()
 		w.reopen[name] = true
 		w.mu.Unlock()
-		w.fail("trials", 2, "%s: %s re-opened %s although its %d claimed trial(s) all reported success (%s → %s)",
-			p.name, what, name, pre.Claimed, fmtSnap(pre), fmtSnap(post))
-		return
-	}
-	// The trials not reported yet: were they all claimed less than a
-	// lease ago? Then the re-open cost a trial that had no time to report.
-	w.mu.Lock()
-	claims := w.claims[genKey{name, pre.Gen}]
-	w.mu.Unlock()
-	if len(claims) < pre.Claimed || pre.Succeeded >= len(claims) {
+		w.fail("trials", 2, "%s: %s re-opened %s although all its %d trial(s) reported (%s → %s)",
+			p.name, what, name, len(claims), fmtSnap(pre), fmtSnap(post))
 		return
 	}
 	youngest := w.s.Now() - claims[len(claims)-1]
-	oldestOpen := w.s.Now() - claims[pre.Succeeded]
-	if oldestOpen >= max(o.Settings.TTL-2*w.skew()-50*time.Millisecond, o.Settings.TTL/4) {
-		return
+	oldestOpen := w.s.Now() - claims[reports]
+	skew := w.skew()
+	if oldestOpen >= max(o.Settings.TTL-2*skew-50*time.Millisecond, o.Settings.TTL/4) {
+		return // a trial held its slot for a lease: the re-open is due
 	}
 	w.mu.Lock()
 	w.reopen[name] = true
 	w.mu.Unlock()
-	if pre.Succeeded == 0 {
-		item := 0
-		if w.skew() > o.Settings.TTL/4 {
-			item = itemSkew
-		}
-		w.fail("trials", item, "%s: %s re-opened %s while all its trials were claimed only %s–%s ago, less than a lease (ttl %s; the clocks disagree by up to %s) (%s → %s)",
-			p.name, what, name, youngest, oldestOpen, o.Settings.TTL, 2*w.skew(), fmtSnap(pre), fmtSnap(post))
-		return
+	item := 0
+	switch {
+	case skew > o.Settings.TTL/4:
+		item = itemSkew
+	case reports > 0:
+		item = 2 // the lease of the first claim, though it reported
 	}
-	{
-		w.fail("trials", 2, "%s: %s re-opened %s after %d successful trial(s), while its other trials were claimed only %s–%s ago, less than a lease (%s → %s)",
-			p.name, what, name, pre.Succeeded, youngest, oldestOpen, fmtSnap(pre), fmtSnap(post))
-	}
+	w.fail("trials", item, "%s: %s re-opened %s after %d reported trial(s), while its other trials were claimed only %s–%s ago, less than a lease (ttl %s; the clocks disagree by up to %s) (%s → %s)",
+		p.name, what, name, reports, youngest, oldestOpen, o.Settings.TTL, 2*skew, fmtSnap(pre), fmtSnap(post))
 }
 
 func (fs *faultStore) Register(ctx context.Context, name string, s store.Settings) (store.Settings, store.Snapshot, error) {
@@ -561,6 +562,12 @@ func (fs *faultStore) Claim(ctx context.Context, o store.Op) (store.Snapshot, bo
 		var snap store.Snapshot
 		var err error
 		snap, granted, err = fs.w.mem.Claim(ctx, o)
+		if granted {
+			k := genKey{o.Circuit, snap.Gen}
+			fs.w.mu.Lock()
+			fs.w.claims[k] = append(fs.w.claims[k], fs.w.s.Now())
+			fs.w.mu.Unlock()
+		}
 		return snap, err
 	})
 	return snap, granted && err == nil, err
@@ -724,6 +731,7 @@ func newWorld(h *history, keep []bool, strict bool) *world {
 		panicked:    map[string]bool{},
 		lockout:     map[string]bool{},
 		claims:      map[genKey][]time.Duration{},
+		reports:     map[genKey]int{},
 		burstMerged: map[string]tally{},
 	}
 	for i := range h.nproc {
@@ -788,6 +796,24 @@ func tokenState(t purgatory.Token) (store.State, uint64) {
 	return st, uint64(t >> 8)
 }
 
+// admission returns the state and generation a call was admitted in: the
+// state from the token's low bits (the view word's state), the generation
+// from the store when the process watches the record (so that a change of
+// the token's layout does not matter), else from the token. A call
+// admitted on a view the store has left gets generation 0, which no
+// window has.
+func (w *world) admission(p *proc, c int, t purgatory.Token) (store.State, uint64) {
+	st, gen := tokenState(t)
+	if p.closed {
+		return st, gen
+	}
+	snap := w.peek(w.h.circuits[c])
+	if snap.State != st {
+		return st, 0
+	}
+	return st, snap.Gen
+}
+
 type callRec struct {
 	at       time.Duration
 	admitted bool
@@ -845,7 +871,7 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 		}
 		return
 	}
-	st, gen := tokenState(t)
+	st, gen := w.admission(p, c, t)
 	if rec == nil {
 		w.logf("%s calls %s: admitted (%s gen %d), takes %s, will end %s%s", p.name, name, st, gen, a.dur, a.out, a.doneNote())
 	}
