@@ -358,7 +358,7 @@ func newHistory(seed int64) *history {
 		}
 		h.actions = append(h.actions, a)
 	}
-	h.burst = r.IntN(8) == 0
+	h.burst = r.IntN(3) == 0
 	return h
 }
 
