@@ -517,8 +517,9 @@ func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Sn
 		return
 	}
 	// Every trial reported, by the ledger and by the store's own counters
-	// (claimed slots all succeeded, or none left, as versions count them).
-	if reports >= len(claims) && (pre.Claimed == 0 || pre.Succeeded >= pre.Claimed) {
+	// (no slot held, as issue 16's fix counts them; or every claim of the
+	// period succeeded, as main counted them before it).
+	if reports >= len(claims) && (pre.Claimed == 0 || pre.Claimed == len(claims) && pre.Succeeded >= pre.Claimed) {
 		w.mu.Lock()
 		w.reopen[name] = true
 		w.mu.Unlock()
@@ -1210,14 +1211,14 @@ func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, st
 	switch {
 	case w.panicked[name]:
 		return 1, " (after a panic in the runtime)"
-	case w.reopen[name] && w.skew() > 0 && w.skewReopen(name):
-		return itemSkew, " (trial leases ended at birth: the clocks disagree by more than a lease)"
-	case w.reopen[name]:
-		return 2, " (successful trials re-opened it)"
 	case (snap.State == store.HalfOpen && snap.Claimed == 0 || p != nil) && slices.ContainsFunc(w.procs, func(q *proc) bool {
 		return (p == nil || q == p) && !q.dead && strings.Contains(q.rejectErr[name], "trial calls in progress")
 	}):
 		return 3, " (rejects as if every trial slot were taken while the store holds none)"
+	case w.reopen[name] && w.skew() > 0 && w.skewReopen(name):
+		return itemSkew, " (trial leases ended at birth: the clocks disagree by more than a lease)"
+	case w.reopen[name]:
+		return 2, " (successful trials re-opened it)"
 	case w.forged[name]:
 		return 4, " (after a forged message)"
 	}
