@@ -355,6 +355,14 @@ type faultStore struct {
 
 var _ store.Store = (*faultStore)(nil)
 
+// Immediate marks the fault layer as a store that never waits in real
+// time (store.Immediate once the per-circuit pusher is merged): a hang
+// costs simulated time only, so the runtime applies results on the
+// caller's path and every history stays on the simulator's one goroutine.
+// The pusher's own path (a goroutine per circuit) is not simulated: that
+// needs a synctest bubble and synctest.Wait after every event.
+func (*faultStore) Immediate() {}
+
 type faultMode int
 
 const (
