@@ -1119,19 +1119,23 @@ func settingsOf(c purgatory.Config) store.Settings {
 }
 
 // bound is how long after healing circuit c may keep rejecting a caller
-// that calls every interval (invariant 1): its longest open period, one
+// that calls every interval (invariant 1): a rate window (its failures
+// from before the heal may still trip it), its longest open period, one
 // lease, the trials it needs, the store's back-off and the clocks'
 // disagreement.
 func (w *world) bound(c int) time.Duration {
 	cs := w.h.circuits[c]
-	var ttl, maxttl time.Duration
+	var ttl, maxttl, window time.Duration
 	trials := 1
 	for _, cfg := range []purgatory.Config{cs.cfg, cs.variant} {
 		ttl = max(ttl, cfg.TTL)
 		maxttl = max(maxttl, cfg.MaxTTL, cfg.TTL)
 		trials = max(trials, cfg.Trials)
+		if cfg.FailureRate > 0 {
+			window = max(window, cfg.Window) // failures from before the heal may still trip it
+		}
 	}
-	return maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.skew()
+	return window + maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.skew()
 }
 
 // healthy runs the healthy phase and checks liveness and agreement.
