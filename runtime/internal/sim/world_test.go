@@ -1073,13 +1073,13 @@ func (w *world) run() []violation {
 
 func (w *world) strictSkip() bool { return false }
 
-// heal ends every fault; an operator closes isolated circuits.
+// heal ends every fault; an operator closes isolated circuits: in every
+// process that sees one isolated, and in the store (from an operator's
+// own factory when no live process watches the store).
 func (w *world) heal() {
 	w.healed = true
 	w.logf("--- faults heal; the backend is healthy from now on ---")
 	for c, cs := range w.h.circuits {
-		snap := w.peek(cs)
-		isolated := snap.State == store.Isolated
 		for _, p := range w.procs {
 			if p.dead {
 				continue
@@ -1087,20 +1087,20 @@ func (w *world) heal() {
 			if b, ok := p.f.Lookup(cs.name); ok && b.State() == store.Isolated {
 				w.logf("operator on %s: close %s (isolated)", p.name, cs.name)
 				w.guard(p, "Close", b.Close)
-				isolated = false
 			}
 		}
-		if isolated {
-			for _, p := range w.procs {
-				if !p.dead && !p.closed {
-					if b := w.breaker(p, c); b != nil {
-						w.logf("operator on %s: close %s (isolated in the store)", p.name, cs.name)
-						w.guard(p, "Close", b.Close)
-					}
-					break
-				}
-			}
+		if w.peek(cs).State != store.Isolated {
+			continue
 		}
+		op := w.newProc(0, "operator")
+		w.logf("operator: close %s (isolated in the store)", cs.name)
+		if b := w.breaker(op, c); b != nil {
+			w.guard(op, "Close", b.Close)
+		}
+		op.closed = true
+		w.guard(op, "Factory.Close", func() { op.f.Close() })
+		op.dead = true // its timers are not the fleet's
+		w.grave = append(w.grave, op)
 	}
 }
 
