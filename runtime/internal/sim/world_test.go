@@ -254,7 +254,15 @@ type world struct {
 	tell     bool // keep the story (replays, reports)
 
 	storeFaults, watchFaults []action // the kept fault windows
+	watchers                 []watchRec
 	burstMerged              map[string]tally
+}
+
+// watchRec is one watch a process holds (deliver ignores stopped ones).
+type watchRec struct {
+	p       *proc
+	name    string
+	deliver func(store.Snapshot, string)
 }
 
 type genKey struct {
@@ -658,6 +666,9 @@ func (fs *faultStore) Watch(name string, fn func(store.Snapshot)) func() {
 		w.guard(p, "watch of "+name, func() { fn(s) })
 	}
 	stop := w.mem.Watch(name, func(s store.Snapshot) { w.publish(p, name, s, deliver) })
+	w.mu.Lock()
+	w.watchers = append(w.watchers, watchRec{p: p, name: name, deliver: deliver})
+	w.mu.Unlock()
 	return func() {
 		mu.Lock()
 		stopped = true
@@ -1079,6 +1090,23 @@ func (w *world) strictSkip() bool { return false }
 func (w *world) heal() {
 	w.healed = true
 	w.logf("--- faults heal; the backend is healthy from now on ---")
+	// The network comes back as a store's subscription does after an
+	// outage: each watch is re-established and reads the record (what the
+	// Redis store does when it resubscribes); messages lost before stay lost.
+	w.mu.Lock()
+	ws := slices.Clone(w.watchers)
+	w.mu.Unlock()
+	for _, x := range ws {
+		if x.p.dead {
+			continue
+		}
+		for _, cs := range w.h.circuits {
+			if cs.name == x.name {
+				snap := w.peek(cs)
+				w.s.add(w.s.Now(), "watch", x.p, func() { x.deliver(snap, "re-read on resubscribe:") })
+			}
+		}
+	}
 	for c, cs := range w.h.circuits {
 		for _, p := range w.procs {
 			if p.dead {
