@@ -134,3 +134,14 @@ func TestFinding102LocalReleaseArmsEternalTimer(t *testing.T) {
 	}
 	seedHolds(t, 3436, itemForever)
 }
+
+// Finding 103 (not in issue 16): Done called twice for a trial whose
+// caller gave up (its slot released) releases again once a later trial
+// of the generation holds the same slot number: the later trial's slot is
+// freed in the store and another process's trial runs beside it, beyond
+// trials=1. "A second report of a half-open trial is ignored" (runtime
+// doc) does not hold.
+func TestFinding103SecondDoneReleasesAnotherTrial(t *testing.T) {
+	skipUntilMerged(t, "finding 103 (a second Done of a released trial frees a later trial's slot): no fix yet; the lead decides")
+	seedHolds(t, 11487, itemDoubleDone)
+}

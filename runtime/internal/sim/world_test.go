@@ -255,6 +255,7 @@ type world struct {
 
 	storeFaults, watchFaults []action // the kept fault windows
 	watchers                 []watchRec
+	doubleDone               map[string]bool // circuits with a trial reported twice
 	burstMerged              map[string]tally
 }
 
@@ -281,7 +282,10 @@ type violation struct {
 
 func (v violation) String() string {
 	s := fmt.Sprintf("[%s] at %s: %s", v.kind, fmtDur(v.at), v.msg)
-	if v.item != 0 {
+	switch {
+	case v.item > 100:
+		s += fmt.Sprintf(" (finding %d, beyond issue 16)", v.item)
+	case v.item != 0:
 		s += fmt.Sprintf(" (issue 16 item %d)", v.item)
 	}
 	return s
@@ -493,6 +497,13 @@ var slotsReturn = func() bool {
 	s, _ := store.Snapshot{State: store.HalfOpen, Gen: 1, Seq: 1, Claimed: 1}.Success(store.Settings{Threshold: 1, TTL: time.Second, Trials: 2}, 1)
 	return s.Claimed == 0
 }()
+
+// itemDoubleDone is a defect the simulator found that issue 16 does not
+// list: a second Done of a trial whose slot was given back (its caller
+// gave up) releases the slot again once a later trial of the same
+// generation holds that slot number: the store frees the later trial's
+// slot, and another process's trial runs beside it (trials exceeded).
+const itemDoubleDone = 103
 
 // itemForever is a defect the simulator found that issue 16 does not
 // list: a breaker working on local state (no store, or detached by
@@ -777,6 +788,7 @@ func newWorld(h *history, keep []bool, strict bool) *world {
 		lockout:     map[string]bool{},
 		claims:      map[genKey][]time.Duration{},
 		reports:     map[genKey]int{},
+		doubleDone:  map[string]bool{},
 		burstMerged: map[string]tally{},
 	}
 	for i := range h.nproc {
@@ -917,6 +929,11 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 		if !again || st != store.HalfOpen {
 			w.account(p, b, name, st, gen, a, start, res, ctx)
 		}
+		if again && st == store.HalfOpen {
+			w.mu.Lock()
+			w.doubleDone[name] = true
+			w.mu.Unlock()
+		}
 		if st == store.HalfOpen && !reported {
 			reported = true
 			w.mu.Lock()
@@ -958,7 +975,13 @@ func (w *world) trialAdmitted(p *proc, b *purgatory.Breaker, name string, gen ui
 	set, _, _ := w.mem.Register(context.Background(), name, settingsOf(b.Config()))
 	w.storeMu.Unlock()
 	if trials := max(set.Trials, b.Config().Trials); n > trials {
-		w.fail("trials", 0, "%d trial calls of %s in flight in half-open generation %d, trials=%d", n, name, gen, trials)
+		item := 0
+		w.mu.Lock()
+		if w.doubleDone[name] {
+			item = itemDoubleDone
+		}
+		w.mu.Unlock()
+		w.fail("trials", item, "%d trial calls of %s in flight in half-open generation %d, trials=%d", n, name, gen, trials)
 	}
 }
 
