@@ -271,7 +271,8 @@ func shrink(h *history, v violation, st bool) ([]bool, *world) {
 func storyUpTo(lines []string, v violation, n int) string {
 	end := len(lines)
 	for i, l := range lines {
-		if strings.Contains(l, "VIOLATION ["+v.kind+"]") && (v.item == 0) == !strings.Contains(l, "(issue 16 item") && !strings.Contains(l, "(finding ") {
+		tagged := strings.Contains(l, "(issue 16 item") || strings.Contains(l, "(finding ")
+		if strings.Contains(l, "VIOLATION ["+v.kind+"]") && (v.item == 0) == !tagged {
 			end = i + 1
 			break
 		}
