@@ -1289,7 +1289,7 @@ func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, st
 	switch {
 	case w.panicked[name]:
 		return 1, " (after a panic in the runtime)"
-	case snap.State == store.HalfOpen && slices.ContainsFunc(w.procs, func(q *proc) bool {
+	case (snap.State == store.HalfOpen || p != nil) && slices.ContainsFunc(w.procs, func(q *proc) bool {
 		return (p == nil || q == p) && !q.dead && strings.Contains(q.rejectErr[name], "trial calls in progress")
 	}):
 		return 3, " (rejects as if every trial slot were taken while the store holds none)"
