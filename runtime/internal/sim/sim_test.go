@@ -143,6 +143,9 @@ func TestSimulation(t *testing.T) {
 				if stop {
 					return
 				}
+				if os.Getenv("PURGATORY_SIM_TRACE") != "" {
+					fmt.Fprintln(os.Stderr, "sim: seed", seed) // to find a seed that never ends
+				}
 				w := runSeed(newHistory(seed), nil, false)
 				mu.Lock()
 				if _, bad := failing(w.viol, st); bad {
