@@ -1128,7 +1128,6 @@ func (w *world) run() []violation {
 	return w.viol
 }
 
-
 // heal ends every fault; an operator closes isolated circuits: in every
 // process that sees one isolated, and in the store (from an operator's
 // own factory when no live process watches the store).
