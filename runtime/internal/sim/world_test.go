@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/store"
@@ -688,10 +689,23 @@ func (fs *faultStore) Watch(name string, fn func(store.Snapshot)) func() {
 		}
 		w.guard(p, "watch of "+name, func() { fn(s) })
 	}
-	stop := w.mem.Watch(name, func(s store.Snapshot) { w.publish(p, name, s, deliver) })
 	w.mu.Lock()
+	idx := len(w.watchers)
 	w.watchers = append(w.watchers, watchRec{p: p, name: name, deliver: deliver})
 	w.mu.Unlock()
+	// The closure the store keeps holds the world weakly: the runtime
+	// attaches the returned stop to its breaker with runtime.AddCleanup,
+	// and a stop that reached the breaker back (store → world → process →
+	// factory → breaker) would keep every finished history alive.
+	wp := weak.Make(w)
+	stop := w.mem.Watch(name, func(s store.Snapshot) {
+		if w := wp.Value(); w != nil {
+			w.mu.Lock()
+			rec := w.watchers[idx]
+			w.mu.Unlock()
+			w.publish(rec.p, name, s, rec.deliver)
+		}
+	})
 	return func() {
 		mu.Lock()
 		stopped = true
