@@ -224,7 +224,6 @@ type proc struct {
 	faulted   bool
 	// rejectErr is the last rejection each circuit gave it.
 	rejectErr map[string]string
-	ledger    map[string]*purgatory.Breaker
 }
 
 var (
@@ -254,11 +253,10 @@ type world struct {
 	recorded map[genKey]*tally // counts the store merged into its windows
 	snaps    map[string][]store.Snapshot
 	storeMu  sync.Mutex
-	trials   map[genKey]int // unreported trial tokens per circuit and generation
+	trials   map[genKey][]*trialRec // trial tokens per circuit and generation
 	forged   map[string]bool
 	reopen   map[string]bool // circuits whose successful trials re-opened them
 	panicked map[string]bool
-	lockout  map[string]bool
 	claims   map[genKey][]time.Duration // when the store granted each trial claim
 	reports  map[genKey]int             // trial results the store took (success, failure, release)
 	bursting bool
@@ -267,6 +265,7 @@ type world struct {
 	storeFaults, watchFaults []action // the kept fault windows
 	watchers                 []watchRec
 	doubleDone               map[string]bool // circuits with a trial reported twice
+	localTrial               map[string]bool // circuits with a trial granted on local state
 	burstMerged              map[string]tally
 }
 
@@ -275,6 +274,12 @@ type watchRec struct {
 	p       *proc
 	name    string
 	deliver func(store.Snapshot, string)
+}
+
+// trialRec is one trial token the simulator handed to a call.
+type trialRec struct {
+	at       time.Duration
+	reported bool
 }
 
 type genKey struct {
@@ -517,6 +522,14 @@ var slotsReturn = func() bool {
 // generation holds that slot number: the store frees the later trial's
 // slot, and another process's trial runs beside it (trials exceeded).
 const itemDoubleDone = 103
+
+// itemLocalGen is a defect the simulator found that issue 16 does not
+// list: a trial granted on local state while the store was away carries
+// a generation the process numbered itself; when another process's push
+// gave the store's record that same number, the trial's report (a
+// Release, a Success) lands on the other generation and frees or counts
+// a slot that is not its own: trials exceeded.
+const itemLocalGen = 104
 
 // itemForever is a defect the simulator found that issue 16 does not
 // list: a breaker working on local state (no store, or detached by
@@ -810,14 +823,14 @@ func newWorld(h *history, keep []bool, strict bool) *world {
 		ledger:      map[genKey]*tally{},
 		recorded:    map[genKey]*tally{},
 		snaps:       map[string][]store.Snapshot{},
-		trials:      map[genKey]int{},
+		trials:      map[genKey][]*trialRec{},
 		forged:      map[string]bool{},
 		reopen:      map[string]bool{},
 		panicked:    map[string]bool{},
-		lockout:     map[string]bool{},
 		claims:      map[genKey][]time.Duration{},
 		reports:     map[genKey]int{},
 		doubleDone:  map[string]bool{},
+		localTrial:  map[string]bool{},
 		burstMerged: map[string]tally{},
 	}
 	for i := range h.nproc {
@@ -946,8 +959,9 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 	if rec == nil {
 		w.logf("%s calls %s: admitted (%s gen %d), takes %s, will end %s%s", p.name, name, st, gen, a.dur, a.out, a.doneNote())
 	}
+	var trial *trialRec
 	if st == store.HalfOpen {
-		w.trialAdmitted(p, b, name, gen)
+		trial = w.trialAdmitted(p, b, name, gen)
 	}
 	if a.doneMode == doneNever {
 		return // a hung call: it never reports
@@ -963,10 +977,10 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 			w.doubleDone[name] = true
 			w.mu.Unlock()
 		}
-		if st == store.HalfOpen && !reported {
+		if trial != nil && !reported {
 			reported = true
 			w.mu.Lock()
-			w.trials[genKey{name, gen}]--
+			trial.reported = true
 			w.mu.Unlock()
 		}
 		if rec == nil {
@@ -991,27 +1005,44 @@ func resText(err error) string {
 // flight fleet-wide per half-open generation. Processes that saw a store
 // fault lately grant trials on their own (documented degraded mode) and
 // are not counted.
-func (w *world) trialAdmitted(p *proc, b *purgatory.Breaker, name string, gen uint64) {
+func (w *world) trialAdmitted(p *proc, b *purgatory.Breaker, name string, gen uint64) *trialRec {
 	if p.closed || (p.faulted && w.s.Now()-p.lastFault < 3*time.Second) {
-		return
+		w.mu.Lock()
+		w.localTrial[name] = true // granted on local state: its report may reach a store generation of the same number
+		w.mu.Unlock()
+		return nil
 	}
-	k := genKey{name, gen}
-	w.mu.Lock()
-	w.trials[k]++
-	n := w.trials[k]
-	w.mu.Unlock()
 	w.storeMu.Lock()
 	set, _, _ := w.mem.Register(context.Background(), name, settingsOf(b.Config()))
 	w.storeMu.Unlock()
+	// A trial unreported for a lease has lost its slot (and a record made
+	// anew after Remove counts generations from 1 again).
+	lease := max(set.TTL, b.Config().TTL) + 2*w.skew()
+	k := genKey{name, gen}
+	now := w.s.Now()
+	rec := &trialRec{at: now}
+	w.mu.Lock()
+	w.trials[k] = append(w.trials[k], rec)
+	n := 0
+	for _, r := range w.trials[k] {
+		if !r.reported && now-r.at < lease {
+			n++
+		}
+	}
+	w.mu.Unlock()
 	if trials := max(set.Trials, b.Config().Trials); n > trials {
 		item := 0
 		w.mu.Lock()
-		if w.doubleDone[name] {
+		switch {
+		case w.doubleDone[name]:
 			item = itemDoubleDone
+		case w.localTrial[name]:
+			item = itemLocalGen
 		}
 		w.mu.Unlock()
 		w.fail("trials", item, "%d trial calls of %s in flight in half-open generation %d, trials=%d", n, name, gen, trials)
 	}
+	return rec
 }
 
 // account adds a reported result to the ledger of counts (invariant 3),
