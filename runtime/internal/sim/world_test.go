@@ -1359,12 +1359,12 @@ func (w *world) explainStuck(p *proc, name string, snap store.Snapshot) (int, st
 		return (p == nil || q == p) && !q.dead && strings.Contains(q.rejectErr[name], "trial calls in progress")
 	}):
 		return 3, " (rejects as if every trial slot were taken while the store holds none)"
+	case w.forged[name]:
+		return 4, " (after a forged message)"
 	case w.reopen[name] && w.skew() > 0 && w.skewReopen(name):
 		return itemSkew, " (trial leases ended at birth: the clocks disagree by more than a lease)"
 	case w.reopen[name]:
 		return 2, " (successful trials re-opened it)"
-	case w.forged[name]:
-		return 4, " (after a forged message)"
 	}
 	return 0, ""
 }
