@@ -2,9 +2,7 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"sync"
-	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
@@ -54,25 +52,25 @@ type pushQueue struct {
 
 // inline reports whether results are applied on the caller's path: the
 // store never blocks, or there is none, or the circuit is detached.
-func (c *Breaker) inline() bool {
-	if c.f.private || c.detached.Load() {
+func (b *Breaker) inline() bool {
+	if b.f.private || b.detached.Load() {
 		return true
 	}
-	_, ok := c.f.store.(store.Immediate)
+	_, ok := b.f.store.(store.Immediate)
 	return ok
 }
 
 // push reports a result of generation gen to the store: at once when the
 // store never blocks, else through the circuit's pusher.
-func (c *Breaker) push(gen uint64, op storeOp, trial bool) { c.pushCounts(gen, op, trial, 0, 0) }
+func (b *Breaker) push(gen uint64, op storeOp, trial bool) { b.pushCounts(gen, op, trial, 0, 0) }
 
 // pushCounts is push with a rate flush's counts (opRecord).
-func (c *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed int) {
-	if c.inline() {
-		c.updateWith(nil, gen, op, calls, failed)
+func (b *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed int) {
+	if b.inline() {
+		b.updateWith(nil, gen, op, calls, failed)
 		return
 	}
-	q := &c.pushq
+	q := &b.pushq
 	q.mu.Lock()
 	if n := len(q.items); n > 0 {
 		last := &q.items[n-1]
@@ -98,13 +96,13 @@ func (c *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed i
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go c.pushLoop()
+		go b.pushLoop()
 	}
 }
 
 // pushLoop sends the queue to the store until it is empty.
-func (c *Breaker) pushLoop() {
-	q := &c.pushq
+func (b *Breaker) pushLoop() {
+	q := &b.pushq
 	for {
 		q.mu.Lock()
 		items := q.items
@@ -118,9 +116,9 @@ func (c *Breaker) pushLoop() {
 		for _, it := range items {
 			switch it.op {
 			case opFailure:
-				c.updateWith(nil, it.gen, opFailure, it.n, 0)
+				b.updateWith(nil, it.gen, opFailure, it.n, 0)
 			default:
-				c.updateWith(nil, it.gen, it.op, it.calls, it.failed)
+				b.updateWith(nil, it.gen, it.op, it.calls, it.failed)
 			}
 		}
 		clear(items)
@@ -132,33 +130,18 @@ func (c *Breaker) pushLoop() {
 
 // storeFailures records n failures of generation o.Gen in the store: one call
 // when it batches them, else one call each (the first error ends it).
-func (c *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.Snapshot, error) {
+func (b *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.Snapshot, error) {
 	if n > 1 {
-		if b, ok := c.f.store.(store.FailureBatcher); ok {
-			return b.Failures(ctx, o, n)
+		if fb, ok := b.f.store.(store.FailureBatcher); ok {
+			return fb.Failures(ctx, o, n)
 		}
 	}
 	var snap store.Snapshot
 	var err error
 	for range max(n, 1) {
-		if snap, err = c.f.store.Failure(ctx, o); err != nil {
+		if snap, err = b.f.store.Failure(ctx, o); err != nil {
 			break
 		}
 	}
 	return snap, err
-}
-
-// outage is a store failure a factory remembers for the back-off period, so
-// that registering more circuits meanwhile does not wait for the store
-// again: a frozen store holds one registration per back-off, not one per
-// name (per-key circuits). A circuit registered so works on local state and
-// meets the store at its first operation after the back-off (which creates
-// the record, or reports a configuration conflict).
-type outage struct {
-	until time.Time
-	err   error
-}
-
-func (o *outage) skip(name string) error {
-	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
 }

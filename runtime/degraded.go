@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// This file: degraded mode: applying operations locally while the store
+// fails, and reconciling with it once it answers again.
+
+// applyLocal applies op to the local snapshot.
+func (b *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
+	o := struct {
+		Gen uint64
+		Now time.Time
+	}{gen, now}
+	b.mu.Lock()
+	s := b.snap
+	next, changed := s, false
+	switch op {
+	case opFailure:
+		next, changed = s.FailureN(b.set, o.Gen, max(calls, 1), o.Now)
+	case opSuccess:
+		next, changed = s.Success(b.set, o.Gen)
+	case opClaim:
+		if b.held < b.set.Trials {
+			next, granted = s.Claim(b.set, o.Gen, o.Now)
+			changed = next.Seq != s.Seq
+		}
+	case opRelease:
+		next, changed = s.Release(o.Gen)
+	case opExpire:
+		next, changed = s.Expire(b.set, o.Gen, o.Now)
+	case opForceOpen:
+		next, changed = s.Force(b.set, Open, o.Now), true
+	case opForceClosed:
+		next, changed = s.Force(b.set, Closed, o.Now), true
+	case opForceIsolated:
+		next, changed = s.Force(b.set, Isolated, o.Now), true
+	case opRecord:
+		if b.window == nil {
+			b.window = new(store.Window)
+		}
+		next, *b.window, changed = s.Record(*b.window, b.set, o.Gen, calls, failed, o.Now)
+	}
+	if changed {
+		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {
+			b.diverged, b.base, b.baseGen = true, b.storeSeq.Load(), s.Gen
+			b.armRetryLocked()
+		}
+		b.setLocked(next, o.Now)
+	}
+	b.mu.Unlock()
+	b.drain()
+	return next, granted
+}
+
+// reconcile pushes a state the circuit reached while the store was away,
+// before any other operation (see the package doc). It reports whether the
+// store answered.
+func (b *Breaker) reconcile(o store.Op) bool {
+	b.mu.Lock()
+	if !b.diverged {
+		b.mu.Unlock()
+		return true
+	}
+	want, base, baseGen := b.snap, b.base, b.baseGen
+	b.mu.Unlock()
+	sctx, cancel := b.storeCtx(nil)
+	defer cancel()
+	var got store.Snapshot
+	var err error
+	for range 4 {
+		got, err = b.f.store.Reconcile(sctx, o, base, want)
+		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
+			break
+		}
+		// The record is still in the generation this process left, moved
+		// on only by counters (writes it gave up on when the store did not
+		// answer, applied late, or other processes' counts): nobody
+		// changed its state, so the local transitions are pushed on top.
+		base = got.Seq
+	}
+	if err != nil {
+		b.storeFailed(err)
+		return false
+	}
+	b.degraded.Store(false)
+	b.mu.Lock()
+	b.diverged = false
+	if b.retry != nil {
+		b.retry()
+		b.retry = nil
+	}
+	b.mu.Unlock()
+	if got.Seq != base {
+		b.adopt(got) // pushed (a new generation of ours), or the record won
+	}
+	return true
+}
+
+// armRetryLocked makes sure a diverged circuit reconciles even if no call
+// comes. b.mu is held.
+func (b *Breaker) armRetryLocked() {
+	if b.retry != nil || b.detached.Load() {
+		return
+	}
+	b.retry = b.f.clock.AfterFunc(storeBackoff, b.retryTick)
+}
+
+func (b *Breaker) retryTick() {
+	b.mu.Lock()
+	b.retry = nil
+	again := b.diverged && !b.detached.Load()
+	b.mu.Unlock()
+	if !again {
+		return
+	}
+	o := store.Op{Circuit: b.name, Settings: b.set, Now: b.f.clock.Now()}
+	if !b.reconcile(o) {
+		b.mu.Lock()
+		b.armRetryLocked()
+		b.mu.Unlock()
+	}
+}
+
+// storeFailed reports a store error once per episode and backs off.
+func (b *Breaker) storeFailed(err error) {
+	b.mu.Lock()
+	b.storeFailedLocked(err)
+	b.mu.Unlock()
+	b.drain()
+}
+
+func (b *Breaker) storeFailedLocked(err error) {
+	b.storeErrs.Add(1)
+	first := !b.degraded.Load()
+	b.degraded.Store(true)
+	b.retryAt = b.f.clock.Now().Add(storeBackoff)
+	b.f.outage.Store(&outage{until: b.retryAt, err: err})
+	if first {
+		b.events.post(Event{Kind: EventStoreError, Circuit: b.name, Err: err})
+	}
+}
+
+// outage is a store failure a factory remembers for the back-off period, so
+// that registering more circuits meanwhile does not wait for the store
+// again: a frozen store holds one registration per back-off, not one per
+// name (per-key circuits). A circuit registered so works on local state and
+// meets the store at its first operation after the back-off (which creates
+// the record, or reports a configuration conflict).
+type outage struct {
+	until time.Time
+	err   error
+}
+
+func (o *outage) skip(name string) error {
+	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
+}
