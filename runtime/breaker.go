@@ -18,7 +18,28 @@ import (
 // Its fields come in groups, each an embedded value (no pointer between
 // Allow and the view word), labelled by who may touch them.
 type Breaker struct {
-	hot     // read by Allow and Done without a lock: atomics, written under mu
+	// view is everything the hot path needs, in one word: Allow and Done
+	// read it and nothing else on a closed success. Written only under mu
+	// (setLocked, and the few places that set or clear a flag); a direct
+	// field, first, so that reading it is one load off the pointer (a
+	// field of an embedded group would put Allow over the inlining
+	// budget). Its layout:
+	//
+	//	bits 0-1   state (Closed, Open, HalfOpen, Isolated)      stateMask
+	//	bit  2     closed: failures pending, a success resets     pendingBit
+	//	           open: RetryAfter is stale, refresh it          staleBit
+	//	bit  3     the factory counts calls (Factory.CountCalls)  countBit
+	//	bit  4     closed: a rate circuit, count into its window  rateBit
+	//	bit  5     closed: slow calls are timed, read the clock   slowBit
+	//	bit  6     half-open: every trial slot taken, reject      fullBit
+	//	bit  7     never in the view: marks a token               tokenBit
+	//	bits 8-63  the generation (stores keep them below 2^56)   genShift
+	//
+	// Bits 0-7 together are flagMask. Tokens, which reuse the word, are
+	// described in view.go.
+	view atomic.Uint64
+
+	hot     // the rest of what a rejection reads: atomics, written under mu
 	conf    // immutable once the breaker is registered
 	stats   // atomic counters of outcomes and store errors
 	rate    // a rate circuit's unmerged calls: atomics (see rate.go)
@@ -26,13 +47,8 @@ type Breaker struct {
 	replica // the local replica of the circuit: guarded by mu
 }
 
-// hot is all that a closed success or an open rejection reads. view is
-// the first field of Breaker, so reading it is one load off the pointer.
+// hot is the rest of what an open or half-open rejection reads.
 type hot struct {
-	// view packs the circuit's state, flags and generation into one word
-	// (the layout is in view.go); written only under mu (setLocked and the
-	// few places that set or clear a flag), read by everybody.
-	view     atomic.Uint64
 	openErr  atomic.Pointer[OpenError] // returned while open
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 	isoErr   *OpenError                // returned while isolated; set by register, then immutable
@@ -158,7 +174,7 @@ func (b *Breaker) Done(ctx context.Context, t Token, err error) {
 	// Fast path, within the inlining budget: the view is closed with no
 	// flag, in the token's generation (a trial's or a timed token never
 	// matches one).
-	if err != nil || b.view.Load() != uint64(t)&^0xff {
+	if err != nil || b.view.Load() != uint64(t)&^flagMask {
 		b.doneSlow(ctx, t, err)
 	}
 }

@@ -36,7 +36,7 @@ func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
 //go:noinline
 func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 	w := b.view.Load()
-	switch State(w & stateMask) {
+	switch word(w).state() {
 	case Open:
 		e := b.openErr.Load()
 		if w&staleBit != 0 {
@@ -57,7 +57,7 @@ func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 // allowClosed admits a call to a closed circuit whose view has a flag: its
 // token is marked for Done's slow path, and timed for a slow-call circuit.
 func (b *Breaker) allowClosed(w uint64) Token {
-	return b.token(w&^0xff|uint64(Closed), w&slowBit != 0)
+	return b.token(w&^flagMask|uint64(Closed), w&slowBit != 0)
 }
 
 // token returns a marked token for a call admitted in state and generation
@@ -66,7 +66,7 @@ func (b *Breaker) token(w uint64, timed bool) Token {
 	if !timed {
 		return Token(w | tokenBit)
 	}
-	return Token(w&(0xff|timedGenMask<<genShift) | tokenBit | timedBit | b.micros()<<timedShift)
+	return Token(w&(flagMask|timedGenMask<<genShift) | tokenBit | timedBit | b.micros()<<timedShift)
 }
 
 // micros reads the factory clock in microseconds since the circuit's
@@ -135,7 +135,7 @@ func matches(m func(error) bool, err error) (ok bool) {
 }
 
 func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
-	if w := b.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^0xff == uint64(t)&^0xff && w&(stateMask|pendingBit) == 0 {
+	if w := b.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^flagMask == uint64(t)&^flagMask && w&(stateMask|pendingBit) == 0 {
 		// A success of a closed call with nothing pending: count it.
 		if w&(countBit|rateBit) == 0 {
 			return
@@ -144,7 +144,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 			b.stripes.add(offSuccess)
 		}
 		if w&rateBit != 0 {
-			b.recordCall(w>>genShift, false)
+			b.recordCall(word(w).gen(), false)
 		}
 		return
 	}
@@ -152,29 +152,29 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	if t&timedBit != 0 && o != ignored && (b.micros()-uint64(t)>>timedShift)&timedMask > uint64(b.cfg.SlowCall/time.Microsecond) {
 		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
 	}
-	if State(t&stateMask) == HalfOpen {
+	if word(t).state() == HalfOpen {
 		b.trialDone(t, o, err)
 		return
 	}
 	w := b.view.Load()
 	b.count(w, o)
-	if !sameGen(w, t) || State(w&stateMask) != Closed {
+	if !sameGen(w, t) || word(w).state() != Closed {
 		return // admitted in an older generation
 	}
 	if w&rateBit != 0 && o != ignored {
-		b.recordCall(w>>genShift, o == failure)
+		b.recordCall(word(w).gen(), o == failure)
 	}
 	switch o {
 	case success, excluded:
 		if w&pendingBit != 0 {
-			b.push(w>>genShift, opSuccess, false)
+			b.push(word(w).gen(), opSuccess, false)
 		}
 	case failure:
 		if b.f.listeners.active() {
 			b.failed(err)
 		}
 		if b.set.Threshold > 0 {
-			b.push(w>>genShift, opFailure, false)
+			b.push(word(w).gen(), opFailure, false)
 		}
 	}
 }

@@ -265,7 +265,7 @@ func (f *Factory) CountCalls() {
 		if b.stripes == nil {
 			b.stripes = newStripes(false)
 		}
-		b.view.Store(b.word(b.snap))
+		b.view.Store(b.viewOf(b.snap))
 		b.mu.Unlock()
 		return true
 	})

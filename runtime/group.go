@@ -351,7 +351,7 @@ func keptOf(key string) string {
 // evictable reports whether b may be evicted: closed, no failures pending.
 func evictable(b *Breaker) bool {
 	w := b.view.Load()
-	return State(w&stateMask) == Closed && w&pendingBit == 0
+	return word(w).state() == Closed && w&pendingBit == 0
 }
 
 // evictOneLocked evicts one evictable circuit that no call reached since

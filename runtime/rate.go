@@ -169,7 +169,7 @@ func (b *Breaker) flush() {
 	if calls == 0 {
 		return
 	}
-	if w := b.view.Load(); State(w&stateMask) != Closed || w>>genShift != tl.gen {
+	if w := b.view.Load(); word(w).state() != Closed || word(w).gen() != tl.gen {
 		return // counts of a closed period that ended: they no longer matter
 	}
 	b.merged.Store(b.bucketOf(b.f.clock.Now()))

@@ -62,7 +62,7 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 			}
 		}
 	}
-	b.view.Store(b.word(s))
+	b.view.Store(b.viewOf(s))
 }
 
 // timed reports whether s ends by itself: an open period, or a trial lease
@@ -133,7 +133,7 @@ func (b *Breaker) refreshOpenErr() *OpenError {
 	e = &OpenError{Circuit: b.name, RetryAfter: roundUp(b.snap.Until.Sub(b.f.clock.Now()))}
 	b.openErr.Store(e)
 	b.stale = false
-	b.view.Store(b.word(b.snap))
+	b.view.Store(b.viewOf(b.snap))
 	b.f.stale(b)
 	return e
 }
@@ -143,7 +143,7 @@ func (b *Breaker) markStale() {
 	b.mu.Lock()
 	if b.snap.State == Open {
 		b.stale = true
-		b.view.Store(b.word(b.snap))
+		b.view.Store(b.viewOf(b.snap))
 	}
 	b.mu.Unlock()
 }

@@ -9,9 +9,9 @@ import "context"
 func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 	for range 3 {
 		w := b.view.Load()
-		switch State(w & stateMask) {
+		switch word(w).state() {
 		case Closed:
-			if w&0xff == 0 {
+			if w&flagMask == 0 {
 				return Token(w), nil
 			}
 			return b.allowClosed(w), nil
@@ -26,7 +26,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if ctx != nil && ctx.Err() != nil {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
-		snap, granted := b.update(ctx, w>>genShift, opClaim)
+		snap, granted := b.update(ctx, word(w).gen(), opClaim)
 		if granted {
 			b.mu.Lock()
 			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.held < b.set.Trials {
@@ -45,12 +45,12 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			// have answered): nothing is known about the slots.
 			return 0, ctx.Err()
 		}
-		if snap.State == HalfOpen && snap.Gen == w>>genShift {
+		if snap.State == HalfOpen && snap.Gen == word(w).gen() {
 			b.mu.Lock()
 			// Rejections are marked only while a timer (the lease's) will
 			// look again: a view must never stay full with nothing to end it.
 			if b.snap.Gen == snap.Gen && b.timer != nil {
-				b.view.Store(b.word(b.snap) | fullBit)
+				b.view.Store(b.viewOf(b.snap) | fullBit)
 			}
 			b.mu.Unlock()
 			return 0, b.reject(w, b.trialErr.Load())
@@ -65,7 +65,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 // second report of one of them is not detected.
 func (b *Breaker) takeSlotLocked() uint64 {
 	b.held++
-	defer b.view.Store(b.word(b.snap))
+	defer b.view.Store(b.viewOf(b.snap))
 	for i := range maxSlots - 1 {
 		if b.slots&(1<<i) == 0 {
 			b.slots |= 1 << i
@@ -80,7 +80,7 @@ func (b *Breaker) trialDone(t Token, o outcome, err error) {
 	slot := uint32(1) << (t >> slotShift & (maxSlots - 1))
 	b.mu.Lock()
 	gen := b.snap.Gen
-	if !sameGen(b.word(b.snap), t) || b.snap.State != HalfOpen || b.slots&slot == 0 {
+	if !sameGen(b.viewOf(b.snap), t) || b.snap.State != HalfOpen || b.slots&slot == 0 {
 		b.mu.Unlock()
 		b.count(b.view.Load(), o)
 		return // an old generation's trial, or reported twice
@@ -89,7 +89,7 @@ func (b *Breaker) trialDone(t Token, o outcome, err error) {
 		b.slots &^= slot
 	}
 	b.held--
-	b.view.Store(b.word(b.snap))
+	b.view.Store(b.viewOf(b.snap))
 	b.mu.Unlock()
 	b.count(b.view.Load(), o)
 	switch o {

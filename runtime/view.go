@@ -4,17 +4,7 @@ import "github.com/purgatory-go/purgatory/runtime/store"
 
 // This file: the view word, the one atomic the hot path reads.
 
-// The view word: everything the hot path needs in one atomic uint64.
-//
-//	bits 0-1   state (Closed, Open, HalfOpen, Isolated)
-//	bit  2     closed: failures pending, a success must reset them;
-//	           open: RetryAfter is stale, the next rejection refreshes it
-//	bit  3     the factory counts calls (see Factory.CountCalls)
-//	bit  4     closed: a rate circuit, calls are counted into its window
-//	bit  5     closed: slow calls are timed, Allow reads the clock
-//	bit  6     half-open: every trial slot is taken, reject at once
-//	bit  7     never in the view: see below
-//	bits 8-63  the generation (stores keep generations below 2^56)
+// The view word's layout is on [Breaker.view]; these are its masks.
 //
 // A token is the view word a closed, untimed call was admitted under; Done
 // finishes it on its fast path when the view is that generation with no
@@ -26,6 +16,7 @@ import "github.com/purgatory-go/purgatory/runtime/store"
 // to spare. Both are marked with bit 7 (tokenBit).
 const (
 	stateMask    = 0b11
+	flagMask     = 0xff // the state and every flag: what is not the generation
 	pendingBit   = 1 << 2
 	staleBit     = 1 << 2 // in an open view
 	countBit     = 1 << 3
@@ -47,8 +38,8 @@ const (
 	MaxSlowCall = store.MaxPeriod
 )
 
-// word returns the view word of snapshot s. b.mu is held.
-func (b *Breaker) word(s store.Snapshot) uint64 {
+// viewOf returns the view word of snapshot s. b.mu is held.
+func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 	w := uint64(s.State) | (s.Gen&genMask)<<genShift
 	if b.f.counting.Load() && b.stripes != nil {
 		w |= countBit
@@ -84,3 +75,14 @@ func sameGen(w uint64, t Token) bool {
 	}
 	return w>>genShift == uint64(t)>>genShift
 }
+
+// word is a view word (or a token) read once, with accessors for the slow
+// paths; Allow and Done use the masks directly, to stay inlinable.
+type word uint64
+
+// state returns the state bits.
+func (w word) state() State { return State(w & stateMask) }
+
+// gen returns the generation (all of it for a view word or an untimed
+// token).
+func (w word) gen() uint64 { return uint64(w) >> genShift }
