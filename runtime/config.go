@@ -275,5 +275,22 @@ func sameMatchers(a, b []func(error) bool) bool {
 	return true
 }
 
-// funcID returns the identity of a function value: its closure's address.
+// funcID returns the identity of a function value: the address of its
+// closure (a func value is a pointer to one), read through unsafe because
+// nothing else gives it:
+//   - Go compares func values only with nil;
+//   - reflect.ValueOf(f).Pointer() (and %p, which uses it) gives the code
+//     pointer, the same for every closure of one function literal: Is(ErrA)
+//     and Is(ErrB) would look alike, and a registration that swaps one for
+//     the other would be taken as the same list, its conflict dropped in
+//     silence (the promise TestExcludeListConflict checks);
+//   - a registry of matchers keyed by an ID would need Config.Exclude to
+//     hold something other than func(error) bool, which the generated code
+//     and users write.
+//
+// The address is a sound identity here: the breaker keeps the first
+// registration's matchers, so their closures stay alive and no other
+// closure can take their address; heap objects do not move. A function
+// literal that captures nothing is one static closure, so evaluating it
+// twice gives the same identity, as it should (the two behave alike).
 func funcID(f func(error) bool) uintptr { return *(*uintptr)(unsafe.Pointer(&f)) }
