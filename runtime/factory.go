@@ -188,28 +188,17 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // still held keep working on local state only; a later Breaker call with
 // the name registers it afresh.
 //
-// Memory per circuit, while kept (BenchmarkIdleClosedCircuit, -cpu 1,8,32;
-// BenchmarkIdleOpenCircuits): an idle closed circuit costs about 1.2 KiB
-// (1,239 B with a short name), 80 B more with call counting on (an
-// exporter; the exporters themselves keep nothing per circuit), the same at
-// any core count: its counters take one cache line until goroutines collide
-// on it, and only then per-processor lines (64 B each, four per processor,
-// at most 64). A circuit of a keyed group costs about 140 B more (the
-// group's entry); an open circuit about 1.5 KiB, its timer included. A
-// closed circuit with a failure-rate policy costs about 1.45 KiB (1,482 B
-// with -benchtime 1x: later rounds also count earlier factories' pending
-// flush timers), also the same at any core count: the tally of its calls
-// not merged yet spreads the same way.
-//
-// The 512 B aimed at is not reached. Of the 1,239 B, the Breaker itself
-// takes 896 (840 rounded up by the allocator: its snapshot 96, settings
-// kept three ways 232, three clock readings 72, store push queue 64,
-// matcher lists 48, event queue 48), its ready channel 112, its three
-// prepared rejection errors 96, the factory's map entry about 100.
-// Reaching 512 B means moving the rarely used state (reconciliation,
-// timers, push and event queues, the first registration's key) behind a
-// pointer made on first use, as the local rolling window (176 B, used
-// while the store is away) already is.
+// What a circuit costs while kept is measured, not quoted here, so that
+// the figures cannot go stale: BenchmarkIdleClosedCircuit (an idle closed
+// circuit, with and without call counting and with a failure-rate policy;
+// run it with -cpu 1,8,32: the cost does not grow with the processors) and
+// BenchmarkIdleOpenCircuits (open ones, timers included); the breaker
+// group's entry adds to that (BenchmarkGroup). The circuit's counters take
+// one cache line until goroutines collide on it, and only then
+// per-processor lines (see stripes). The rarely used state
+// (reconciliation, timers, push and event queues) is inline in the
+// Breaker; only the local rolling window, used while the store is away, is
+// made on first use.
 func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {

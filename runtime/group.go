@@ -16,8 +16,9 @@ import (
 const (
 	// DefaultMaxKeys bounds the circuits a group holds at once. A thousand
 	// keeps every host a service usually talks to (or every tenant of a
-	// small service) in a circuit of its own while bounding memory to
-	// about 1.4 MiB even if all of them are open (see [Factory.Remove]),
+	// small service) in a circuit of its own while bounding memory to a
+	// thousand circuits' worth even if all of them are open (what one
+	// costs: BenchmarkIdleOpenCircuits, see [Factory.Remove]),
 	// and the exporters' per-key series, when asked for, to a number a
 	// Prometheus server takes in its stride.
 	DefaultMaxKeys = 1000
@@ -172,8 +173,8 @@ func (b *Breaker) Group() string { return b.group }
 //     character as '?'. Two such keys share a circuit only if the 64-bit
 //     hash collides. The lookup of such a key computes no SHA-256 (the
 //     group is keyed by the key itself), but the map lookup hashes and
-//     compares the whole key: about 190 ns for 10 KB, against 15 ns for
-//     a host name.
+//     compares the whole key, in time that grows with its length
+//     (BenchmarkGroup/Lookup10KB against BenchmarkGroup/Lookup).
 //
 // Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
 // first evicts a closed circuit with no failures pending that no call

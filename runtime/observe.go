@@ -57,7 +57,8 @@ type Status struct {
 // t[Open][HalfOpen] is how many times it went from open to half-open. A
 // breaker keeps its own counts, so a circuit removed from its factory and
 // registered again starts from zero, whatever the removed breaker does
-// later. The counts are kept from the first change on (128 bytes).
+// later. The counts are kept from the first change on (made by the first
+// one, so a circuit that never changed pays nothing for them).
 type Transitions [Isolated + 1][Isolated + 1]uint64
 
 // Breakers returns the factory's breakers, sorted by name.

@@ -16,9 +16,9 @@ type stripe struct {
 	_        [48]byte
 }
 
-// stripes are a circuit's call counters: one cache line (80 bytes in all)
-// until goroutines collide on it, then, spread, also per-processor lines
-// (four per processor, at most 64 lines of 64 bytes). An idle circuit so
+// stripes are a circuit's call counters: one cache line until goroutines
+// collide on it, then, spread, also per-processor lines (four per
+// processor, at most 64 lines of 64 bytes). An idle circuit so
 // costs the same at any core count; a contended one gets lines its cores
 // do not share.
 type stripes = *stripeSet
