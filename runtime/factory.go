@@ -193,7 +193,7 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // circuit, with and without call counting and with a failure-rate policy;
 // run it with -cpu 1,8,32: the cost does not grow with the processors) and
 // BenchmarkIdleOpenCircuits (open ones, timers included); the breaker
-// group's entry adds to that (BenchmarkGroup). The circuit's counters take
+// group's entry adds to that for a circuit of a keyed group. The counters take
 // one cache line until goroutines collide on it, and only then
 // per-processor lines (see stripes). The rarely used state
 // (reconciliation, timers, push and event queues) is inline in the
