@@ -76,12 +76,12 @@ func (m *Memory) Register(_ context.Context, name string, s Settings) (Settings,
 	return c.set, c.snap, nil
 }
 
-// update applies f to the named circuit and tells its watchers when the
-// snapshot changed.
-func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot {
+// apply applies the operation c to the named circuit with [Snapshot.Apply]
+// and tells the circuit's watchers when the snapshot changed.
+func (m *Memory) apply(op Op, ch Change) (Snapshot, bool) {
 	m.mu.Lock()
 	c := m.circuit(op.Circuit, op.Settings)
-	snap, changed := f(c)
+	snap, changed, granted := c.snap.Apply(c.set, &c.window, op.Gen, op.Now, ch)
 	var ws []*watcher
 	if changed {
 		c.snap = snap
@@ -91,79 +91,62 @@ func (m *Memory) update(op Op, f func(c *memCircuit) (Snapshot, bool)) Snapshot 
 	for _, w := range ws {
 		w.fn(snap)
 	}
-	return snap
+	return snap, granted
 }
 
-// Failure implements Store.
-func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Failure(c.set, op.Gen, op.Now)
-	}), nil
+// do is apply for the operations that grant nothing.
+func (m *Memory) do(op Op, ch Change) (Snapshot, error) {
+	snap, _ := m.apply(op, ch)
+	return snap, nil
 }
 
 // Immediate implements [Immediate]: a Memory never waits.
 func (*Memory) Immediate() {}
 
+// Failure implements Store.
+func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
+	return m.do(op, Change{Kind: Failure})
+}
+
 // Failures implements [FailureBatcher].
 func (m *Memory) Failures(_ context.Context, op Op, n int) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.FailureN(c.set, op.Gen, n, op.Now)
-	}), nil
+	return m.do(op, Change{Kind: Failures, N: n})
 }
 
 // Success implements Store.
 func (m *Memory) Success(_ context.Context, op Op) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Success(c.set, op.Gen)
-	}), nil
+	return m.do(op, Change{Kind: Success})
 }
 
 // Claim implements Store.
 func (m *Memory) Claim(_ context.Context, op Op) (Snapshot, bool, error) {
-	var granted bool
-	snap := m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		next, ok := c.snap.Claim(c.set, op.Gen, op.Now)
-		granted = ok
-		return next, next.Seq != c.snap.Seq
-	})
+	snap, granted := m.apply(op, Change{Kind: Claim})
 	return snap, granted, nil
 }
 
 // Release implements Store.
 func (m *Memory) Release(_ context.Context, op Op) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Release(op.Gen)
-	}), nil
+	return m.do(op, Change{Kind: Release})
 }
 
 // Expire implements Store.
 func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Expire(c.set, op.Gen, op.Now)
-	}), nil
+	return m.do(op, Change{Kind: Expire})
 }
 
 // Force implements Store.
 func (m *Memory) Force(_ context.Context, op Op, to State) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Force(c.set, to, op.Now), true
-	}), nil
+	return m.do(op, Change{Kind: Force, To: to})
 }
 
 // Record implements Store.
 func (m *Memory) Record(_ context.Context, op Op, calls, failed int) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		next, w, changed := c.snap.Record(c.window, c.set, op.Gen, calls, failed, op.Now)
-		c.window = w
-		return next, changed
-	}), nil
+	return m.do(op, Change{Kind: Record, N: calls, Failed: failed})
 }
 
 // Reconcile implements Store.
 func (m *Memory) Reconcile(_ context.Context, op Op, base uint64, want Snapshot) (Snapshot, error) {
-	return m.update(op, func(c *memCircuit) (Snapshot, bool) {
-		return c.snap.Reconcile(base, want)
-	}), nil
+	return m.do(op, Change{Kind: Reconcile, Base: base, Want: want})
 }
 
 // Watch implements Store.

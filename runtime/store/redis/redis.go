@@ -98,38 +98,19 @@
 //
 // (2 is the format version; the circuit name is the rest of the line, byte
 // for byte: it may contain spaces and NUL bytes). A store subscribes once,
-// on the first [Store.Watch], and judges each message of a watched
-// circuit. A message is a hint, not the record: anybody with PUBLISH on the
-// channel can send one. The watchers get it as it is only when it moves
-// the counters of the generation the store knows by exactly one Seq, with
-// the same state, gen, until and level. Any other message — a change of
-// state or generation, a Seq jump, a Seq the record already had with other
-// content — makes the store read the record (at most one read in flight
-// per circuit, and one more if hints came meanwhile; at most 8 reads at
-// once per store) and hand that over instead. When the subscription is
-// (re)established the store reads every watched record again and hands it
-// over. If a read shows a record older than a snapshot already handed out
-// (a restore, or a forged counter message that got through), the store
-// raises the record's seq past it, so that the breakers, which order
-// snapshots by seq, adopt the record. An idle subscription is pinged every
-// 2 s, and one that stays silent is replaced. On a Cluster the
-// subscription goes to one node; the Cluster forwards every published
-// message to all nodes.
-//
-// What someone who may PUBLISH on the channel but not write the keys can
-// do: make every subscribed store read the records of watched circuits (at
-// most one read per circuit at a time: load, not harm); raise a record's
-// seq; and change, for one step, the counters a watcher sees within the
-// current generation (failures, claimed, succeeded, calls, failed) — a
-// process may then send one needless reset, skip one, or reject half-open
-// calls locally until the next genuine change or the end of the trial
-// lease. That bound holds because a breaker believes the store's answer
-// to an operation it sent after seeing some Seq over that Seq: an answer
-// with a lower Seq shows a record that stepped back, and is installed as
-// it is (see package runtime, Reconciliation). What they cannot do: open, close, isolate or re-open a circuit
-// anywhere, start a generation, lengthen an open period or a lease, change
-// a backoff level, or hand out a seq that hides the record from the
-// breakers. Operations are unaffected: their replies are the record.
+// on the first [Store.Watch]. Anybody with PUBLISH on the channel can send
+// a message, so a message is a hint, not the record: the store hands one
+// to its watchers as it is only when it moves on the counters of the
+// generation the store knows by one step, and reads the record for
+// anything else. What someone who may publish but not write the keys can
+// and cannot do is set out in watch.go, beside the code that enforces it;
+// in short, they cannot open, close, isolate or re-open a circuit, start
+// a generation or lengthen an open period or lease, and operations are
+// unaffected (their replies are the record). When the subscription is
+// (re)established the store reads every watched record again. An idle
+// subscription is pinged every 2 s, and one that stays silent is
+// replaced. On a Cluster the subscription goes to one node; the Cluster
+// forwards every published message to all nodes.
 //
 // # Permissions
 //
@@ -310,12 +291,21 @@ func (h dialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.
 // err == nil ends the episode.
 func (s *Store) report(kind string, err error) {
 	s.mu.Lock()
-	first := err != nil && !s.failing[kind]
-	s.failing[kind] = err != nil
+	first := s.episodeLocked(kind, err)
 	s.mu.Unlock()
 	if first && s.onError != nil {
 		s.onError(err)
 	}
+}
+
+// episodeLocked notes that an operation of kind failed with err (nil: it
+// worked, which ends an episode) and reports whether err begins an
+// episode, to be handed to the error handler once s.mu is released. Every
+// change of s.failing goes through it. s.mu is held.
+func (s *Store) episodeLocked(kind string, err error) (first bool) {
+	first = err != nil && !s.failing[kind]
+	s.failing[kind] = err != nil
+	return first
 }
 
 // Key returns the Redis key of the named circuit's hash.

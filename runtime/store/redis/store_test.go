@@ -80,59 +80,50 @@ func TestScriptMatchesPure(t *testing.T) {
 			op := store.Op{Circuit: name, Settings: set, Gen: gen, Now: now}
 			prev := want
 			var what string
-			var snap store.Snapshot
+			var ch store.Change
 			switch k := rng.IntN(14); {
 			case k < 2:
-				what = "failure"
-				want, _ = want.Failure(set, gen, now)
-				snap, err = s.Failure(ctx, op)
+				ch = store.Change{Kind: store.Failure}
 			case k < 3:
-				n := 1 + rng.IntN(4)
-				what = fmt.Sprintf("failures %d", n)
-				want, _ = want.FailureN(set, gen, n, now)
-				snap, err = s.Failures(ctx, op, n)
+				ch = store.Change{Kind: store.Failures, N: 1 + rng.IntN(4)}
+				what = fmt.Sprintf("failures %d", ch.N)
 			case k < 5:
-				what = "success"
-				want, _ = want.Success(set, gen)
-				snap, err = s.Success(ctx, op)
+				ch = store.Change{Kind: store.Success}
 			case k < 7:
-				what = "claim"
-				var wantOK, gotOK bool
-				want, wantOK = want.Claim(set, gen, now)
-				snap, gotOK, err = s.Claim(ctx, op)
-				assert.Equal(t, wantOK, gotOK, "step %d claim", step)
+				ch = store.Change{Kind: store.Claim}
 			case k < 8:
-				what = "release"
-				want, _ = want.Release(gen)
-				snap, err = s.Release(ctx, op)
+				ch = store.Change{Kind: store.Release}
 			case k < 9:
-				what = "expire"
-				want, _ = want.Expire(set, gen, now)
-				snap, err = s.Expire(ctx, op)
+				ch = store.Change{Kind: store.Expire}
 			case k < 10:
-				to := store.State(rng.IntN(4))
-				what = "force " + to.String()
-				want = want.Force(set, to, now)
-				snap, err = s.Force(ctx, op, to)
+				ch = store.Change{Kind: store.Force, To: store.State(rng.IntN(4))}
+				what = "force " + ch.To.String()
 			case k < 13:
 				calls := rng.IntN(6)
-				failed := rng.IntN(calls + 2)
-				what = fmt.Sprintf("record %d/%d", calls, failed)
+				ch = store.Change{Kind: store.Record, N: calls, Failed: rng.IntN(calls + 2)}
+				what = fmt.Sprintf("record %d/%d", ch.N, ch.Failed)
 				if ns := now.UnixNano(); ns < 0 || !time.Unix(0, ns).Equal(now) { // Window.Add needs Unix nanoseconds
-					_, err = s.Record(ctx, op, calls, failed)
+					_, err = s.Record(ctx, op, ch.N, ch.Failed)
 					require.Error(t, err, "a time outside 1970-2262 has no window")
 					continue
 				}
-				want, w, _ = want.Record(w, set, gen, calls, failed, now)
-				snap, err = s.Record(ctx, op, calls, failed)
 			default:
-				pureBase := want.Seq - uint64(rng.IntN(2))
-				wanted := store.Snapshot{State: store.State(rng.IntN(5)), Level: rng.IntN(3),
+				ch = store.Change{Kind: store.Reconcile, Base: want.Seq - uint64(rng.IntN(2))}
+				ch.Want = store.Snapshot{State: store.State(rng.IntN(5)), Level: rng.IntN(3),
 					Until: now.Add(time.Duration(rng.IntN(3)-1) * time.Second)}
-				what = fmt.Sprintf("reconcile %v", wanted.State)
-				want, _ = want.Reconcile(pureBase, wanted)
-				snap, err = s.Reconcile(ctx, op, pureBase+base, wanted)
+				what = fmt.Sprintf("reconcile %v", ch.Want.State)
 			}
+			if what == "" {
+				what = ch.Kind.String()
+			}
+			var wantOK, gotOK bool
+			want, _, wantOK = want.Apply(set, &w, gen, now, ch)
+			if ch.Kind == store.Reconcile {
+				ch.Base += base // the record's seq started at the server time
+			}
+			var snap store.Snapshot
+			snap, gotOK, err = store.Do(ctx, s, op, ch)
+			assert.Equal(t, wantOK, gotOK, "step %d %s granted", step, what)
 			require.NoError(t, err, "step %d %s", step, what)
 			if gen > prev.Gen && want.Seq == prev.Seq {
 				// A caller ahead of the record: unchanged but for a newer seq.

@@ -48,7 +48,8 @@ type watcher struct{ fn func(store.Snapshot) }
 // starts and whenever the subscription is re-established, the records read
 // to confirm published changes of state or generation, and published
 // changes of counters within the generation it knows — until stop is
-// called. fn must not block.
+// called. fn must not block. (What a forged message can and cannot do: see
+// the threat model in this file, above dispatch.)
 func (s *Store) Watch(name string, fn func(store.Snapshot)) (stop func()) {
 	w := &watcher{fn: fn}
 	s.mu.Lock()
@@ -163,11 +164,49 @@ func (s *Store) sleep(d time.Duration) bool {
 	}
 }
 
-// dispatch judges a published message. A message is a hint, not the
-// record: anybody allowed to PUBLISH on the channel can send one. It is
-// handed to the watchers as it is only when it moves the counters of the
-// generation the store knows exactly one step on (Seq+1, same state, gen,
-// Until and Level); any other change is confirmed by reading the record.
+// # The threat model of the watch
+//
+// A message is a hint, not the record: anybody with PUBLISH on the
+// channel can send one, and the script publishes before it writes. So the
+// watchers get a message as it is only when it moves the counters of the
+// generation the store knows (track.known) by exactly one Seq, with the
+// same state, gen, until and level (judgeLocked). Any other message — a
+// change of state or generation, a Seq jump, a Seq the record already had
+// with other content — makes the store read the record and hand that over
+// instead (requestLocked, confirm): at most one read in flight per
+// circuit, and one more if hints came meanwhile (track.again, at most
+// maxHints kept), at most maxReads at once per store. When the
+// subscription is (re)established the store reads every watched record
+// again (resyncAll). If a read shows a record older than a snapshot
+// already handed out (track.delivered: a restore, or a forged counter
+// message that got through), the store raises the record's seq past it
+// (bump), so that the breakers, which order snapshots by seq, adopt the
+// record.
+//
+// What someone who may PUBLISH on the channel but not write the keys can
+// do: make every subscribed store read the records of watched circuits
+// (at most one read per circuit at a time: load, not harm); raise a
+// record's seq (through bump); and change, for one step, the counters a
+// watcher sees within the current generation (failures, claimed,
+// succeeded, calls, failed) — a process may then send one needless reset,
+// skip one, or reject half-open calls locally until the next genuine
+// change or the end of the trial lease. That bound holds because a
+// breaker believes the store's answer to an operation it sent after
+// seeing some Seq over that Seq: an answer with a lower Seq shows a record
+// that stepped back, and is installed as it is (see package runtime,
+// Reconciliation).
+//
+// What they cannot do: open, close, isolate or re-open a circuit
+// anywhere, start a generation, lengthen an open period or a lease, change
+// a backoff level (judgeLocked passes none of these on unread), or hand
+// out a seq that hides the record from the breakers (bump raises the
+// record past any seq handed out). Operations are unaffected: their
+// replies are the record, never a message. TestForgedMessages and
+// TestForgedMessagesBreakers (threat_test.go) forge messages against it.
+
+// dispatch judges a published message (see the threat model above): it is
+// kept as a hint while a read of its circuit is in flight, else judged
+// against what the store knows.
 func (s *Store) dispatch(payload string) {
 	name, m, ok := parseMessage(payload)
 	if !ok {
@@ -193,8 +232,8 @@ func (s *Store) dispatch(payload string) {
 	call(fns, m)
 }
 
-// judgeLocked applies the rule of dispatch to message m of circuit name,
-// and returns the watchers to hand m to (nil when it is stale or needs a
+// judgeLocked applies the rule of the threat model to message m of circuit
+// name, and returns the watchers to hand m to (nil when it is stale or needs a
 // read, which judgeLocked asks for). s.mu is held.
 func (s *Store) judgeLocked(name string, t *track, m store.Snapshot) []func(store.Snapshot) {
 	k := t.known
@@ -255,7 +294,7 @@ func (s *Store) requestLocked(name string, t *track) {
 	}
 	t.reading, t.again, t.hints = true, false, nil
 	s.wg.Add(1)
-	go s.confirm(name)
+	go s.confirm(name, t)
 }
 
 // resyncAll reads every watched circuit again (after a (re)subscription:
@@ -274,7 +313,7 @@ func (s *Store) resyncAll() {
 // already handed out (the record went back in time, or a forged message
 // got through as a counter change), it gives the record a Seq past that
 // snapshot's, so that the watchers adopt it.
-func (s *Store) confirm(name string) {
+func (s *Store) confirm(name string, t *track) {
 	defer s.wg.Done()
 	backoff := 10 * time.Millisecond
 	for {
@@ -285,8 +324,9 @@ func (s *Store) confirm(name string) {
 			return
 		}
 		s.mu.Lock()
-		t := s.tracks[name]
-		if t == nil || s.tracks[name] != t {
+		if s.tracks[name] != t {
+			// The watch ended while the read was in flight; a Watch of the
+			// name since made a new track, which started its own read.
 			s.mu.Unlock()
 			return
 		}
@@ -299,7 +339,7 @@ func (s *Store) confirm(name string) {
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		s.failing["read"] = false
+		s.episodeLocked("read", nil)
 		var fns []func(store.Snapshot)
 		var floor uint64
 		if ok {
@@ -324,13 +364,14 @@ func (s *Store) confirm(name string) {
 		again := t.again
 		t.hints, t.again, t.reading = nil, false, again
 		s.mu.Unlock()
+		// Each snapshot is handed over once, in Seq order: the record,
+		// then the hints that moved on from it one step at a time.
 		call(fns, snap)
 		for _, h := range later {
 			call(h.fns, h.m)
 		}
-		call(fns, snap)
 		if floor > 0 {
-			s.bump(name, floor)
+			s.bump(name, t, floor)
 		}
 		if !again {
 			return
@@ -339,8 +380,8 @@ func (s *Store) confirm(name string) {
 }
 
 // bump gives the circuit's record a Seq past floor and hands it to the
-// watchers.
-func (s *Store) bump(name string, floor uint64) {
+// watchers of t, unless their watch ended meanwhile.
+func (s *Store) bump(name string, t *track, floor uint64) {
 	snap, ok, err := s.read(s.ctx, "bump", name, strconv.FormatUint(floor, 10))
 	if err != nil {
 		s.report("read", err)
@@ -350,9 +391,8 @@ func (s *Store) bump(name string, floor uint64) {
 		return
 	}
 	s.mu.Lock()
-	t := s.tracks[name]
 	var fns []func(store.Snapshot)
-	if t != nil {
+	if s.tracks[name] == t {
 		if snap.Seq > t.known.Seq {
 			t.known = snap
 		}

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Op describes one store operation: which circuit, its settings (so that a
+// store that lost the record can recreate it), the generation the caller's
+// result belongs to and the caller's clock reading.
+type Op struct {
+	Circuit  string
+	Settings Settings
+	Gen      uint64
+	Now      time.Time
+}
+
+// Kind names an operation of the table every store applies: one kind per
+// transition of a [Snapshot], so that a breaker, [Memory] and a store's
+// differential test dispatch an operation the same
+// way — through [Snapshot.Apply] for the reference semantics and [Do] for
+// a Store.
+type Kind uint8
+
+// The operations. The zero Kind is none of them: Apply leaves the snapshot
+// as it is and Do returns an error.
+const (
+	Failure   Kind = iota + 1 // one failed call ([Snapshot.Failure], [Store.Failure])
+	Failures                  // Change.N failed calls in a row ([Snapshot.FailureN], [FailureBatcher])
+	Success                   // a successful call ([Snapshot.Success], [Store.Success])
+	Claim                     // a half-open trial slot ([Snapshot.Claim], [Store.Claim])
+	Release                   // a trial slot given back unused ([Snapshot.Release], [Store.Release])
+	Expire                    // the end of an open period or trial lease ([Snapshot.Expire], [Store.Expire])
+	Force                     // a move to Change.To ([Snapshot.Force], [Store.Force])
+	Record                    // a rate circuit's counts ([Snapshot.Record], [Store.Record])
+	Reconcile                 // a state reached away from the store ([Snapshot.Reconcile], [Store.Reconcile])
+)
+
+var kindNames = [...]string{
+	Failure: "failure", Failures: "failures", Success: "success", Claim: "claim", Release: "release",
+	Expire: "expire", Force: "force", Record: "record", Reconcile: "reconcile",
+}
+
+// String returns the operation's name in lower case ("failure", "claim",
+// ...), or "kind(N)" for a value that is not a Kind.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Timed reports whether the transition reads its now argument: every kind
+// but Success, Release and Reconcile. A caller may skip reading its clock
+// for the others.
+func (k Kind) Timed() bool { return k != Success && k != Release && k != Reconcile }
+
+// Change is one operation of the table: its kind and the arguments of its
+// kind beyond the generation and the clock reading every operation carries
+// (see [Op]). Fields a kind does not name are ignored.
+type Change struct {
+	Kind Kind
+	// N is, for Failures, how many failures in a row, and for Record, how
+	// many calls were counted.
+	N int
+	// Failed is, for Record, how many of the N calls failed.
+	Failed int
+	// To is, for Force, the state to move to.
+	To State
+	// Base and Want are, for Reconcile, the Seq the caller last saw of the
+	// record and the state it reached on its own.
+	Base uint64
+	Want Snapshot
+}
+
+// Apply returns s after the operation c of a call admitted in generation
+// gen, at now, under the settings in force set: the transition of package
+// store that c.Kind names (see [Kind]). changed reports whether the
+// snapshot changed — a new Seq (a Claim that re-opens a circuit whose lease
+// ran out changes it without granting; a Force always changes it) — and
+// granted whether a Claim got a trial slot. w is the circuit's rolling
+// window: Record reads it and stores the window after it; the other kinds
+// do not touch it (it may be nil for them).
+func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c Change) (next Snapshot, changed, granted bool) {
+	switch c.Kind {
+	case Failure:
+		next, changed = s.Failure(set, gen, now)
+	case Failures:
+		next, changed = s.FailureN(set, gen, c.N, now)
+	case Success:
+		next, changed = s.Success(set, gen)
+	case Claim:
+		next, granted = s.Claim(set, gen, now)
+		changed = next.Seq != s.Seq
+	case Release:
+		next, changed = s.Release(gen)
+	case Expire:
+		next, changed = s.Expire(set, gen, now)
+	case Force:
+		next, changed = s.Force(set, c.To, now), true
+	case Record:
+		next, *w, changed = s.Record(*w, set, gen, c.N, c.Failed, now)
+	case Reconcile:
+		next, changed = s.Reconcile(c.Base, c.Want)
+	default:
+		next = s
+	}
+	return next, changed, granted
+}
+
+// Do applies the operation c, for a call admitted in generation op.Gen at
+// op.Now, to the circuit op names in st: it calls the Store method of c's
+// kind and returns its snapshot, whether a Claim was granted, and its
+// error. Failures goes to [FailureBatcher.Failures] when st has it, else
+// to c.N calls of Failure in a row (stopping at the first error; c.N < 1
+// is an error).
+func Do(ctx context.Context, st Store, op Op, c Change) (snap Snapshot, granted bool, err error) {
+	switch c.Kind {
+	case Failure:
+		snap, err = st.Failure(ctx, op)
+	case Failures:
+		if b, ok := st.(FailureBatcher); ok {
+			snap, err = b.Failures(ctx, op, c.N)
+			break
+		}
+		if c.N < 1 {
+			return snap, false, fmt.Errorf("purgatory/store: failures %q: bad count %d", op.Circuit, c.N)
+		}
+		for range c.N {
+			if snap, err = st.Failure(ctx, op); err != nil {
+				break
+			}
+		}
+	case Success:
+		snap, err = st.Success(ctx, op)
+	case Claim:
+		snap, granted, err = st.Claim(ctx, op)
+	case Release:
+		snap, err = st.Release(ctx, op)
+	case Expire:
+		snap, err = st.Expire(ctx, op)
+	case Force:
+		snap, err = st.Force(ctx, op, c.To)
+	case Record:
+		snap, err = st.Record(ctx, op, c.N, c.Failed)
+	case Reconcile:
+		snap, err = st.Reconcile(ctx, op, c.Base, c.Want)
+	default:
+		err = fmt.Errorf("purgatory/store: %q: no operation %v", op.Circuit, c.Kind)
+	}
+	return snap, granted, err
+}
