@@ -222,17 +222,10 @@ func (b *Breaker) Status() Status {
 
 // force moves the circuit by hand.
 func (b *Breaker) force(to State) {
-	op := opForceClosed
-	switch to {
-	case Open:
-		op = opForceOpen
-	case Isolated:
-		op = opForceIsolated
-	}
 	b.mu.Lock()
 	gen := b.snap.Gen
 	b.mu.Unlock()
-	b.update(nil, gen, op)
+	b.update(nil, gen, store.Change{Kind: store.Force, To: to})
 }
 
 // wait returns once b is registered.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 // This file: a call's way through the breaker beyond the inlined fast
@@ -167,14 +169,14 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 	switch o {
 	case success, excluded:
 		if w&pendingBit != 0 {
-			b.push(word(w).gen(), opSuccess, false)
+			b.push(word(w).gen(), store.Success, false)
 		}
 	case failure:
 		if b.f.listeners.active() {
 			b.failed(err)
 		}
 		if b.set.Threshold > 0 {
-			b.push(word(w).gen(), opFailure, false)
+			b.push(word(w).gen(), store.Failure, false)
 		}
 	}
 }

@@ -10,47 +10,28 @@ import (
 // This file: degraded mode: applying operations locally while the store
 // fails, and reconciling with it once it answers again.
 
-// applyLocal applies op to the local snapshot.
-func (b *Breaker) applyLocal(gen uint64, now time.Time, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
-	o := struct {
-		Gen uint64
-		Now time.Time
-	}{gen, now}
+// applyLocal applies the operation c of generation gen, at now, to the
+// local snapshot (the same table of transitions a store applies: see
+// [store.Snapshot.Apply]).
+func (b *Breaker) applyLocal(gen uint64, now time.Time, c store.Change) (snap store.Snapshot, granted bool) {
 	b.mu.Lock()
 	s := b.snap
 	next, changed := s, false
-	switch op {
-	case opFailure:
-		next, changed = s.FailureN(b.set, o.Gen, max(calls, 1), o.Now)
-	case opSuccess:
-		next, changed = s.Success(b.set, o.Gen)
-	case opClaim:
-		if b.held < b.set.Trials {
-			next, granted = s.Claim(b.set, o.Gen, o.Now)
-			changed = next.Seq != s.Seq
-		}
-	case opRelease:
-		next, changed = s.Release(o.Gen)
-	case opExpire:
-		next, changed = s.Expire(b.set, o.Gen, o.Now)
-	case opForceOpen:
-		next, changed = s.Force(b.set, Open, o.Now), true
-	case opForceClosed:
-		next, changed = s.Force(b.set, Closed, o.Now), true
-	case opForceIsolated:
-		next, changed = s.Force(b.set, Isolated, o.Now), true
-	case opRecord:
-		if b.window == nil {
+	switch {
+	case c.Kind == store.Claim && b.held >= b.set.Trials:
+		// This process holds every slot already: no claim.
+	default:
+		if c.Kind == store.Record && b.window == nil {
 			b.window = new(store.Window)
 		}
-		next, *b.window, changed = s.Record(*b.window, b.set, o.Gen, calls, failed, o.Now)
+		next, changed, granted = s.Apply(b.set, b.window, gen, now, c)
 	}
 	if changed {
 		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {
 			b.diverged, b.base, b.baseGen = true, b.storeSeq.Load(), s.Gen
 			b.armRetryLocked()
 		}
-		b.setLocked(next, o.Now)
+		b.setLocked(next, now)
 	}
 	b.mu.Unlock()
 	b.drain()

@@ -12,23 +12,6 @@ import (
 // This file: the link to the store: registration, store operations and
 // adopting the store's answers and announcements (the watch).
 
-// storeOp names the store operations a breaker makes.
-type storeOp uint8
-
-const (
-	opFailure storeOp = iota
-	opSuccess
-	opClaim
-	opRelease
-	opExpire
-	opForceOpen
-	opForceClosed
-	opForceIsolated
-	opRecord
-)
-
-func (o storeOp) needsClock() bool { return o != opSuccess && o != opRelease }
-
 // storeTimeout bounds store calls made on behalf of finished calls and of
 // timers: the store's own timeout applies too.
 const storeTimeout = time.Second
@@ -186,27 +169,23 @@ func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 	b.drain()
 }
 
-// update runs one store operation for generation gen and adopts the
-// store's answer. When the store fails (or failed less than storeBackoff
-// ago), or the factory is closed, it applies the operation to the local
+// update applies the operation c of generation gen through the store and
+// adopts the store's answer. When the store fails (or failed less than
+// storeBackoff ago), or the factory is closed, it applies c to the local
 // snapshot instead so that the breaker keeps working, and remembers that
 // the local state diverged. A claim reports whether it got a slot.
-func (b *Breaker) update(ctx context.Context, gen uint64, op storeOp) (snap store.Snapshot, granted bool) {
-	return b.updateWith(ctx, gen, op, 0, 0)
-}
-
-func (b *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls, failed int) (snap store.Snapshot, granted bool) {
+func (b *Breaker) update(ctx context.Context, gen uint64, c store.Change) (snap store.Snapshot, granted bool) {
 	f := b.f
 	if f.private || b.detached.Load() {
 		var now time.Time
-		if op.needsClock() {
+		if c.Kind.Timed() {
 			now = f.clock.Now()
 		}
-		return b.applyLocal(gen, now, op, calls, failed)
+		return b.applyLocal(gen, now, c)
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}
 	degraded := b.degraded.Load()
-	if op.needsClock() || degraded {
+	if c.Kind.Timed() || degraded {
 		o.Now = f.clock.Now()
 	}
 	useStore := true
@@ -222,26 +201,7 @@ func (b *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 		sctx, cancel := b.storeCtx(ctx)
 		seen, installs := b.storeSeq.Load(), b.installs.Load() // see stepBack
 		var err error
-		switch op {
-		case opFailure:
-			snap, err = b.storeFailures(sctx, o, calls) // calls: how many (see push)
-		case opSuccess:
-			snap, err = f.store.Success(sctx, o)
-		case opClaim:
-			snap, granted, err = f.store.Claim(sctx, o)
-		case opRelease:
-			snap, err = f.store.Release(sctx, o)
-		case opExpire:
-			snap, err = f.store.Expire(sctx, o)
-		case opForceOpen:
-			snap, err = f.store.Force(sctx, o, Open)
-		case opForceClosed:
-			snap, err = f.store.Force(sctx, o, Closed)
-		case opForceIsolated:
-			snap, err = f.store.Force(sctx, o, Isolated)
-		case opRecord:
-			snap, err = f.store.Record(sctx, o, calls, failed)
-		}
+		snap, granted, err = store.Do(sctx, f.store, o, c)
 		cancel()
 		var applied store.Applied
 		if err != nil && errors.As(err, &applied) && applied.Applied() {
@@ -274,7 +234,7 @@ func (b *Breaker) updateWith(ctx context.Context, gen uint64, op storeOp, calls,
 			o.Now = f.clock.Now()
 		}
 	}
-	return b.applyLocal(gen, o.Now, op, calls, failed)
+	return b.applyLocal(gen, o.Now, c)
 }
 
 // reportApplied tells listeners what a store said beside an answer it

@@ -41,7 +41,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	b.mu.Lock()
 	gen := b.snap.Gen
 	b.mu.Unlock()
-	snap, _ := b.update(nil, gen, opForceOpen)
+	snap, _ := b.update(nil, gen, store.Change{Kind: store.Force, To: Open})
 	now := f.clock.Now()
 	if b.degraded.Load() || b.detached.Load() {
 		// Applied locally: this process's open period is d; a

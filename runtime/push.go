@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"sync"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
@@ -34,11 +33,11 @@ import (
 
 // pushItem is one queued result, or a run of coalesced ones.
 type pushItem struct {
-	op    storeOp
+	op    store.Kind // Failure, Success, Release or Record
 	gen   uint64
 	trial bool // a half-open trial's result: never coalesced but failures
-	// n counts coalesced failures (opFailure); calls and failed are the
-	// summed counts of opRecord.
+	// n counts coalesced failures (Failure); calls and failed are the
+	// summed counts of Record.
 	n, calls, failed int
 }
 
@@ -62,12 +61,12 @@ func (b *Breaker) inline() bool {
 
 // push reports a result of generation gen to the store: at once when the
 // store never blocks, else through the circuit's pusher.
-func (b *Breaker) push(gen uint64, op storeOp, trial bool) { b.pushCounts(gen, op, trial, 0, 0) }
+func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen, op, trial, 0, 0) }
 
-// pushCounts is push with a rate flush's counts (opRecord).
-func (b *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed int) {
+// pushCounts is push with a rate flush's counts (Record).
+func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
 	if b.inline() {
-		b.updateWith(nil, gen, op, calls, failed)
+		b.update(nil, gen, pushItem{op: op, n: 1, calls: calls, failed: failed}.change())
 		return
 	}
 	q := &b.pushq
@@ -76,14 +75,14 @@ func (b *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed i
 		last := &q.items[n-1]
 		if last.op == op && last.gen == gen && last.trial == trial {
 			switch {
-			case op == opFailure:
+			case op == store.Failure:
 				last.n++
 				q.mu.Unlock()
 				return
-			case op == opSuccess && !trial:
+			case op == store.Success && !trial:
 				q.mu.Unlock()
 				return // a closed success resets pending failures: once is enough
-			case op == opRecord:
+			case op == store.Record:
 				last.calls += calls
 				last.failed += failed
 				q.mu.Unlock()
@@ -114,12 +113,7 @@ func (b *Breaker) pushLoop() {
 		q.items = q.spare[:0]
 		q.mu.Unlock()
 		for _, it := range items {
-			switch it.op {
-			case opFailure:
-				b.updateWith(nil, it.gen, opFailure, it.n, 0)
-			default:
-				b.updateWith(nil, it.gen, it.op, it.calls, it.failed)
-			}
+			b.update(nil, it.gen, it.change())
 		}
 		clear(items)
 		q.mu.Lock()
@@ -128,20 +122,16 @@ func (b *Breaker) pushLoop() {
 	}
 }
 
-// storeFailures records n failures of generation o.Gen in the store: one call
-// when it batches them, else one call each (the first error ends it).
-func (b *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.Snapshot, error) {
-	if n > 1 {
-		if fb, ok := b.f.store.(store.FailureBatcher); ok {
-			return fb.Failures(ctx, o, n)
+// change returns the store operation of it: coalesced failures become
+// one Failures operation (one store call when the store batches them).
+func (it pushItem) change() store.Change {
+	switch it.op {
+	case store.Failure:
+		if it.n > 1 {
+			return store.Change{Kind: store.Failures, N: it.n}
 		}
+	case store.Record:
+		return store.Change{Kind: store.Record, N: it.calls, Failed: it.failed}
 	}
-	var snap store.Snapshot
-	var err error
-	for range max(n, 1) {
-		if snap, err = b.f.store.Failure(ctx, o); err != nil {
-			break
-		}
-	}
-	return snap, err
+	return store.Change{Kind: it.op}
 }

@@ -173,5 +173,5 @@ func (b *Breaker) flush() {
 		return // counts of a closed period that ended: they no longer matter
 	}
 	b.merged.Store(b.bucketOf(b.f.clock.Now()))
-	b.pushCounts(tl.gen, opRecord, false, int(calls), int(failed))
+	b.pushCounts(tl.gen, store.Record, false, int(calls), int(failed))
 }

@@ -1,6 +1,10 @@
 package runtime
 
-import "context"
+import (
+	"context"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
 
 // This file: half-open trials: claiming a slot (a lease in the store),
 // the token that holds it, and the trial's result.
@@ -26,7 +30,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if ctx != nil && ctx.Err() != nil {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
-		snap, granted := b.update(ctx, word(w).gen(), opClaim)
+		snap, granted := b.update(ctx, word(w).gen(), store.Change{Kind: store.Claim})
 		if granted {
 			b.mu.Lock()
 			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.held < b.set.Trials {
@@ -37,7 +41,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			b.mu.Unlock()
 			// The slot came too late for this generation, or this process
 			// holds every slot already (the store lost track of ours).
-			b.update(nil, snap.Gen, opRelease)
+			b.update(nil, snap.Gen, store.Change{Kind: store.Release})
 			continue
 		}
 		if ctx != nil && ctx.Err() != nil {
@@ -94,13 +98,13 @@ func (b *Breaker) trialDone(t Token, o outcome, err error) {
 	b.count(b.view.Load(), o)
 	switch o {
 	case success, excluded:
-		b.push(gen, opSuccess, true)
+		b.push(gen, store.Success, true)
 	case failure:
 		if b.f.listeners.active() {
 			b.failed(err)
 		}
-		b.push(gen, opFailure, true)
+		b.push(gen, store.Failure, true)
 	case ignored:
-		b.push(gen, opRelease, true)
+		b.push(gen, store.Release, true)
 	}
 }
