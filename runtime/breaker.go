@@ -222,15 +222,13 @@ func (b *Breaker) Status() Status {
 
 // force moves the circuit by hand.
 func (b *Breaker) force(to State) {
-	b.mu.Lock()
-	gen := b.snap.Gen
-	b.mu.Unlock()
+	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
 	b.update(nil, gen, store.Change{Kind: store.Force, To: to})
 }
 
 // wait returns once b is registered.
-func (b *Breaker) wait() {
-	if !b.isReady.Load() {
-		<-b.ready
+func (c *conf) wait() {
+	if !c.isReady.Load() {
+		<-c.ready
 	}
 }

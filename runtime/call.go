@@ -73,8 +73,8 @@ func (b *Breaker) token(w uint64, timed bool) Token {
 
 // micros reads the factory clock in microseconds since the circuit's
 // epoch, modulo 2^40 (slow calls).
-func (b *Breaker) micros() uint64 {
-	return uint64(b.f.clock.Now().Sub(b.epoch)/time.Microsecond) & timedMask
+func (c *conf) micros() uint64 {
+	return uint64(c.f.clock.Now().Sub(c.epoch)/time.Microsecond) & timedMask
 }
 
 // reject counts and reports a rejection.
@@ -104,7 +104,7 @@ const (
 
 // classify sorts a call's result. A matcher that panics does not hide the
 // failure: its panic is dropped and the error counts as a failure.
-func (b *Breaker) classify(ctx context.Context, err error) outcome {
+func (c *conf) classify(ctx context.Context, err error) outcome {
 	if err == nil {
 		return success
 	}
@@ -114,12 +114,12 @@ func (b *Breaker) classify(ctx context.Context, err error) outcome {
 	if errors.Is(err, context.Canceled) && (ctx == nil || ctx.Err() != nil) {
 		return ignored
 	}
-	for _, m := range b.ignore {
+	for _, m := range c.ignore {
 		if matches(m, err) {
 			return ignored
 		}
 	}
-	for _, m := range b.exclude {
+	for _, m := range c.exclude {
 		if matches(m, err) {
 			return excluded
 		}

@@ -21,11 +21,11 @@ const storeBackoff = time.Second
 
 // storeCtx returns the context for a store call: the caller's for a call
 // in progress (Allow's claim), otherwise one bounded by storeTimeout.
-func (b *Breaker) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (c *conf) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx != nil {
 		return ctx, func() {}
 	}
-	if _, ok := b.f.store.(store.Immediate); ok {
+	if _, ok := c.f.store.(store.Immediate); ok {
 		return context.Background(), func() {} // never blocks: save the timer
 	}
 	return context.WithTimeout(context.Background(), storeTimeout)

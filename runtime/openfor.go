@@ -38,9 +38,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 		b.drain()
 		return
 	}
-	b.mu.Lock()
-	gen := b.snap.Gen
-	b.mu.Unlock()
+	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
 	snap, _ := b.update(nil, gen, store.Change{Kind: store.Force, To: Open})
 	now := f.clock.Now()
 	if b.degraded.Load() || b.detached.Load() {

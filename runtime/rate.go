@@ -119,8 +119,8 @@ func (b *Breaker) armFlush() {
 	}
 }
 
-func (b *Breaker) flushEvery() time.Duration {
-	return max(b.set.Window/store.Buckets, time.Millisecond)
+func (c *conf) flushEvery() time.Duration {
+	return max(c.set.Window/store.Buckets, time.Millisecond)
 }
 
 // couldTrip reports whether the local counts, with the window as last
@@ -145,8 +145,8 @@ func (b *Breaker) couldTrip(tl *tally) bool {
 
 // bucketOf returns the index of the window bucket of t, as [store.Window]
 // counts them.
-func (b *Breaker) bucketOf(t time.Time) int64 {
-	return t.UnixNano() / int64(max(b.set.Window/store.Buckets, 1))
+func (c *conf) bucketOf(t time.Time) int64 {
+	return t.UnixNano() / int64(max(c.set.Window/store.Buckets, 1))
 }
 
 func (b *Breaker) flushTick() {
