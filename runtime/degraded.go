@@ -40,15 +40,9 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c store.Change) (snap st
 
 // reconcile pushes a state the circuit reached while the store was away,
 // before any other operation (see the package doc). It reports whether the
-// store answered.
-func (b *Breaker) reconcile(o store.Op) bool {
-	b.mu.Lock()
-	if !b.diverged {
-		b.mu.Unlock()
-		return true
-	}
-	want, base, baseGen := b.snap, b.base, b.baseGen
-	b.mu.Unlock()
+// store answered. The caller read want (the local snapshot), base and
+// baseGen under b.mu, when it found the circuit diverged.
+func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint64) bool {
 	sctx, cancel := b.storeCtx(nil)
 	defer cancel()
 	var got store.Snapshot
@@ -69,15 +63,18 @@ func (b *Breaker) reconcile(o store.Op) bool {
 		return false
 	}
 	b.degraded.Store(false)
+	now := b.f.clock.Now()
 	b.mu.Lock()
 	b.diverged = false
 	if b.retry != nil {
 		b.retry()
 		b.retry = nil
 	}
+	// Pushed (a new generation of ours), or the record won: adopt it.
+	installed := got.Seq != base && b.adoptLocked(got, now)
 	b.mu.Unlock()
-	if got.Seq != base {
-		b.adopt(got) // pushed (a new generation of ours), or the record won
+	if installed {
+		b.drain()
 	}
 	return true
 }
@@ -95,12 +92,13 @@ func (b *Breaker) retryTick() {
 	b.mu.Lock()
 	b.retry = nil
 	again := b.diverged && !b.detached.Load()
+	want, base, baseGen := b.snap, b.base, b.baseGen
 	b.mu.Unlock()
 	if !again {
 		return
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Now: b.f.clock.Now()}
-	if !b.reconcile(o) {
+	if !b.reconcile(o, want, base, baseGen) {
 		b.mu.Lock()
 		b.armRetryLocked()
 		b.mu.Unlock()

@@ -97,12 +97,21 @@ func (b *Breaker) adopt(s store.Snapshot) {
 		now = b.f.clock.Now() // a closed count changing needs no clock
 	}
 	b.mu.Lock()
+	installed := b.adoptLocked(s, now)
+	b.mu.Unlock()
+	if installed {
+		b.drain()
+	}
+}
+
+// adoptLocked is adopt's work under b.mu, now the time if it was read
+// already (else zero). It reports whether it installed s.
+func (b *Breaker) adoptLocked(s store.Snapshot, now time.Time) bool {
 	if s.Seq <= b.storeSeq.Load() && s.Gen <= b.snap.Gen || b.diverged && s.Gen <= b.baseGen {
 		// Old; or, while this process's own transitions wait to be pushed,
 		// the generation it left, moved on only by counters (a write it
 		// gave up on, applied late): that must not revert them.
-		b.mu.Unlock()
-		return
+		return false
 	}
 	if now.IsZero() && (s.Gen != b.snap.Gen || s.State != b.snap.State) {
 		now = b.f.clock.Now()
@@ -115,8 +124,7 @@ func (b *Breaker) adopt(s store.Snapshot) {
 		seq = s.Seq
 	}
 	b.installLocked(s, seq, now)
-	b.mu.Unlock()
-	b.drain()
+	return true
 }
 
 // installLocked makes s, which the store vouched for, the circuit's
@@ -159,14 +167,19 @@ func (b *Breaker) adoptReply(s store.Snapshot, asked uint64) {
 func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 	now := b.f.clock.Now()
 	b.mu.Lock()
-	if b.installs.Load() != installs || b.diverged {
-		b.mu.Unlock()
-		b.adoptReply(s, asked)
-		return
+	installed := true
+	switch {
+	case b.installs.Load() == installs && !b.diverged:
+		b.installLocked(s, s.Seq, now)
+	case s.Gen >= asked || asked == 0: // as adoptReply, without letting go of mu
+		installed = b.adoptLocked(s, now)
+	default:
+		b.installLocked(s, s.Seq, now)
 	}
-	b.installLocked(s, s.Seq, now)
 	b.mu.Unlock()
-	b.drain()
+	if installed {
+		b.drain()
+	}
 }
 
 // update applies the operation c of generation gen through the store and
@@ -192,9 +205,10 @@ func (b *Breaker) update(ctx context.Context, gen uint64, c store.Change) (snap 
 	if degraded {
 		b.mu.Lock()
 		useStore = !o.Now.Before(b.retryAt)
+		diverged, want, base, baseGen := b.diverged, b.snap, b.base, b.baseGen
 		b.mu.Unlock()
-		if useStore {
-			useStore = b.reconcile(o)
+		if useStore && diverged {
+			useStore = b.reconcile(o, want, base, baseGen)
 		}
 	}
 	if useStore {
