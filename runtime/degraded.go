@@ -13,7 +13,7 @@ import (
 // applyLocal applies the operation c of generation gen, at now, to the
 // local snapshot (the same table of transitions a store applies: see
 // [store.Snapshot.Apply]).
-func (b *Breaker) applyLocal(gen uint64, now time.Time, c store.Change) (snap store.Snapshot, granted bool) {
+func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap store.Snapshot, granted bool) {
 	b.mu.Lock()
 	s := b.snap
 	next, changed := s, false
@@ -24,7 +24,7 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c store.Change) (snap st
 		if c.Kind == store.Record && b.window == nil {
 			b.window = new(store.Window)
 		}
-		next, changed, granted = s.Apply(b.set, b.window, gen, now, c)
+		next, changed, granted = s.Apply(b.set, b.window, gen, now, *c)
 	}
 	if changed {
 		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {

@@ -187,7 +187,7 @@ func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 // storeBackoff ago), or the factory is closed, it applies c to the local
 // snapshot instead so that the breaker keeps working, and remembers that
 // the local state diverged. A claim reports whether it got a slot.
-func (b *Breaker) update(ctx context.Context, gen uint64, c store.Change) (snap store.Snapshot, granted bool) {
+func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted bool) {
 	f := b.f
 	if f.private || b.detached.Load() {
 		var now time.Time
@@ -215,7 +215,7 @@ func (b *Breaker) update(ctx context.Context, gen uint64, c store.Change) (snap 
 		sctx, cancel := b.storeCtx(ctx)
 		seen, installs := b.storeSeq.Load(), b.installs.Load() // see stepBack
 		var err error
-		snap, granted, err = store.Do(sctx, f.store, o, c)
+		snap, granted, err = store.Do(sctx, f.store, o, *c)
 		cancel()
 		var applied store.Applied
 		if err != nil && errors.As(err, &applied) && applied.Applied() {

@@ -39,7 +39,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 		return
 	}
 	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
-	snap, _ := b.update(nil, gen, store.Change{Kind: store.Force, To: Open})
+	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Force, To: Open})
 	now := f.clock.Now()
 	if b.degraded.Load() || b.detached.Load() {
 		// Applied locally: this process's open period is d; a

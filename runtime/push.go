@@ -66,7 +66,11 @@ func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen
 // pushCounts is push with a rate flush's counts (Record).
 func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
 	if b.inline() {
-		b.update(nil, gen, pushItem{op: op, n: 1, calls: calls, failed: failed}.change())
+		c := store.Change{Kind: op}
+		if op == store.Record {
+			c.N, c.Failed = calls, failed
+		}
+		b.update(nil, gen, &c)
 		return
 	}
 	q := &b.pushq
@@ -113,7 +117,8 @@ func (b *Breaker) pushLoop() {
 		q.items = q.spare[:0]
 		q.mu.Unlock()
 		for _, it := range items {
-			b.update(nil, it.gen, it.change())
+			c := it.change()
+			b.update(nil, it.gen, &c)
 		}
 		clear(items)
 		q.mu.Lock()

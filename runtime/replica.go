@@ -91,7 +91,7 @@ func (b *Breaker) tick(gen uint64) {
 	}
 	b.timer = nil
 	b.mu.Unlock()
-	b.update(nil, gen, store.Change{Kind: store.Expire})
+	b.update(nil, gen, &store.Change{Kind: store.Expire})
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()

@@ -30,7 +30,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if ctx != nil && ctx.Err() != nil {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
-		snap, granted := b.update(ctx, word(w).gen(), store.Change{Kind: store.Claim})
+		snap, granted := b.update(ctx, word(w).gen(), &store.Change{Kind: store.Claim})
 		if granted {
 			b.mu.Lock()
 			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.held < b.set.Trials {
@@ -41,7 +41,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			b.mu.Unlock()
 			// The slot came too late for this generation, or this process
 			// holds every slot already (the store lost track of ours).
-			b.update(nil, snap.Gen, store.Change{Kind: store.Release})
+			b.update(nil, snap.Gen, &store.Change{Kind: store.Release})
 			continue
 		}
 		if ctx != nil && ctx.Err() != nil {
