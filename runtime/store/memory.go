@@ -76,12 +76,12 @@ func (m *Memory) Register(_ context.Context, name string, s Settings) (Settings,
 	return c.set, c.snap, nil
 }
 
-// apply applies the operation c to the named circuit with [Snapshot.Apply]
+// apply applies the operation ch to the named circuit with [Snapshot.Apply]
 // and tells the circuit's watchers when the snapshot changed.
-func (m *Memory) apply(op Op, ch Change) (Snapshot, bool) {
+func (m *Memory) apply(op *Op, ch *Change) (Snapshot, bool) {
 	m.mu.Lock()
 	c := m.circuit(op.Circuit, op.Settings)
-	snap, changed, granted := c.snap.Apply(c.set, &c.window, op.Gen, op.Now, ch)
+	snap, changed, granted := c.snap.apply(c.set, &c.window, op.Gen, op.Now, ch)
 	var ws []*watcher
 	if changed {
 		c.snap = snap
@@ -95,8 +95,8 @@ func (m *Memory) apply(op Op, ch Change) (Snapshot, bool) {
 }
 
 // do is apply for the operations that grant nothing.
-func (m *Memory) do(op Op, ch Change) (Snapshot, error) {
-	snap, _ := m.apply(op, ch)
+func (m *Memory) do(op *Op, ch Change) (Snapshot, error) {
+	snap, _ := m.apply(op, &ch)
 	return snap, nil
 }
 
@@ -105,48 +105,48 @@ func (*Memory) Immediate() {}
 
 // Failure implements Store.
 func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
-	return m.do(op, Change{Kind: Failure})
+	return m.do(&op, Change{Kind: Failure})
 }
 
 // Failures implements [FailureBatcher].
 func (m *Memory) Failures(_ context.Context, op Op, n int) (Snapshot, error) {
-	return m.do(op, Change{Kind: Failures, N: n})
+	return m.do(&op, Change{Kind: Failures, N: n})
 }
 
 // Success implements Store.
 func (m *Memory) Success(_ context.Context, op Op) (Snapshot, error) {
-	return m.do(op, Change{Kind: Success})
+	return m.do(&op, Change{Kind: Success})
 }
 
 // Claim implements Store.
 func (m *Memory) Claim(_ context.Context, op Op) (Snapshot, bool, error) {
-	snap, granted := m.apply(op, Change{Kind: Claim})
+	snap, granted := m.apply(&op, &Change{Kind: Claim})
 	return snap, granted, nil
 }
 
 // Release implements Store.
 func (m *Memory) Release(_ context.Context, op Op) (Snapshot, error) {
-	return m.do(op, Change{Kind: Release})
+	return m.do(&op, Change{Kind: Release})
 }
 
 // Expire implements Store.
 func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
-	return m.do(op, Change{Kind: Expire})
+	return m.do(&op, Change{Kind: Expire})
 }
 
 // Force implements Store.
 func (m *Memory) Force(_ context.Context, op Op, to State) (Snapshot, error) {
-	return m.do(op, Change{Kind: Force, To: to})
+	return m.do(&op, Change{Kind: Force, To: to})
 }
 
 // Record implements Store.
 func (m *Memory) Record(_ context.Context, op Op, calls, failed int) (Snapshot, error) {
-	return m.do(op, Change{Kind: Record, N: calls, Failed: failed})
+	return m.do(&op, Change{Kind: Record, N: calls, Failed: failed})
 }
 
 // Reconcile implements Store.
 func (m *Memory) Reconcile(_ context.Context, op Op, base uint64, want Snapshot) (Snapshot, error) {
-	return m.do(op, Change{Kind: Reconcile, Base: base, Want: want})
+	return m.do(&op, Change{Kind: Reconcile, Base: base, Want: want})
 }
 
 // Watch implements Store.

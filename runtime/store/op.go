@@ -18,9 +18,8 @@ type Op struct {
 
 // Kind names an operation of the table every store applies: one kind per
 // transition of a [Snapshot], so that a breaker, [Memory] and a store's
-// differential test dispatch an operation the same
-// way — through [Snapshot.Apply] for the reference semantics and [Do] for
-// a Store.
+// differential test dispatch an operation the same way — through
+// [Snapshot.Apply] for the reference semantics and [Do] for a Store.
 type Kind uint8
 
 // The operations. The zero Kind is none of them: Apply leaves the snapshot
@@ -51,10 +50,12 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Timed reports whether the transition reads its now argument: every kind
-// but Success, Release and Reconcile. A caller may skip reading its clock
-// for the others.
-func (k Kind) Timed() bool { return k != Success && k != Release && k != Reconcile }
+// Timed reports whether the operation needs the caller's clock reading
+// (Op.Now): every kind but Success and Release, whose transitions ignore
+// it, so that a caller may skip reading its clock for them. (Reconcile's
+// transition ignores it too, but it is sent with the clock all the same,
+// as the runtime always did.)
+func (k Kind) Timed() bool { return k != Success && k != Release }
 
 // Change is one operation of the table: its kind and the arguments of its
 // kind beyond the generation and the clock reading every operation carries
@@ -83,6 +84,11 @@ type Change struct {
 // window: Record reads it and stores the window after it; the other kinds
 // do not touch it (it may be nil for them).
 func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c Change) (next Snapshot, changed, granted bool) {
+	return s.apply(set, w, gen, now, &c)
+}
+
+// apply is Apply without copying c, for [Memory].
+func (s Snapshot) apply(set Settings, w *Window, gen uint64, now time.Time, c *Change) (next Snapshot, changed, granted bool) {
 	switch c.Kind {
 	case Failure:
 		next, changed = s.Failure(set, gen, now)

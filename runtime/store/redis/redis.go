@@ -29,6 +29,12 @@
 // the pure functions of package store (a differential test drives both
 // with random operation sequences); nothing is read, modified and written
 // back by the client. A reply to an operation is the record after it.
+// The benchmarks of this package report the Redis commands each call
+// costs (cmds/op) beside its time: run
+//
+//	go test -run '^$' -bench . -benchmem ./runtime/store/redis
+//
+// for the figures of your machine and Redis.
 //
 // # Key layout
 //
@@ -142,13 +148,8 @@ package redis
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
-	"net"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -161,11 +162,6 @@ const DefaultPrefix = "purgatory:"
 
 // DefaultTimeout bounds every store call unless [WithTimeout] says otherwise.
 const DefaultTimeout = 50 * time.Millisecond
-
-//go:embed script.lua
-var scriptSource string
-
-var script = goredis.NewScript(scriptSource)
 
 // Option configures a [Store].
 type Option func(*Store)
@@ -195,26 +191,8 @@ func WithErrorHandler(fn func(error)) Option { return func(s *Store) { s.onError
 // Store is a [store.Store] kept in Redis. It is safe for concurrent use.
 // Call [Store.Close] when done with it to stop its subscriber.
 type Store struct {
-	client   goredis.UniversalClient
-	prefix   string
-	channel  string
-	timeout  time.Duration
-	health   time.Duration // see healthInterval
-	ctxAware bool          // the client honours context deadlines itself
-	onError  func(error)
-	dialErr  atomic.Pointer[dialError] // the last failed connection attempt
-
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	reads  chan struct{} // bounds the reads in flight for watchers
-
-	mu      sync.Mutex
-	tracks  map[string]*track // the watched circuits
-	started bool
-	closed  bool
-	ps      *goredis.PubSub
-	failing map[string]bool // episodes reported to onError, by kind
+	conn // the script calls of operations and reads (script.go)
+	hub  // the subscription and the watched circuits (watch.go)
 }
 
 var (
@@ -228,18 +206,19 @@ var (
 // timeout can say why.
 func New(client goredis.UniversalClient, opts ...Option) *Store {
 	s := &Store{
-		client:  client,
-		prefix:  DefaultPrefix,
-		timeout: DefaultTimeout,
-		health:  healthInterval,
-		tracks:  make(map[string]*track),
-		failing: make(map[string]bool),
-		reads:   make(chan struct{}, maxReads),
+		conn: conn{client: client, prefix: DefaultPrefix, timeout: DefaultTimeout},
+		hub: hub{
+			health:  healthInterval,
+			tracks:  make(map[string]*track),
+			failing: make(map[string]bool),
+			reads:   make(chan struct{}, maxReads),
+		},
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.channel = s.prefix + "events"
+	s.hub.conn = &s.conn
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	switch c := client.(type) {
 	case *goredis.Client:
@@ -247,69 +226,12 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 	case *goredis.ClusterClient:
 		s.ctxAware = c.Options().ContextTimeoutEnabled
 	}
-	client.AddHook(dialHook{s})
+	client.AddHook(dialHook{&s.conn})
 	return s
 }
 
-// dialError is a failed connection attempt.
-type dialError struct {
-	err error
-	at  time.Time
-}
-
-// lastDial returns the last failed connection attempt, if it was recent.
-func (s *Store) lastDial() error {
-	d := s.dialErr.Load()
-	if d == nil || time.Since(d.at) > 10*s.timeout+time.Second {
-		return nil
-	}
-	return d.err
-}
-
-// dialHook records failed connection attempts (see Store.lastDial).
-type dialHook struct{ s *Store }
-
-func (h dialHook) DialHook(next goredis.DialHook) goredis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := next(ctx, network, addr)
-		if err != nil {
-			h.s.dialErr.Store(&dialError{err: err, at: time.Now()})
-		} else {
-			h.s.dialErr.Store(nil)
-		}
-		return c, err
-	}
-}
-
-func (h dialHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
-
-func (h dialHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return next
-}
-
-// report hands err to the error handler when an episode of kind begins;
-// err == nil ends the episode.
-func (s *Store) report(kind string, err error) {
-	s.mu.Lock()
-	first := s.episodeLocked(kind, err)
-	s.mu.Unlock()
-	if first && s.onError != nil {
-		s.onError(err)
-	}
-}
-
-// episodeLocked notes that an operation of kind failed with err (nil: it
-// worked, which ends an episode) and reports whether err begins an
-// episode, to be handed to the error handler once s.mu is released. Every
-// change of s.failing goes through it. s.mu is held.
-func (s *Store) episodeLocked(kind string, err error) (first bool) {
-	first = err != nil && !s.failing[kind]
-	s.failing[kind] = err != nil
-	return first
-}
-
 // Key returns the Redis key of the named circuit's hash.
-func (s *Store) Key(circuit string) string { return s.prefix + "{" + circuit + "}:state" }
+func (s *Store) Key(circuit string) string { return s.key(circuit) }
 
 // Channel returns the pub/sub channel the store publishes changes on.
 func (s *Store) Channel() string { return s.channel }
@@ -317,83 +239,14 @@ func (s *Store) Channel() string { return s.channel }
 // Close stops the subscriber and the watchers get nothing more. Store calls
 // still work after Close; the client is not closed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	s.cancel()
-	ps := s.ps
-	s.mu.Unlock()
-	if ps != nil {
-		_ = ps.Close()
-	}
-	s.wg.Wait()
+	s.hub.close()
 	return nil
-}
-
-// CorruptError reports a key that did not hold a readable circuit record.
-// The store has replaced it with a fresh record.
-type CorruptError struct {
-	Key    string // the Redis key
-	Reason string // what was wrong with it
-}
-
-// Applied reports true: the operation was applied to the fresh record
-// (see [store.Applied]).
-func (e *CorruptError) Applied() bool { return true }
-
-// Error names the key and says what was wrong with it.
-func (e *CorruptError) Error() string {
-	return fmt.Sprintf("purgatory/redis: corrupt circuit record at %q (%s); replaced by a fresh one", e.Key, e.Reason)
-}
-
-// ConflictError reports that a circuit's record holds other settings than
-// the caller's: another process registered the circuit first with other
-// settings, or somebody changed the record. The operation was applied with
-// the record's settings, and the snapshot returned with the error is valid.
-type ConflictError struct {
-	Key     string         // the Redis key
-	InForce store.Settings // the record's settings, which the operation used
-	Wanted  store.Settings // the caller's
-}
-
-// Applied reports true: the operation was applied with the record's
-// settings (see [store.Applied]).
-func (e *ConflictError) Applied() bool { return true }
-
-// Settings returns the record's settings and the caller's (see
-// [store.Conflict]).
-func (e *ConflictError) Settings() (inForce, wanted store.Settings) { return e.InForce, e.Wanted }
-
-// Error names the key and both settings.
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("purgatory/redis: circuit record at %q has settings %+v, the caller %+v; the record's apply", e.Key, e.InForce, e.Wanted)
 }
 
 // aclCommands are the commands a store's user must be allowed, besides
 // the keys "~<prefix>*" and the channel "&<prefix>events" (see the package
 // doc).
 const aclCommands = "+evalsha +eval +hmget +hset +del +pexpire +persist +time +publish +subscribe +ping +hello"
-
-// The bounds of the settings a record may hold; a record outside them is
-// corrupt (see script.lua, goodSettings).
-const (
-	maxCount    = store.MaxCount
-	maxPeriod   = store.MaxPeriod
-	minWindow   = store.MinWindow
-	maxMinCalls = store.MaxMinCalls
-	maxInt      = 1<<53 - 1 // Lua numbers are doubles
-)
-
-// checkSettings reports settings the store cannot keep.
-func checkSettings(set store.Settings) error {
-	if err := set.Check(); err != nil {
-		return fmt.Errorf("purgatory/redis: %w", err)
-	}
-	return nil
-}
 
 // Register implements [store.Store]: the first registration across all
 // processes sets the circuit's settings. It refreshes the record's idle
@@ -477,72 +330,6 @@ func (s *Store) Reconcile(ctx context.Context, op store.Op, base uint64, want st
 	return r.snap, err
 }
 
-// result is a decoded script reply.
-type result struct {
-	status  string
-	set     store.Settings
-	snap    store.Snapshot
-	granted bool
-}
-
-// run calls the script for one operation, within the store timeout. The
-// snapshot of a *CorruptError or *ConflictError reply is valid.
-func (s *Store) run(ctx context.Context, name string, op store.Op, extra ...string) (result, error) {
-	key := s.Key(op.Circuit)
-	if err := checkSettings(op.Settings); err != nil {
-		return result{}, fmt.Errorf("%w (circuit %q)", err, op.Circuit)
-	}
-	set := op.Settings
-	args := make([]any, 0, 12+len(extra))
-	args = append(args, name, op.Circuit, s.channel,
-		strconv.Itoa(set.Threshold), strconv.FormatInt(int64(set.TTL), 10), strconv.Itoa(set.Trials),
-		strconv.FormatInt(int64(set.MaxTTL), 10), strconv.FormatFloat(set.FailureRate, 'g', -1, 64),
-		strconv.FormatInt(int64(set.Window), 10), strconv.Itoa(set.MinCalls),
-		strconv.FormatUint(op.Gen, 10), formatNanos(op.Now))
-	for _, e := range extra {
-		args = append(args, e)
-	}
-	v, err := s.eval(ctx, key, args)
-	if err != nil {
-		return result{}, s.describe(name, key, err)
-	}
-	r, hasSet, err := decode(v)
-	if err != nil {
-		return result{}, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
-	}
-	if !hasSet {
-		r.set = op.Settings // the script sends the record's only when they differ
-	}
-	switch {
-	case r.status != "ok":
-		return r, &CorruptError{Key: key, Reason: strings.TrimPrefix(r.status, "corrupt: ")}
-	case name != "register" && r.set != op.Settings:
-		return r, &ConflictError{Key: key, InForce: r.set, Wanted: op.Settings}
-	}
-	return r, nil
-}
-
-// read runs a read-only operation (get), or bump, on a circuit's record. ok
-// is false when there is none (or it is unreadable).
-func (s *Store) read(ctx context.Context, name, circuit string, extra ...any) (snap store.Snapshot, ok bool, err error) {
-	key := s.Key(circuit)
-	args := append([]any{name, circuit, s.channel, "", "", "", "", "", "", "", "", ""}, extra...)
-	v, err := s.eval(ctx, key, args)
-	if err != nil {
-		return store.Snapshot{}, false, s.describe(name, key, err)
-	}
-	r, _, err := decode(v)
-	if err != nil {
-		return store.Snapshot{}, false, fmt.Errorf("purgatory/redis: %s %s: bad script reply: %w", name, key, err)
-	}
-	return r.snap, r.status == "ok", nil
-}
-
-// get reads a circuit's record without changing it.
-func (s *Store) get(ctx context.Context, circuit string) (store.Snapshot, bool, error) {
-	return s.read(ctx, "get", circuit)
-}
-
 // Ping checks that the store can work: Redis answers, the user may run the
 // script and every command it runs on the store's keys and channel (with
 // Redis 7 ACLs), and may subscribe to the channel. The error says what is
@@ -568,207 +355,4 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("purgatory/redis: ping: cannot subscribe to %s: %w", s.channel, err)
 	}
 	return nil
-}
-
-// describe wraps an error of a Redis call so that it says what failed.
-func (s *Store) describe(name, key string, err error) error {
-	var rerr goredis.Error
-	switch {
-	case errors.As(err, &rerr) && !isTimeout(err):
-		return fmt.Errorf("purgatory/redis: %s %s: Redis refused: %w", name, key, err)
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		if d := s.lastDial(); d != nil {
-			return fmt.Errorf("purgatory/redis: %s %s: no answer in time (%w); last connection attempt: %v", name, key, err, d)
-		}
-		return fmt.Errorf("purgatory/redis: %s %s: no answer in time: %w", name, key, err)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("purgatory/redis: %s %s: %w", name, key, err)
-	}
-	return fmt.Errorf("purgatory/redis: %s %s: cannot reach Redis: %w", name, key, err)
-}
-
-// eval runs the script within the store timeout, whether or not the client
-// honours context deadlines.
-func (s *Store) eval(ctx context.Context, key string, args []any) (any, error) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if s.ctxAware {
-		return script.Run(ctx, s.client, []string{key}, args...).Result()
-	}
-	type reply struct {
-		v   any
-		err error
-	}
-	ch := make(chan reply, 1)
-	go func() {
-		v, err := script.Run(ctx, s.client, []string{key}, args...).Result()
-		ch <- reply{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-var errShort = errors.New("short reply")
-
-// The lengths of a script reply with a record: without the record's
-// settings (the caller's are in force), and with them.
-const (
-	replyFields       = 12
-	replySettings     = 7
-	replyWithSettings = replyFields + replySettings
-)
-
-// decode parses a script reply (see script.lua). hasSet reports whether
-// it carried the record's settings.
-func decode(v any) (r result, hasSet bool, err error) {
-	a, ok := v.([]any)
-	if !ok || len(a) == 0 {
-		return result{}, false, errShort
-	}
-	if r.status, ok = a[0].(string); !ok {
-		return result{}, false, fmt.Errorf("status is %T, not a string", a[0])
-	}
-	if len(a) == 1 {
-		return r, false, nil // get of an absent or corrupt record
-	}
-	if len(a) != replyFields && len(a) != replyWithSettings {
-		return result{}, false, errShort
-	}
-	var n [9]uint64
-	for i, j := range []int{2, 3, 4, 5, 6, 8, 9, 10, 11} {
-		if n[i], err = replyNumber(a[j]); err != nil {
-			return result{}, false, fmt.Errorf("field %d: %w", j, err)
-		}
-	}
-	st, _ := a[1].(string)
-	until, _ := a[7].(string)
-	if r.snap, err = parseSnapshot([]string{st, "0", "0", "0", "0", "0", until, "0", "0", "0"}); err != nil {
-		return result{}, false, err
-	}
-	r.snap.Gen, r.snap.Seq = n[0], n[1]
-	r.snap.Failures, r.snap.Claimed, r.snap.Succeeded = int(n[2]), int(n[3]), int(n[4])
-	r.snap.Level, r.snap.Calls, r.snap.Failed = int(n[5]), int(n[6]), int(n[7])
-	r.granted = n[8] == 1
-	if len(a) == replyFields {
-		return r, false, nil
-	}
-	f := make([]string, replySettings)
-	for i := range f {
-		if f[i], ok = a[replyFields+i].(string); !ok {
-			return result{}, false, fmt.Errorf("setting %d is %T, not a string", i, a[replyFields+i])
-		}
-	}
-	var m [6]int64
-	for i, x := range []string{f[0], f[1], f[2], f[3], f[5], f[6]} {
-		if m[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-			return result{}, false, err
-		}
-	}
-	rate, err := strconv.ParseFloat(f[4], 64)
-	if err != nil {
-		return result{}, false, err
-	}
-	r.set = store.Settings{Threshold: int(m[0]), TTL: time.Duration(m[1]), Trials: int(m[2]),
-		MaxTTL: time.Duration(m[3]), FailureRate: rate, Window: time.Duration(m[4]), MinCalls: int(m[5])}
-	return r, true, nil
-}
-
-// replyNumber reads a number of a script reply: an integer in [0, 2^53).
-func replyNumber(x any) (uint64, error) {
-	switch v := x.(type) {
-	case int64:
-		if v < 0 || v > maxInt {
-			return 0, fmt.Errorf("%d out of range", v)
-		}
-		return uint64(v), nil
-	case string:
-		return strconv.ParseUint(v, 10, 53)
-	}
-	return 0, fmt.Errorf("%T, not a number", x)
-}
-
-// parseSnapshot parses state, gen, seq, failures, claimed, succeeded,
-// until, level, calls, failed.
-func parseSnapshot(f []string) (store.Snapshot, error) {
-	var s store.Snapshot
-	switch f[0] {
-	case "closed":
-		s.State = store.Closed
-	case "open":
-		s.State = store.Open
-	case "half-open":
-		s.State = store.HalfOpen
-	case "isolated":
-		s.State = store.Isolated
-	default:
-		return s, fmt.Errorf("bad state %q", f[0])
-	}
-	var n [8]uint64
-	for i, j := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
-		var err error
-		if n[i], err = strconv.ParseUint(f[j], 10, 53); err != nil {
-			return s, err
-		}
-	}
-	s.Gen, s.Seq = n[0], n[1]
-	s.Failures, s.Claimed, s.Succeeded = int(n[2]), int(n[3]), int(n[4])
-	s.Level, s.Calls, s.Failed = int(n[5]), int(n[6]), int(n[7])
-	if s.State == store.Open || s.State == store.HalfOpen {
-		t, err := parseNanos(f[6])
-		if err != nil {
-			return s, err
-		}
-		s.Until = t
-	}
-	return s, nil
-}
-
-// formatNanos formats t as decimal Unix nanoseconds, for any t (also those
-// that do not fit an int64 of nanoseconds, such as the zero time).
-func formatNanos(t time.Time) string {
-	sec, nsec := t.Unix(), int64(t.Nanosecond())
-	if sec >= 0 {
-		if sec == 0 {
-			return strconv.FormatInt(nsec, 10)
-		}
-		return fmt.Sprintf("%d%09d", sec, nsec)
-	}
-	if nsec == 0 {
-		return fmt.Sprintf("-%d000000000", -sec)
-	}
-	sec, nsec = -sec-1, 1e9-nsec
-	if sec == 0 {
-		return fmt.Sprintf("-%d", nsec)
-	}
-	return fmt.Sprintf("-%d%09d", sec, nsec)
-}
-
-// parseNanos is the inverse of formatNanos.
-func parseNanos(v string) (time.Time, error) {
-	digits, neg := strings.CutPrefix(v, "-")
-	if digits == "" || len(digits) > 21 || strings.TrimLeft(digits, "0123456789") != "" {
-		return time.Time{}, fmt.Errorf("bad time %q", v)
-	}
-	var sec, nsec int64
-	if n := len(digits); n > 9 {
-		sec, _ = strconv.ParseInt(digits[:n-9], 10, 64)
-		nsec, _ = strconv.ParseInt(digits[n-9:], 10, 64)
-	} else {
-		nsec, _ = strconv.ParseInt(digits, 10, 64)
-	}
-	if neg {
-		if nsec > 0 {
-			sec, nsec = -sec-1, 1e9-nsec
-		} else {
-			sec = -sec
-		}
-	}
-	return time.Unix(sec, nsec), nil
 }

@@ -2,11 +2,8 @@ package redis
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -14,16 +11,32 @@ import (
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
-// healthInterval is how long the subscriber waits for a message before it
-// pings Redis; a second silent interval makes it reconnect.
-const healthInterval = 2 * time.Second
-
 // maxReads bounds the reads a store makes at once for its watchers.
 const maxReads = 8
 
 // maxHints bounds the messages a circuit keeps while a read of it is in
 // flight; past it, the circuit is read again instead.
 const maxHints = 32
+
+// hub is the store's side of Watch: one subscription to the channel, the
+// watched circuits, and the reads that confirm what messages say.
+type hub struct {
+	conn    *conn         // the store's, for the reads
+	health  time.Duration // see healthInterval
+	onError func(error)
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	reads  chan struct{} // bounds the reads in flight for watchers
+
+	mu      sync.Mutex
+	tracks  map[string]*track // the watched circuits
+	started bool
+	closed  bool
+	ps      *goredis.PubSub
+	failing map[string]bool // episodes reported to onError, by kind
+}
 
 // track is what a store knows of one watched circuit.
 type track struct {
@@ -51,126 +64,50 @@ type watcher struct{ fn func(store.Snapshot) }
 // called. fn must not block. (What a forged message can and cannot do: see
 // the threat model in this file, above dispatch.)
 func (s *Store) Watch(name string, fn func(store.Snapshot)) (stop func()) {
+	return s.hub.watch(name, fn)
+}
+
+// watch adds fn to the watchers of the named circuit, and starts the
+// subscription on the first call.
+func (h *hub) watch(name string, fn func(store.Snapshot)) (stop func()) {
 	w := &watcher{fn: fn}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
 		return func() {}
 	}
-	t := s.tracks[name]
+	t := h.tracks[name]
 	if t == nil {
 		t = &track{watchers: make(map[*watcher]struct{})}
-		s.tracks[name] = t
+		h.tracks[name] = t
 	}
 	t.watchers[w] = struct{}{}
-	if !s.started {
-		s.started = true
-		s.wg.Add(1)
-		go s.subscribe()
+	if !h.started {
+		h.started = true
+		h.wg.Add(1)
+		go h.subscribe()
 	}
-	s.requestLocked(name, t)
-	s.mu.Unlock()
+	h.requestLocked(name, t)
+	h.mu.Unlock()
 	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if t := s.tracks[name]; t != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if t := h.tracks[name]; t != nil {
 			delete(t.watchers, w)
 			if len(t.watchers) == 0 {
-				delete(s.tracks, name)
+				delete(h.tracks, name)
 			}
 		}
-	}
-}
-
-// subscribe keeps one subscription to the channel alive until Close.
-func (s *Store) subscribe() {
-	defer s.wg.Done()
-	backoff := 100 * time.Millisecond
-	for {
-		ps := s.client.Subscribe(s.ctx, s.channel)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = ps.Close()
-			return
-		}
-		s.ps = ps
-		s.mu.Unlock()
-		ok, err := s.receive(ps)
-		_ = ps.Close()
-		if s.ctx.Err() != nil {
-			return
-		}
-		if ok {
-			backoff = 100 * time.Millisecond
-		}
-		if err != nil {
-			s.report("subscribe", fmt.Errorf("purgatory/redis: subscription to %s: %w", s.channel, err))
-		}
-		if !s.sleep(backoff) {
-			return
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// receive handles the messages of ps until Close, an error, or until the
-// connection stays silent even to a ping. ok reports whether it was
-// subscribed.
-func (s *Store) receive(ps *goredis.PubSub) (ok bool, err error) {
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(s.ctx, s.health)
-		if s.ctx.Err() != nil {
-			return ok, nil
-		}
-		if err != nil {
-			if !isTimeout(err) {
-				return ok, err
-			}
-			if pinged {
-				return ok, errors.New("no answer to a ping: connection replaced")
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, s.health)
-			err = ps.Ping(ctx)
-			cancel()
-			pinged = err == nil
-			continue
-		}
-		pinged = false
-		switch m := msg.(type) {
-		case *goredis.Subscription:
-			if m.Kind == "subscribe" {
-				ok = true
-				s.report("subscribe", nil)
-				s.resyncAll()
-			}
-		case *goredis.Message:
-			s.dispatch(m.Payload)
-		case *goredis.Pong:
-		}
-	}
-}
-
-// sleep waits d, and reports false if the store was closed meanwhile.
-func (s *Store) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.ctx.Done():
-		return false
 	}
 }
 
 // # The threat model of the watch
 //
 // A message is a hint, not the record: anybody with PUBLISH on the
-// channel can send one, and the script publishes before it writes. So the
-// watchers get a message as it is only when it moves the counters of the
-// generation the store knows (track.known) by exactly one Seq, with the
-// same state, gen, until and level (judgeLocked). Any other message — a
+// channel can send one. So the watchers get a message as it is only when
+// it moves the counters of the generation the store knows (track.known)
+// by exactly one Seq, with the same state, gen, until and level
+// (judgeLocked). Any other message — a
 // change of state or generation, a Seq jump, a Seq the record already had
 // with other content — makes the store read the record and hand that over
 // instead (requestLocked, confirm): at most one read in flight per
@@ -207,15 +144,15 @@ func (s *Store) sleep(d time.Duration) bool {
 // dispatch judges a published message (see the threat model above): it is
 // kept as a hint while a read of its circuit is in flight, else judged
 // against what the store knows.
-func (s *Store) dispatch(payload string) {
+func (h *hub) dispatch(payload string) {
 	name, m, ok := parseMessage(payload)
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	t := s.tracks[name]
+	h.mu.Lock()
+	t := h.tracks[name]
 	if t == nil {
-		s.mu.Unlock()
+		h.mu.Unlock()
 		return
 	}
 	if t.reading {
@@ -224,18 +161,18 @@ func (s *Store) dispatch(payload string) {
 		} else {
 			t.again = true
 		}
-		s.mu.Unlock()
+		h.mu.Unlock()
 		return
 	}
-	fns := s.judgeLocked(name, t, m)
-	s.mu.Unlock()
+	fns := h.judgeLocked(name, t, m)
+	h.mu.Unlock()
 	call(fns, m)
 }
 
-// judgeLocked applies the rule of the threat model to message m of circuit
-// name, and returns the watchers to hand m to (nil when it is stale or needs a
-// read, which judgeLocked asks for). s.mu is held.
-func (s *Store) judgeLocked(name string, t *track, m store.Snapshot) []func(store.Snapshot) {
+// judgeLocked applies the rule of the threat model to message m of
+// circuit name, and returns the watchers to hand m to (nil when it is
+// stale or needs a read, which judgeLocked asks for). h.mu is held.
+func (h *hub) judgeLocked(name string, t *track, m store.Snapshot) []func(store.Snapshot) {
 	k := t.known
 	switch {
 	case !t.hasKnown:
@@ -248,17 +185,17 @@ func (s *Store) judgeLocked(name string, t *track, m store.Snapshot) []func(stor
 		// older than what was handed out gets its Seq raised past it.
 	case m.Seq == k.Seq+1 && m.State == k.State && m.Gen == k.Gen && m.Until.Equal(k.Until) && m.Level == k.Level:
 		t.known = m
-		return s.deliveredLocked(t, m)
+		return h.deliveredLocked(t, m)
 	}
 	// A change of state or generation, a jump, or a message that disagrees
 	// with the record read at its Seq: read the record.
-	s.requestLocked(name, t)
+	h.requestLocked(name, t)
 	return nil
 }
 
 // deliveredLocked notes that m is handed to t's watchers and returns them.
-// s.mu is held.
-func (s *Store) deliveredLocked(t *track, m store.Snapshot) []func(store.Snapshot) {
+// h.mu is held.
+func (h *hub) deliveredLocked(t *track, m store.Snapshot) []func(store.Snapshot) {
 	if !t.hasDelivered || m.Seq > t.delivered.Seq {
 		t.delivered, t.hasDelivered = m, true
 	}
@@ -283,28 +220,18 @@ func call(fns []func(store.Snapshot), snap store.Snapshot) {
 }
 
 // requestLocked starts a read of the circuit's record for its watchers, or
-// marks the one in flight to be done again. s.mu is held.
-func (s *Store) requestLocked(name string, t *track) {
+// marks the one in flight to be done again. h.mu is held.
+func (h *hub) requestLocked(name string, t *track) {
 	if t.reading {
 		t.again = true
 		return
 	}
-	if s.closed {
+	if h.closed {
 		return
 	}
 	t.reading, t.again, t.hints = true, false, nil
-	s.wg.Add(1)
-	go s.confirm(name, t)
-}
-
-// resyncAll reads every watched circuit again (after a (re)subscription:
-// messages may have been missed).
-func (s *Store) resyncAll() {
-	s.mu.Lock()
-	for name, t := range s.tracks {
-		s.requestLocked(name, t)
-	}
-	s.mu.Unlock()
+	h.wg.Add(1)
+	go h.confirm(name, t)
 }
 
 // confirm reads the circuit's record and hands it to the watchers, again
@@ -313,33 +240,33 @@ func (s *Store) resyncAll() {
 // already handed out (the record went back in time, or a forged message
 // got through as a counter change), it gives the record a Seq past that
 // snapshot's, so that the watchers adopt it.
-func (s *Store) confirm(name string, t *track) {
-	defer s.wg.Done()
+func (h *hub) confirm(name string, t *track) {
+	defer h.wg.Done()
 	backoff := 10 * time.Millisecond
 	for {
-		s.reads <- struct{}{}
-		snap, ok, err := s.get(s.ctx, name)
-		<-s.reads
-		if s.ctx.Err() != nil {
+		h.reads <- struct{}{}
+		snap, ok, err := h.conn.get(h.ctx, name)
+		<-h.reads
+		if h.ctx.Err() != nil {
 			return
 		}
-		s.mu.Lock()
-		if s.tracks[name] != t {
+		h.mu.Lock()
+		if h.tracks[name] != t {
 			// The watch ended while the read was in flight; a Watch of the
 			// name since made a new track, which started its own read.
-			s.mu.Unlock()
+			h.mu.Unlock()
 			return
 		}
 		if err != nil {
-			s.mu.Unlock()
-			s.report("read", err)
-			if !s.sleep(backoff) {
+			h.mu.Unlock()
+			h.report("read", err)
+			if !h.sleep(backoff) {
 				return
 			}
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		s.episodeLocked("read", nil)
+		h.episodeLocked("read", nil)
 		var fns []func(store.Snapshot)
 		var floor uint64
 		if ok {
@@ -347,7 +274,7 @@ func (s *Store) confirm(name string, t *track) {
 				floor = t.delivered.Seq
 			}
 			t.known, t.hasKnown = snap, true
-			fns = s.deliveredLocked(t, snap)
+			fns = h.deliveredLocked(t, snap)
 		}
 		// Messages that came during the read are judged against it; one
 		// that needs a read marks this one to be done again.
@@ -357,21 +284,21 @@ func (s *Store) confirm(name string, t *track) {
 		}
 		var later []hint
 		for _, m := range t.hints {
-			if f := s.judgeLocked(name, t, m); f != nil {
+			if f := h.judgeLocked(name, t, m); f != nil {
 				later = append(later, hint{f, m})
 			}
 		}
 		again := t.again
 		t.hints, t.again, t.reading = nil, false, again
-		s.mu.Unlock()
+		h.mu.Unlock()
 		// Each snapshot is handed over once, in Seq order: the record,
 		// then the hints that moved on from it one step at a time.
 		call(fns, snap)
-		for _, h := range later {
-			call(h.fns, h.m)
+		for _, l := range later {
+			call(l.fns, l.m)
 		}
 		if floor > 0 {
-			s.bump(name, t, floor)
+			h.bump(name, t, floor)
 		}
 		if !again {
 			return
@@ -381,42 +308,23 @@ func (s *Store) confirm(name string, t *track) {
 
 // bump gives the circuit's record a Seq past floor and hands it to the
 // watchers of t, unless their watch ended meanwhile.
-func (s *Store) bump(name string, t *track, floor uint64) {
-	snap, ok, err := s.read(s.ctx, "bump", name, strconv.FormatUint(floor, 10))
+func (h *hub) bump(name string, t *track, floor uint64) {
+	snap, ok, err := h.conn.read(h.ctx, "bump", name, strconv.FormatUint(floor, 10))
 	if err != nil {
-		s.report("read", err)
+		h.report("read", err)
 		return
 	}
 	if !ok {
 		return
 	}
-	s.mu.Lock()
+	h.mu.Lock()
 	var fns []func(store.Snapshot)
-	if s.tracks[name] == t {
+	if h.tracks[name] == t {
 		if snap.Seq > t.known.Seq {
 			t.known = snap
 		}
-		fns = s.deliveredLocked(t, snap)
+		fns = h.deliveredLocked(t, snap)
 	}
-	s.mu.Unlock()
+	h.mu.Unlock()
 	call(fns, snap)
-}
-
-// parseMessage parses "2 <state> <gen> <seq> <failures> <claimed>
-// <succeeded> <until> <level> <calls> <failed> <circuit>".
-func parseMessage(payload string) (string, store.Snapshot, bool) {
-	f := strings.SplitN(payload, " ", 12)
-	if len(f) != 12 || f[0] != "2" {
-		return "", store.Snapshot{}, false
-	}
-	snap, err := parseSnapshot(f[1:11])
-	if err != nil {
-		return "", store.Snapshot{}, false
-	}
-	return f[11], snap, true
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
