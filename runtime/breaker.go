@@ -120,7 +120,7 @@ type replica struct {
 	stale    bool         // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 	trans    *Transitions // state changes so far; made by the first one
 	watch    func()       // stops the store watch
-	events   eventQueue   // pending is guarded by mu; queued is an atomic
+	events   eventQueue   // guarded by mu; its queued and last are atomics, also read without it
 }
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and
