@@ -19,7 +19,7 @@ import (
 // burst of failures across many goroutines costs one round trip, and a
 // frozen store holds no caller: the pusher's calls are bounded by the
 // store timeout, and when one fails the breaker goes on with its local
-// state as it would have on the caller's path (see updateWith).
+// state as it would have on the caller's path (see update).
 //
 // The local view changes when the store's answer is adopted: a trip made by
 // this process's failures shows once the pusher's call returns (one round
