@@ -2,12 +2,126 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
+
+// This file: the Breaker type, its field groups, and its public API.
+
+// Breaker guards calls to one circuit. Get one from [Factory.Breaker]; it is
+// safe for concurrent use. A factory has one Breaker per circuit name.
+//
+// Its fields come in groups, each an embedded value (no pointer between
+// Allow and the view word), labelled by who may touch them.
+type Breaker struct {
+	// view is everything the hot path needs, in one word: Allow and Done
+	// read it and nothing else on a closed success. Written only under mu
+	// (setLocked, and the few places that set or clear a flag); a direct
+	// field, first, so that reading it is one load off the pointer (a
+	// field of an embedded group would put Allow over the inlining
+	// budget). Its layout:
+	//
+	//	bits 0-1   state (Closed, Open, HalfOpen, Isolated)      stateMask
+	//	bit  2     closed: failures pending, a success resets     pendingBit
+	//	           open: RetryAfter is stale, refresh it          staleBit
+	//	bit  3     the factory counts calls (Factory.CountCalls)  countBit
+	//	bit  4     closed: a rate circuit, count into its window  rateBit
+	//	bit  5     closed: slow calls are timed, read the clock   slowBit
+	//	bit  6     half-open: every trial slot taken, reject      fullBit
+	//	bit  7     never in the view: marks a token               tokenBit
+	//	bits 8-63  the generation (stores keep them below 2^56)   genShift
+	//
+	// Bits 0-7 together are flagMask. Tokens, which reuse the word, are
+	// described in view.go.
+	view atomic.Uint64
+
+	hot     // the rest of what a rejection reads: atomics, written under mu
+	conf    // immutable once the breaker is registered
+	stats   // atomic counters of outcomes and store errors
+	rate    // a rate circuit's unmerged calls: atomics (see rate.go)
+	link    // the link to the store: atomics, and a push queue with its own lock
+	replica // the local replica of the circuit: guarded by mu
+}
+
+// hot is the rest of what an open or half-open rejection reads.
+type hot struct {
+	openErr  atomic.Pointer[OpenError] // returned while open
+	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
+	isoErr   *OpenError                // returned while isolated; set by register, then immutable
+	// stripes count successes and rejections when the factory counts
+	// calls: set once, under mu, before countBit appears in the view; read
+	// only by who saw countBit.
+	stripes stripes
+}
+
+// conf is the circuit's identity and configuration. Set by the factory
+// (newBreaker) before anybody else sees the breaker; register may replace
+// cfg and set with the store's, under mu, before ready is closed. Then
+// immutable: read without a lock.
+type conf struct {
+	name     string
+	group    string // the Group's name, "" for a circuit made with Factory.Breaker
+	f        *Factory
+	cfg      Config             // in force: the first registration's (without excludes)
+	set      store.Settings     // cfg as the store keeps it
+	exclude  []func(error) bool // the factory's, then the first registration's
+	ignore   []func(error) bool // the first registration's
+	epoch    time.Time          // origin of timed tokens' microseconds
+	regFirst regKey             // the scalar fields of the first registration's Config
+	ready    chan struct{}      // closed once registered
+	isReady  atomic.Bool        // ready is closed: lookups need not wait on it
+}
+
+// stats are counters only ever added to: atomics.
+type stats struct {
+	failures, excludedN, ignoredN, storeErrs atomic.Uint64
+}
+
+// rate holds a rate circuit's calls not merged into the store's window
+// yet: atomics (see recordCall and flush).
+type rate struct {
+	tally    atomic.Pointer[tally] // the unmerged calls of the closed generation
+	merged   atomic.Int64          // the window bucket of this process's last merge
+	flushing atomic.Bool           // a flush is under way or armed
+}
+
+// link is what the breaker knows of its store besides the replica:
+// atomics, read on the way to the store without a lock (each is also
+// written under mu where it must agree with the replica), and the push
+// queue, which has its own lock.
+type link struct {
+	storeSeq   atomic.Uint64 // the newest Seq the store vouched for
+	installs   atomic.Uint64 // counts installLocked calls (see stepBack)
+	degraded   atomic.Bool   // the last store call failed
+	appliedErr atomic.Bool   // an Applied error was reported (see reportApplied)
+	detached   atomic.Bool   // the factory dropped the circuit or was closed: local state only
+	pushq      pushQueue     // results on their way to the store (see push.go)
+}
+
+// replica is the circuit as this process sees it, its timers and its
+// queued events: every field is guarded by mu.
+type replica struct {
+	mu       sync.Mutex
+	snap     store.Snapshot // the circuit as this process sees it
+	window   *store.Window  // the local rolling window, used while degraded; made on first use
+	retryAt  time.Time      // while degraded, store calls wait until then
+	diverged bool           // snap moved on by itself while degraded
+	base     uint64         // the store's Seq when snap diverged
+	baseGen  uint64         // the generation snap diverged from (see reconcile)
+	slots    uint32         // trial slots held by this process's calls (bits)
+	held     int            // how many
+	timer    func() bool    // stops the open/lease timer
+	retry    func() bool    // stops the reconciliation retry timer
+	openedAt time.Time
+	stale    bool         // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	trans    *Transitions // state changes so far; made by the first one
+	watch    func()       // stops the store watch
+	events   eventQueue   // guarded by mu; its queued and last are atomics, also read without it
+}
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and
 // [Breaker.Done] takes it back, so that results of calls admitted in an
@@ -60,7 +174,7 @@ func (b *Breaker) Done(ctx context.Context, t Token, err error) {
 	// Fast path, within the inlining budget: the view is closed with no
 	// flag, in the token's generation (a trial's or a timed token never
 	// matches one).
-	if err != nil || b.view.Load() != uint64(t)&^0xff {
+	if err != nil || b.view.Load() != uint64(t)&^flagMask {
 		b.doneSlow(ctx, t, err)
 	}
 }
@@ -106,227 +220,15 @@ func (b *Breaker) Status() Status {
 	return b.status()
 }
 
-// allowSlow handles every circuit that is not closed without flags: the
-// common rejections (open, and half-open with every slot taken) in a small
-// frame, everything else out of line.
-func (b *Breaker) allowSlow(ctx context.Context) (Token, error) {
-	var e *OpenError
-	switch w := b.view.Load(); {
-	case w&(stateMask|staleBit|countBit) == uint64(Open):
-		e = b.openErr.Load()
-	case w&(stateMask|fullBit|countBit) == uint64(HalfOpen)|fullBit:
-		e = b.trialErr.Load()
-	default:
-		return b.allowOther(ctx)
-	}
-	if b.f.listeners.active() {
-		b.rejected(e)
-	}
-	return 0, e
+// force moves the circuit by hand.
+func (b *Breaker) force(to State) {
+	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
+	b.update(nil, gen, &store.Change{Kind: store.Force, To: to})
 }
 
-// allowOther handles the rest: a stale or counted rejection, an isolated
-// circuit, a trial claim, a closed circuit with flags.
-//
-//go:noinline
-func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
-	c := b
-	w := c.view.Load()
-	switch State(w & stateMask) {
-	case Open:
-		e := c.openErr.Load()
-		if w&staleBit != 0 {
-			e = c.refreshOpenErr()
-		}
-		return 0, c.reject(w, e)
-	case HalfOpen:
-		if w&fullBit != 0 {
-			return 0, c.reject(w, c.trialErr.Load())
-		}
-		return c.allowTrial(ctx)
-	case Isolated:
-		return 0, c.reject(w, c.isoErr)
-	}
-	return c.allowClosed(w), nil
-}
-
-type outcome uint8
-
-const (
-	success outcome = iota
-	failure
-	excluded
-	ignored
-)
-
-// classify sorts a call's result. A matcher that panics does not hide the
-// failure: its panic is dropped and the error counts as a failure.
-func (b *Breaker) classify(ctx context.Context, err error) outcome {
-	if err == nil {
-		return success
-	}
-	if err == ErrPanicked {
-		return failure
-	}
-	if errors.Is(err, context.Canceled) && (ctx == nil || ctx.Err() != nil) {
-		return ignored
-	}
-	for _, m := range b.ignore {
-		if matches(m, err) {
-			return ignored
-		}
-	}
-	for _, m := range b.exclude {
-		if matches(m, err) {
-			return excluded
-		}
-	}
-	return failure
-}
-
-func matches(m func(error) bool, err error) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	return m(err)
-}
-
-func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
-	c := b
-	if w := c.view.Load(); err == nil && t&(timedBit|stateMask) == 0 && w&^0xff == uint64(t)&^0xff && w&(stateMask|pendingBit) == 0 {
-		// A success of a closed call with nothing pending: count it.
-		if w&(countBit|rateBit) == 0 {
-			return
-		}
-		if w&countBit != 0 {
-			c.stripes.add(offSuccess)
-		}
-		if w&rateBit != 0 {
-			c.recordCall(w>>genShift, false)
-		}
-		return
-	}
-	o := b.classify(ctx, err)
-	if t&timedBit != 0 && o != ignored && (c.micros()-uint64(t)>>timedShift)&timedMask > uint64(c.cfg.SlowCall/time.Microsecond) {
-		o, err = failure, &SlowCallError{Circuit: c.name, Err: err}
-	}
-	if State(t&stateMask) == HalfOpen {
-		c.trialDone(t, o, err)
-		return
-	}
-	w := c.view.Load()
-	c.count(w, o)
-	if !sameGen(w, t) || State(w&stateMask) != Closed {
-		return // admitted in an older generation
-	}
-	if w&rateBit != 0 && o != ignored {
-		c.recordCall(w>>genShift, o == failure)
-	}
-	switch o {
-	case success, excluded:
-		if w&pendingBit != 0 {
-			c.push(w>>genShift, opSuccess, false)
-		}
-	case failure:
-		if c.f.listeners.active() {
-			c.failed(err)
-		}
-		if c.set.Threshold > 0 {
-			c.push(w>>genShift, opFailure, false)
-		}
+// wait returns once b is registered.
+func (c *conf) wait() {
+	if !c.isReady.Load() {
+		<-c.ready
 	}
 }
-
-// sameGen reports whether view word w is of the generation token t was
-// admitted in: all 56 bits, or the 16 a timed token keeps.
-func sameGen(w uint64, t Token) bool {
-	if t&timedBit != 0 {
-		return w>>genShift&timedGenMask == uint64(t)>>genShift&timedGenMask
-	}
-	return w>>genShift == uint64(t)>>genShift
-}
-
-// SlowCallError is what a failure event carries for a call that took
-// longer than Config.SlowCall. The call's own result is returned to its
-// caller unchanged.
-type SlowCallError struct {
-	Circuit string
-	Err     error // the call's own error, nil if it succeeded
-}
-
-// Error says the call was slow.
-func (e *SlowCallError) Error() string {
-	if e.Err == nil {
-		return "purgatory: slow call on circuit " + fmt.Sprintf("%q", e.Circuit)
-	}
-	return fmt.Sprintf("purgatory: slow call on circuit %q: %v", e.Circuit, e.Err)
-}
-
-// Unwrap returns the call's own error.
-func (e *SlowCallError) Unwrap() error { return e.Err }
-
-// The view word: everything the hot path needs in one atomic uint64.
-//
-//	bits 0-1   state (Closed, Open, HalfOpen, Isolated)
-//	bit  2     closed: failures pending, a success must reset them;
-//	           open: RetryAfter is stale, the next rejection refreshes it
-//	bit  3     the factory counts calls (see Factory.CountCalls)
-//	bit  4     closed: a rate circuit, calls are counted into its window
-//	bit  5     closed: slow calls are timed, Allow reads the clock
-//	bit  6     half-open: every trial slot is taken, reject at once
-//	bit  7     never in the view: see below
-//	bits 8-63  the generation (stores keep generations below 2^56)
-//
-// A token is the view word a closed, untimed call was admitted under; Done
-// finishes it on its fast path when the view is that generation with no
-// flag. A trial's token has the half-open state and keeps its slot in bits
-// 2-5; a timed token (bit 6) keeps only the low 16 bits of the generation
-// in bits 8-23 and its start, in microseconds modulo 2^40, in bits 24-63:
-// a slow-call circuit compares 16 bits of generation, and measures calls
-// up to 2^40 µs (12.7 days) long, beyond MaxSlowCall (7 days) with room
-// to spare. Both are marked with bit 7 (tokenBit).
-const (
-	stateMask    = 0b11
-	pendingBit   = 1 << 2
-	staleBit     = 1 << 2 // in an open view
-	countBit     = 1 << 3
-	rateBit      = 1 << 4
-	slowBit      = 1 << 5
-	fullBit      = 1 << 6
-	tokenBit     = 1 << 7
-	timedBit     = 1 << 6 // in a marked token
-	slotShift    = 2
-	maxSlots     = 16
-	genShift     = 8
-	genMask      = 1<<(64-genShift) - 1
-	timedGenMask = 1<<16 - 1
-	timedShift   = 24
-	timedMask    = 1<<40 - 1
-
-	// MaxSlowCall is the longest Config.SlowCall: calls are timed up to
-	// 2^40 µs (12.7 days).
-	MaxSlowCall = store.MaxPeriod
-)
-
-// storeOp names the store operations a breaker makes.
-type storeOp uint8
-
-const (
-	opFailure storeOp = iota
-	opSuccess
-	opClaim
-	opRelease
-	opExpire
-	opForceOpen
-	opForceClosed
-	opForceIsolated
-	opRecord
-)
-
-func (o storeOp) needsClock() bool { return o != opSuccess && o != opRelease }
-
-// storeTimeout bounds store calls made on behalf of finished calls and of
-// timers: the store's own timeout applies too.
-const storeTimeout = time.Second

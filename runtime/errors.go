@@ -21,10 +21,10 @@ var ErrPanicked = errors.New("purgatory: call panicked")
 //
 // RetryAfter is how long until the circuit lets a call through, at most.
 // So that a rejection reads no clock and allocates nothing, it is not
-// computed per call: an open circuit's is refreshed at most every 10ms
-// while it rejects calls (and not at all while nobody calls), so it is
-// never shorter than the time left and longer by at most 10ms, rounded up
-// to the millisecond. While half-open with every trial slot taken, it is
+// computed per call: an open circuit's is refreshed at most once per
+// refreshEvery (see factory.go) while it rejects calls (and not at all
+// while nobody calls), so it is never shorter than the time left and
+// longer by at most refreshEvery, rounded up to the millisecond. While half-open with every trial slot taken, it is
 // when the trials' lease runs out (the latest a slot frees up; usually
 // sooner). While isolated it is zero: only an operator ends isolation.
 // The returned value is shared: do not modify it.

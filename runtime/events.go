@@ -212,3 +212,36 @@ func (q *eventQueue) post(e Event) {
 	q.pending = append(q.pending, e)
 	q.queued.Add(1)
 }
+
+// drain delivers the queued events, unless another goroutine is at it (it
+// will deliver ours too).
+func (b *Breaker) drain() {
+	if b.events.queued.Load() == 0 {
+		return // nothing queued: no lock
+	}
+	b.mu.Lock()
+	if b.events.draining || len(b.events.pending) == 0 || b.ready == nil {
+		b.mu.Unlock()
+		return
+	}
+	select {
+	case <-b.ready:
+	default:
+		b.mu.Unlock()
+		return // register delivers them once b is ready
+	}
+	b.events.draining = true
+	for len(b.events.pending) > 0 {
+		batch := b.events.pending
+		b.events.pending = nil
+		b.events.queued.Add(-int32(len(batch)))
+		b.mu.Unlock()
+		for _, e := range batch {
+			e.Breaker = b
+			b.f.listeners.emit(e)
+		}
+		b.mu.Lock()
+	}
+	b.events.draining = false
+	b.mu.Unlock()
+}

@@ -1,145 +1,14 @@
 package runtime
 
 import (
-	"cmp"
-	"fmt"
 	goruntime "runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 	"weak"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
-
-// State is the state of a circuit: [Closed], [Open], [HalfOpen] or
-// [Isolated].
-type State = store.State
-
-// The states of a circuit.
-const (
-	Closed   = store.Closed
-	Open     = store.Open
-	HalfOpen = store.HalfOpen
-	Isolated = store.Isolated
-)
-
-// Defaults of a factory made without options.
-const (
-	DefaultThreshold = 5
-	DefaultTTL       = 30 * time.Second
-	DefaultTrials    = 1
-	DefaultWindow    = 30 * time.Second // with a FailureRate
-	DefaultMinCalls  = 20               // with a FailureRate
-)
-
-// Config configures one circuit. Zero fields take the factory's defaults.
-type Config struct {
-	Threshold int                // consecutive failures that open the circuit
-	TTL       time.Duration      // how long the circuit stays open
-	Trials    int                // calls let through at once while half-open
-	Exclude   []func(error) bool // errors that are returned but not counted as failures
-	// Ignore lists errors that count as neither success nor failure (like
-	// the caller's cancellation): a closed circuit's count is left as it
-	// is, a half-open trial gives its slot back. Checked before Exclude.
-	Ignore []func(error) bool
-
-	// FailureRate, in (0, 1], opens the circuit when, over the rolling
-	// Window, at least MinCalls calls were recorded and failures/calls >=
-	// FailureRate. Zero disables the rate policy. With FailureRate set and
-	// Threshold zero, only the rate opens the circuit.
-	FailureRate float64
-	Window      time.Duration // length of the rolling window (default 30s when FailureRate is set)
-	MinCalls    int           // calls needed in the window before the rate applies (default 20)
-	// SlowCall makes a call that takes longer count as a failure; its
-	// result is returned unchanged. Zero disables it; at most MaxSlowCall
-	// (7 days). Calls are timed in microseconds, exactly up to 12.7 days.
-	SlowCall time.Duration
-	// MaxTTL makes each failed half-open trial double the next open
-	// period, up to MaxTTL; it goes back to TTL once the circuit closes.
-	// Zero (or a MaxTTL not above TTL) keeps the open period at TTL.
-	MaxTTL time.Duration
-}
-
-// Option configures a [Factory].
-type Option func(*Factory)
-
-// WithThreshold sets the default threshold (5 unless set). It panics if n < 1.
-func WithThreshold(n int) Option {
-	mustPositive("threshold", int64(n))
-	return func(f *Factory) { f.defaults.Threshold = n }
-}
-
-// WithTTL sets the default open period (30s unless set). It panics if d <= 0.
-func WithTTL(d time.Duration) Option {
-	mustPositive("ttl", int64(d))
-	return func(f *Factory) { f.defaults.TTL = d }
-}
-
-// WithTrials sets the default number of half-open trial calls (1 unless
-// set). It panics if n < 1.
-func WithTrials(n int) Option {
-	mustPositive("trials", int64(n))
-	return func(f *Factory) { f.defaults.Trials = n }
-}
-
-// WithFailureRate sets a default failure-rate policy: circuits open when,
-// over window, at least minCalls calls were made and failed/calls >= rate
-// (see Config.FailureRate). It panics if rate is not in (0, 1], window <= 0
-// or minCalls < 1.
-func WithFailureRate(rate float64, window time.Duration, minCalls int) Option {
-	if !(rate > 0 && rate <= 1) {
-		panic(fmt.Sprintf("purgatory: failure rate must be in (0, 1], got %v", rate))
-	}
-	mustPositive("window", int64(window))
-	mustPositive("min calls", int64(minCalls))
-	return func(f *Factory) {
-		f.defaults.FailureRate, f.defaults.Window, f.defaults.MinCalls = rate, window, minCalls
-	}
-}
-
-// WithSlowCall sets the default slow-call duration (see Config.SlowCall).
-// It panics if d <= 0 or d > MaxSlowCall.
-func WithSlowCall(d time.Duration) Option {
-	mustPositive("slow call", int64(d))
-	if d > MaxSlowCall {
-		panic(fmt.Sprintf("purgatory: slow call must be at most %v, got %v", MaxSlowCall, d))
-	}
-	return func(f *Factory) { f.defaults.SlowCall = d }
-}
-
-// WithMaxTTL sets the default longest open period (see Config.MaxTTL). It
-// panics if d <= 0.
-func WithMaxTTL(d time.Duration) Option {
-	mustPositive("max ttl", int64(d))
-	return func(f *Factory) { f.defaults.MaxTTL = d }
-}
-
-// WithExclude adds matchers for errors that no breaker of the factory counts
-// as failures (see [Is] and [As]). They apply before each circuit's own.
-func WithExclude(matchers ...func(error) bool) Option {
-	return func(f *Factory) { f.defaults.Exclude = append(f.defaults.Exclude, matchers...) }
-}
-
-// WithStore sets where circuit state is kept, to share it (a
-// [store.Memory] shared by several factories, a Redis store shared by
-// processes). Without it, each breaker keeps its circuit's state itself,
-// as a store of the factory's own would, and makes no store call at all.
-func WithStore(s store.Store) Option { return func(f *Factory) { f.store = s } }
-
-// WithListener adds a listener (see also [Factory.AddListener]).
-func WithListener(l Listener) Option { return func(f *Factory) { f.listeners.add(l) } }
-
-// WithClock sets the time source (for tests; see package clocktest).
-func WithClock(c Clock) Option { return func(f *Factory) { f.clock = c } }
-
-func mustPositive(what string, v int64) {
-	if v <= 0 {
-		panic(fmt.Sprintf("purgatory: %s must be positive, got %d", what, v))
-	}
-}
 
 // Factory creates and keeps named breakers. It is safe for concurrent use.
 type Factory struct {
@@ -233,33 +102,51 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 		f.mu.Unlock()
 		return f.registerAgain(v.(*Breaker), cfg)
 	}
-	b := &Breaker{}
-	c := b
-	c.name, c.f, c.cfg, c.set, c.ready, c.group = name, f, resolved, set, make(chan struct{}), group
-	c.exclude, c.cfg.Exclude = resolved.Exclude, nil
-	c.ignore, c.cfg.Ignore = resolved.Ignore, nil
-	c.epoch = f.clock.Now()
-	if f.counting.Load() {
-		c.stripes = newStripes(false)
-	}
+	b := f.newBreaker(name, cfg, group, resolved, set)
 	f.breakers.Store(name, b)
 	if f.closed.Load() {
 		// Made after Close: local state only, like the breakers Close
 		// detached (a Close that began after this check detaches it).
-		c.detached.Store(true)
+		b.detached.Store(true)
 	}
 	f.mu.Unlock()
-	c.regFirst = keyOf(cfg)
-	c.register(c.set)
-	if !f.private && !c.detached.Load() {
+	b.register(b.set)
+	if !f.private && !b.detached.Load() {
 		stop := f.watch(b)
-		c.mu.Lock()
-		c.watch = stop
-		c.mu.Unlock()
+		b.mu.Lock()
+		b.watch = stop
+		b.mu.Unlock()
 	}
-	close(c.ready)
-	c.isReady.Store(true)
-	c.drain()
+	close(b.ready)
+	b.isReady.Store(true)
+	b.drain()
+	return b
+}
+
+// newBreaker returns the breaker of a new circuit, not registered yet:
+// every field set at creation is set here (the rest are zero until
+// register and the circuit's first change). cfg is the registration as
+// asked, resolved and set what it resolves to. f.mu is held.
+func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Config, set store.Settings) *Breaker {
+	inForce := resolved
+	inForce.Exclude, inForce.Ignore = nil, nil
+	b := &Breaker{
+		conf: conf{
+			name:     name,
+			group:    group,
+			f:        f,
+			cfg:      inForce,
+			set:      set,
+			exclude:  resolved.Exclude,
+			ignore:   resolved.Ignore,
+			epoch:    f.clock.Now(),
+			ready:    make(chan struct{}),
+			regFirst: keyOf(cfg),
+		},
+	}
+	if f.counting.Load() {
+		b.stripes = newStripes(false)
+	}
 	return b
 }
 
@@ -281,23 +168,6 @@ func (f *Factory) registerAgain(b *Breaker, cfg Config) *Breaker {
 	return b
 }
 
-// sameMatchers reports whether a and b hold the same functions in the same
-// order.
-func sameMatchers(a, b []func(error) bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if funcID(a[i]) != funcID(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// funcID returns the identity of a function value: its closure's address.
-func funcID(f func(error) bool) uintptr { return *(*uintptr)(unsafe.Pointer(&f)) }
-
 // Lookup returns the breaker named name if the factory has made one. Use
 // it to reach a circuit by name (to read its state, or to Open, Close or
 // Isolate it) without registering it. It takes no lock and allocates
@@ -318,28 +188,17 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // still held keep working on local state only; a later Breaker call with
 // the name registers it afresh.
 //
-// Memory per circuit, while kept (BenchmarkIdleClosedCircuit, -cpu 1,8,32;
-// BenchmarkIdleOpenCircuits): an idle closed circuit costs about 1.2 KiB
-// (1,239 B with a short name), 80 B more with call counting on (an
-// exporter; the exporters themselves keep nothing per circuit), the same at
-// any core count: its counters take one cache line until goroutines collide
-// on it, and only then per-processor lines (64 B each, four per processor,
-// at most 64). A circuit of a keyed group costs about 140 B more (the
-// group's entry); an open circuit about 1.5 KiB, its timer included. A
-// closed circuit with a failure-rate policy costs about 1.45 KiB (1,482 B
-// with -benchtime 1x: later rounds also count earlier factories' pending
-// flush timers), also the same at any core count: the tally of its calls
-// not merged yet spreads the same way.
-//
-// The 512 B aimed at is not reached. Of the 1,239 B, the Breaker itself
-// takes 896 (840 rounded up by the allocator: its snapshot 96, settings
-// kept three ways 232, three clock readings 72, store push queue 64,
-// matcher lists 48, event queue 48), its ready channel 112, its three
-// prepared rejection errors 96, the factory's map entry about 100.
-// Reaching 512 B means moving the rarely used state (reconciliation,
-// timers, push and event queues, the first registration's key) behind a
-// pointer made on first use, as the local rolling window (176 B, used
-// while the store is away) already is.
+// What a circuit costs while kept is measured, not quoted here, so that
+// the figures cannot go stale: BenchmarkIdleClosedCircuit (an idle closed
+// circuit, with and without call counting and with a failure-rate policy;
+// run it with -cpu 1,8,32: the cost does not grow with the processors) and
+// BenchmarkIdleOpenCircuits (open ones, timers included); the breaker
+// group's entry adds to that for a circuit of a keyed group. The counters take
+// one cache line until goroutines collide on it, and only then
+// per-processor lines (see stripes). The rarely used state
+// (reconciliation, timers, push and event queues) is inline in the
+// Breaker; only the local rolling window, used while the store is away, is
+// made on first use.
 func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {
@@ -389,14 +248,14 @@ func (f *Factory) CountCalls() {
 		return
 	}
 	f.breakers.Range(func(_, v any) bool {
-		c := v.(*Breaker)
-		<-c.ready
-		c.mu.Lock()
-		if c.stripes == nil {
-			c.stripes = newStripes(false)
+		b := v.(*Breaker)
+		<-b.ready
+		b.mu.Lock()
+		if b.stripes == nil {
+			b.stripes = newStripes(false)
 		}
-		c.view.Store(c.word(c.snap))
-		c.mu.Unlock()
+		b.view.Store(b.viewOf(b.snap))
+		b.mu.Unlock()
 		return true
 	})
 }
@@ -441,116 +300,3 @@ func (f *Factory) refreshTick() {
 		c.markStale()
 	}
 }
-
-// resolve fills in the defaults of a new circuit's configuration and
-// checks it.
-func (f *Factory) resolve(name string, cfg Config) (Config, store.Settings) {
-	mustMatchers(name, cfg.Exclude)
-	mustIgnore(name, cfg.Ignore)
-	set := f.settingsFor(name, cfg)
-	cfg = configOf(set, cfg)
-	if cfg.SlowCall == 0 {
-		cfg.SlowCall = f.defaults.SlowCall
-	}
-	cfg.Exclude = f.excludes(cfg.Exclude)
-	return cfg, set
-}
-
-// settingsFor returns the settings cfg asks for, with the factory's
-// defaults. It panics on values out of range. (The lookup of an existing
-// circuit does not call it: see registerAgain.)
-func (f *Factory) settingsFor(name string, cfg Config) store.Settings {
-	for _, c := range []struct {
-		what string
-		bad  bool
-		v    any
-	}{
-		{"threshold", cfg.Threshold < 0, cfg.Threshold},
-		{"ttl", cfg.TTL < 0, cfg.TTL},
-		{"trials", cfg.Trials < 0, cfg.Trials},
-		{"failure rate", !(cfg.FailureRate >= 0 && cfg.FailureRate <= 1), cfg.FailureRate},
-		{"window", cfg.Window < 0, cfg.Window},
-		{"min calls", cfg.MinCalls < 0, cfg.MinCalls},
-		{"slow call", cfg.SlowCall < 0, cfg.SlowCall},
-		{"max ttl", cfg.MaxTTL < 0, cfg.MaxTTL},
-	} {
-		if c.bad {
-			panic(fmt.Sprintf("purgatory: circuit %q: %s out of range: %v", name, c.what, c.v))
-		}
-	}
-	if cfg.SlowCall > MaxSlowCall {
-		panic(fmt.Sprintf("purgatory: circuit %q: slow call out of range: %v (at most %v)", name, cfg.SlowCall, MaxSlowCall))
-	}
-	d := f.defaults
-	s := store.Settings{Threshold: cfg.Threshold, TTL: cmp.Or(cfg.TTL, d.TTL), Trials: cmp.Or(cfg.Trials, d.Trials),
-		MaxTTL: cmp.Or(cfg.MaxTTL, d.MaxTTL), FailureRate: cmp.Or(cfg.FailureRate, d.FailureRate)}
-	if s.Threshold == 0 && cfg.FailureRate == 0 {
-		s.Threshold = d.Threshold // with a rate of its own and no threshold, only the rate applies
-	}
-	if s.FailureRate > 0 {
-		s.Window = cmp.Or(cfg.Window, d.Window, DefaultWindow)
-		s.MinCalls = cmp.Or(cfg.MinCalls, d.MinCalls, DefaultMinCalls)
-	}
-	if s.MaxTTL <= s.TTL {
-		s.MaxTTL = 0
-	}
-	if err := s.Check(); err != nil {
-		panic(fmt.Sprintf("purgatory: circuit %q: %v", name, err))
-	}
-	return s
-}
-
-// excludes returns the factory's matchers followed by own.
-func (f *Factory) excludes(own []func(error) bool) []func(error) bool {
-	if len(f.defaults.Exclude) == 0 {
-		return own
-	}
-	return append(slices.Clip(f.defaults.Exclude), own...)
-}
-
-func mustMatchers(name string, ms []func(error) bool) {
-	for i, m := range ms {
-		if m == nil {
-			panic(fmt.Sprintf("purgatory: circuit %q: exclude matcher %d is nil", name, i))
-		}
-	}
-}
-
-func mustIgnore(name string, ms []func(error) bool) {
-	for i, m := range ms {
-		if m == nil {
-			panic(fmt.Sprintf("purgatory: circuit %q: ignore matcher %d is nil", name, i))
-		}
-	}
-}
-
-func conflictEvent(name string, inForce, wanted Config) Event {
-	return Event{
-		Kind:    EventConfigConflict,
-		Circuit: name,
-		Config:  inForce,
-		Err: fmt.Errorf("purgatory: circuit %q is registered with %s; ignoring %s",
-			name, describe(inForce), describe(wanted)),
-	}
-}
-
-// configOf returns cfg with the settings of s.
-func configOf(s store.Settings, cfg Config) Config {
-	cfg.Threshold, cfg.TTL, cfg.Trials, cfg.MaxTTL = s.Threshold, s.TTL, s.Trials, s.MaxTTL
-	cfg.FailureRate, cfg.Window, cfg.MinCalls = s.FailureRate, s.Window, s.MinCalls
-	return cfg
-}
-
-func describe(c Config) string {
-	s := fmt.Sprintf("threshold=%d ttl=%s trials=%d", c.Threshold, c.TTL, c.Trials)
-	if c.MaxTTL > 0 {
-		s += fmt.Sprintf(" maxttl=%s", c.MaxTTL)
-	}
-	if c.FailureRate > 0 {
-		s += fmt.Sprintf(" rate=%g%% window=%s min=%d", c.FailureRate*100, c.Window, c.MinCalls)
-	}
-	return s
-}
-
-// storeBackoff is how long a breaker stays off a store that failed.
-const storeBackoff = time.Second

@@ -1,23 +1,19 @@
 package runtime
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Defaults of a [Group].
 const (
 	// DefaultMaxKeys bounds the circuits a group holds at once. A thousand
 	// keeps every host a service usually talks to (or every tenant of a
-	// small service) in a circuit of its own while bounding memory to
-	// about 1.4 MiB even if all of them are open (see [Factory.Remove]),
+	// small service) in a circuit of its own while bounding memory to a
+	// thousand circuits' worth even if all of them are open (what one
+	// costs: BenchmarkIdleOpenCircuits, see [Factory.Remove]),
 	// and the exporters' per-key series, when asked for, to a number a
 	// Prometheus server takes in its stride.
 	DefaultMaxKeys = 1000
@@ -29,13 +25,6 @@ const (
 	// MaxKeyLen is the longest key a circuit name holds verbatim (every
 	// DNS host name fits); longer keys are hashed (see [Group.Breaker]).
 	MaxKeyLen = 256
-)
-
-// Names of a group's special circuits, after the group's name and "/".
-const (
-	emptyKey    = "~empty"
-	overflowKey = "~overflow"
-	keptPrefix  = 64 // bytes of a hashed key kept in its circuit name
 )
 
 // GroupOption configures a [Group].
@@ -172,8 +161,8 @@ func (b *Breaker) Group() string { return b.group }
 //     character as '?'. Two such keys share a circuit only if the 64-bit
 //     hash collides. The lookup of such a key computes no SHA-256 (the
 //     group is keyed by the key itself), but the map lookup hashes and
-//     compares the whole key: about 190 ns for 10 KB, against 15 ns for
-//     a host name.
+//     compares the whole key, in time that grows with its length
+//     (BenchmarkGroup/Lookup10KB against BenchmarkGroup/Lookup).
 //
 // Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
 // first evicts a closed circuit with no failures pending that no call
@@ -307,136 +296,6 @@ func (g *Group) overflowBreaker() *Breaker {
 	o := g.f.breaker(g.name+"/"+overflowKey, g.cfg, g.name)
 	g.overflow.CompareAndSwap(nil, o)
 	return g.overflow.Load()
-}
-
-// circuitName returns the name of key's circuit (see Breaker).
-func (g *Group) circuitName(key string) string {
-	switch {
-	case key == "":
-		return g.name + "/" + emptyKey
-	case len(key) > MaxKeyLen || !printable(key):
-		sum := sha256.Sum256([]byte(key))
-		return g.name + "/~" + hex.EncodeToString(sum[:8]) + "~" + keptOf(key)
-	case key[0] == '~':
-		return g.name + "/~" + key
-	}
-	return g.name + "/" + key
-}
-
-func printable(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			return false // RuneError: invalid UTF-8 (or U+FFFD itself, hashed all the same)
-		}
-	}
-	return true
-}
-
-// keptOf returns the first keptPrefix bytes of key, whole runes only, with
-// each invalid or control character as '?'.
-func keptOf(key string) string {
-	var sb strings.Builder
-	for _, r := range key {
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			r = '?'
-		}
-		if sb.Len()+utf8.RuneLen(r) > keptPrefix {
-			break
-		}
-		sb.WriteRune(r)
-	}
-	return sb.String()
-}
-
-// evictable reports whether b may be evicted: closed, no failures pending.
-func evictable(b *Breaker) bool {
-	w := b.view.Load()
-	return State(w&stateMask) == Closed && w&pendingBit == 0
-}
-
-// evictOneLocked evicts one evictable circuit that no call reached since
-// the last sweep, and returns it (its events are to be delivered once
-// g.mu is released), or nil. g.mu is held.
-func (g *Group) evictOneLocked() (victim *Breaker) {
-	g.keys.Range(func(k, v any) bool {
-		e := v.(*groupEntry)
-		if e.used.Load() || !evictable(e.b) || g.pending[k.(string)] > 0 {
-			return true
-		}
-		g.dropLocked(k.(string), e)
-		victim = e.b
-		return false
-	})
-	return victim
-}
-
-// dropLocked removes e from the group and, if the factory still has it,
-// from the factory, queueing its EventRemoved. g.mu is held.
-func (g *Group) dropLocked(key string, e *groupEntry) {
-	g.keys.Delete(key)
-	e.gone.Store(true)
-	g.n--
-	if g.f.breakers.CompareAndDelete(e.b.name, e.b) {
-		b := e.b
-		b.detach()
-		b.mu.Lock()
-		b.events.post(Event{Kind: EventRemoved, Circuit: b.name})
-		b.mu.Unlock()
-	}
-}
-
-// armLocked arms the sweep if it is not. g.mu is held.
-func (g *Group) armLocked() {
-	if g.stop == nil && !g.f.closed.Load() {
-		g.stop = g.f.clock.AfterFunc(g.gc.idle/2, g.sweep)
-	}
-}
-
-// sweep evicts the circuits idle for an idle timeout: unused at two sweeps
-// in a row after the one that saw them used.
-func (g *Group) sweep() {
-	var victims []*Breaker
-	g.mu.Lock()
-	g.stop = nil
-	if g.f.closed.Load() {
-		g.mu.Unlock()
-		return // Factory.Close stops the sweep: breakers keep working as they are
-	}
-	changed := false
-	g.keys.Range(func(k, v any) bool {
-		e := v.(*groupEntry)
-		switch {
-		case e.b.detached.Load():
-			g.keys.Delete(k) // removed from the factory by somebody else
-			e.gone.Store(true)
-			g.n--
-			changed = true
-		case e.used.Load():
-			e.used.Store(false)
-			e.idle = 0
-		default:
-			if e.idle < 2 {
-				e.idle++
-			}
-			if e.idle >= 2 && evictable(e.b) && g.pending[k.(string)] == 0 {
-				g.dropLocked(k.(string), e)
-				victims = append(victims, e.b)
-				changed = true
-			}
-		}
-		return true
-	})
-	if changed || g.unread > 0 {
-		g.rebuildLocked() // drops the gone entries, takes the new keys
-	}
-	g.full.Store(false) // entries unused since this sweep may make room now
-	if g.n > 0 {
-		g.armLocked()
-	}
-	g.mu.Unlock()
-	for _, b := range victims {
-		b.drain()
-	}
 }
 
 // Len returns how many circuits the group holds, the overflow circuit not

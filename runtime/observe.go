@@ -57,7 +57,8 @@ type Status struct {
 // t[Open][HalfOpen] is how many times it went from open to half-open. A
 // breaker keeps its own counts, so a circuit removed from its factory and
 // registered again starts from zero, whatever the removed breaker does
-// later. The counts are kept from the first change on (128 bytes).
+// later. The counts are kept from the first change on (made by the first
+// one, so a circuit that never changed pays nothing for them).
 type Transitions [Isolated + 1][Isolated + 1]uint64
 
 // Breakers returns the factory's breakers, sorted by name.
@@ -71,4 +72,40 @@ func (f *Factory) Breakers() []*Breaker {
 	})
 	slices.SortFunc(out, func(a, b *Breaker) int { return strings.Compare(a.name, b.name) })
 	return out
+}
+
+// status returns the circuit as this process sees it.
+func (b *Breaker) status() Status {
+	now := b.f.clock.Now()
+	b.mu.Lock()
+	s := b.snap
+	st := Status{
+		Name: b.name, State: s.State, Seq: b.events.seq, Failures: s.Failures,
+		Calls: s.Calls, Failed: s.Failed, Until: s.Until, Config: b.cfg,
+	}
+	if s.State != Closed {
+		st.OpenedAt = b.openedAt
+	}
+	if b.trans != nil {
+		st.Transitions = *b.trans
+	}
+	sts := b.stripes
+	b.mu.Unlock()
+	if tl := b.tally.Load(); s.State == Closed && tl != nil && tl.gen == s.Gen {
+		// This process's counts not merged into the window yet.
+		calls, failed := tl.sum()
+		st.Calls += int(calls)
+		st.Failed += int(failed)
+	}
+	if st.Calls > 0 {
+		st.FailureRatio = float64(st.Failed) / float64(st.Calls)
+	}
+	if st.State == Open {
+		st.RetryAfter = roundUp(st.Until.Sub(now))
+	}
+	st.Counts = Counts{
+		Success: sts.sum(successOf), Failure: b.failures.Load(), Excluded: b.excludedN.Load(),
+		Ignored: b.ignoredN.Load(), Rejected: sts.sum(rejectedOf), StoreErrors: b.storeErrs.Load(),
+	}
+	return st
 }

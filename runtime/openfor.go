@@ -26,35 +26,32 @@ func (b *Breaker) OpenFor(d time.Duration) {
 		b.Open()
 		return
 	}
-	c := b
-	f := c.f
-	d = min(d, max(c.set.TTL, c.set.MaxTTL))
-	if f.private || c.detached.Load() {
+	f := b.f
+	d = min(d, max(b.set.TTL, b.set.MaxTTL))
+	if f.private || b.detached.Load() {
 		now := f.clock.Now()
-		c.mu.Lock()
-		next := c.snap.Force(c.set, Open, now)
+		b.mu.Lock()
+		next := b.snap.Force(b.set, Open, now)
 		next.Until = now.Add(d)
-		c.setLocked(next, now)
-		c.mu.Unlock()
-		c.drain()
+		b.setLocked(next, now)
+		b.mu.Unlock()
+		b.drain()
 		return
 	}
-	c.mu.Lock()
-	gen := c.snap.Gen
-	c.mu.Unlock()
-	snap, _ := c.update(nil, gen, opForceOpen)
+	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
+	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Force, To: Open})
 	now := f.clock.Now()
-	if c.degraded.Load() || c.detached.Load() {
+	if b.degraded.Load() || b.detached.Load() {
 		// Applied locally: this process's open period is d; a
 		// reconciliation pushes it to the store with the rest.
-		c.mu.Lock()
-		if s := c.snap; s.Gen == snap.Gen && s.State == Open {
+		b.mu.Lock()
+		if s := b.snap; s.Gen == snap.Gen && s.State == Open {
 			s.Until = now.Add(d)
-			c.setLocked(s, now)
-			c.openErr.Store(&OpenError{Circuit: c.name, RetryAfter: roundUp(d)})
+			b.setLocked(s, now)
+			b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: roundUp(d)})
 		}
-		c.mu.Unlock()
-		c.drain()
+		b.mu.Unlock()
+		b.drain()
 		return
 	}
 	if snap.State != Open {
@@ -62,18 +59,18 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	}
 	want := snap
 	want.Until = now.Add(d)
-	o := store.Op{Circuit: c.name, Settings: c.set, Gen: snap.Gen, Now: now}
-	ctx, cancel := c.storeCtx(nil)
+	o := store.Op{Circuit: b.name, Settings: b.set, Gen: snap.Gen, Now: now}
+	ctx, cancel := b.storeCtx(nil)
 	got, err := f.store.Reconcile(ctx, o, snap.Seq, want)
 	cancel()
 	var applied store.Applied
 	if err != nil && errors.As(err, &applied) && applied.Applied() {
-		c.reportApplied(applied)
+		b.reportApplied(applied)
 		err = nil
 	}
 	if err != nil {
-		c.storeFailed(err) // open for its TTL all the same
+		b.storeFailed(err) // open for its TTL all the same
 		return
 	}
-	c.adopt(got)
+	b.adopt(got)
 }

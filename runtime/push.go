@@ -1,10 +1,7 @@
 package runtime
 
 import (
-	"context"
-	"fmt"
 	"sync"
-	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
@@ -22,7 +19,7 @@ import (
 // burst of failures across many goroutines costs one round trip, and a
 // frozen store holds no caller: the pusher's calls are bounded by the
 // store timeout, and when one fails the breaker goes on with its local
-// state as it would have on the caller's path (see updateWith).
+// state as it would have on the caller's path (see update).
 //
 // The local view changes when the store's answer is adopted: a trip made by
 // this process's failures shows once the pusher's call returns (one round
@@ -36,11 +33,11 @@ import (
 
 // pushItem is one queued result, or a run of coalesced ones.
 type pushItem struct {
-	op    storeOp
+	op    store.Kind // Failure, Success, Release or Record
 	gen   uint64
 	trial bool // a half-open trial's result: never coalesced but failures
-	// n counts coalesced failures (opFailure); calls and failed are the
-	// summed counts of opRecord.
+	// n counts coalesced failures (Failure); calls and failed are the
+	// summed counts of Record.
 	n, calls, failed int
 }
 
@@ -54,38 +51,42 @@ type pushQueue struct {
 
 // inline reports whether results are applied on the caller's path: the
 // store never blocks, or there is none, or the circuit is detached.
-func (c *Breaker) inline() bool {
-	if c.f.private || c.detached.Load() {
+func (b *Breaker) inline() bool {
+	if b.f.private || b.detached.Load() {
 		return true
 	}
-	_, ok := c.f.store.(store.Immediate)
+	_, ok := b.f.store.(store.Immediate)
 	return ok
 }
 
 // push reports a result of generation gen to the store: at once when the
 // store never blocks, else through the circuit's pusher.
-func (c *Breaker) push(gen uint64, op storeOp, trial bool) { c.pushCounts(gen, op, trial, 0, 0) }
+func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen, op, trial, 0, 0) }
 
-// pushCounts is push with a rate flush's counts (opRecord).
-func (c *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed int) {
-	if c.inline() {
-		c.updateWith(nil, gen, op, calls, failed)
+// pushCounts is push with a rate flush's counts (Record).
+func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
+	if b.inline() {
+		c := store.Change{Kind: op}
+		if op == store.Record {
+			c.N, c.Failed = calls, failed
+		}
+		b.update(nil, gen, &c)
 		return
 	}
-	q := &c.pushq
+	q := &b.pushq
 	q.mu.Lock()
 	if n := len(q.items); n > 0 {
 		last := &q.items[n-1]
 		if last.op == op && last.gen == gen && last.trial == trial {
 			switch {
-			case op == opFailure:
+			case op == store.Failure:
 				last.n++
 				q.mu.Unlock()
 				return
-			case op == opSuccess && !trial:
+			case op == store.Success && !trial:
 				q.mu.Unlock()
 				return // a closed success resets pending failures: once is enough
-			case op == opRecord:
+			case op == store.Record:
 				last.calls += calls
 				last.failed += failed
 				q.mu.Unlock()
@@ -98,13 +99,13 @@ func (c *Breaker) pushCounts(gen uint64, op storeOp, trial bool, calls, failed i
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go c.pushLoop()
+		go b.pushLoop()
 	}
 }
 
 // pushLoop sends the queue to the store until it is empty.
-func (c *Breaker) pushLoop() {
-	q := &c.pushq
+func (b *Breaker) pushLoop() {
+	q := &b.pushq
 	for {
 		q.mu.Lock()
 		items := q.items
@@ -116,12 +117,8 @@ func (c *Breaker) pushLoop() {
 		q.items = q.spare[:0]
 		q.mu.Unlock()
 		for _, it := range items {
-			switch it.op {
-			case opFailure:
-				c.updateWith(nil, it.gen, opFailure, it.n, 0)
-			default:
-				c.updateWith(nil, it.gen, it.op, it.calls, it.failed)
-			}
+			c := it.change()
+			b.update(nil, it.gen, &c)
 		}
 		clear(items)
 		q.mu.Lock()
@@ -130,35 +127,16 @@ func (c *Breaker) pushLoop() {
 	}
 }
 
-// storeFailures records n failures of generation o.Gen in the store: one call
-// when it batches them, else one call each (the first error ends it).
-func (c *Breaker) storeFailures(ctx context.Context, o store.Op, n int) (store.Snapshot, error) {
-	if n > 1 {
-		if b, ok := c.f.store.(store.FailureBatcher); ok {
-			return b.Failures(ctx, o, n)
+// change returns the store operation of it: coalesced failures become
+// one Failures operation (one store call when the store batches them).
+func (it pushItem) change() store.Change {
+	switch it.op {
+	case store.Failure:
+		if it.n > 1 {
+			return store.Change{Kind: store.Failures, N: it.n}
 		}
+	case store.Record:
+		return store.Change{Kind: store.Record, N: it.calls, Failed: it.failed}
 	}
-	var snap store.Snapshot
-	var err error
-	for range max(n, 1) {
-		if snap, err = c.f.store.Failure(ctx, o); err != nil {
-			break
-		}
-	}
-	return snap, err
-}
-
-// outage is a store failure a factory remembers for the back-off period, so
-// that registering more circuits meanwhile does not wait for the store
-// again: a frozen store holds one registration per back-off, not one per
-// name (per-key circuits). A circuit registered so works on local state and
-// meets the store at its first operation after the back-off (which creates
-// the record, or reports a configuration conflict).
-type outage struct {
-	until time.Time
-	err   error
-}
-
-func (o *outage) skip(name string) error {
-	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
+	return store.Change{Kind: it.op}
 }

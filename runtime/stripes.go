@@ -16,9 +16,9 @@ type stripe struct {
 	_        [48]byte
 }
 
-// stripes are a circuit's call counters: one cache line (80 bytes in all)
-// until goroutines collide on it, then, spread, also per-processor lines
-// (four per processor, at most 64 lines of 64 bytes). An idle circuit so
+// stripes are a circuit's call counters: one cache line until goroutines
+// collide on it, then, spread, also per-processor lines (four per
+// processor, at most 64 lines of 64 bytes). An idle circuit so
 // costs the same at any core count; a contended one gets lines its cores
 // do not share.
 type stripes = *stripeSet
@@ -132,89 +132,6 @@ func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
 	return n
 }
 
-func successOf(s *stripe) *atomic.Uint64  { return &s.success }
+func successOf(s *stripe) *atomic.Uint64 { return &s.success }
+
 func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
-
-// tally holds a rate circuit's calls not merged into its window yet, for
-// one closed generation: a call is counted only into the tally of the
-// generation it was admitted in, and a new closed generation starts a new
-// tally, so that no call outlives its generation, merged or not.
-//
-// Each stripe packs calls (high 32 bits) and failures (low 32 bits) into one
-// word, so that one add counts a call and its failure together and one
-// swap takes both: a merge never holds a failure without its call, and
-// adds that race with it land in this merge or the next, whole. A stripe
-// holding 2^31 calls asks for a merge (see recordCall), so neither half
-// overflows.
-//
-// Like stripes, a tally counts on one line until goroutines collide on it,
-// and only then on per-processor lines, so that an idle rate circuit costs
-// the same at any core count.
-type tally struct {
-	gen        uint64
-	one        tallyStripe                   // the counts before spreading (and adds that raced with it)
-	many       atomic.Pointer[[]tallyStripe] // per-processor lines, once spread
-	collisions atomic.Uint32                 // adds to one that raced with another
-}
-
-type tallyStripe struct {
-	n atomic.Uint64
-	_ [56]byte
-}
-
-const (
-	tallyCall = 1 << 32 // one call
-	tallyFail = 1       // one failure
-)
-
-func newTally(gen uint64) *tally { return &tally{gen: gen} }
-
-// add counts one call, failed or not, and reports whether its stripe asks
-// for a merge.
-func (t *tally) add(failed bool) bool {
-	d := uint64(tallyCall)
-	if failed {
-		d |= tallyFail
-	}
-	if m := t.many.Load(); m != nil {
-		lines := *m
-		return lines[stackHash()&uintptr(len(lines)-1)].n.Add(d)>>63 != 0
-	}
-	old := t.one.n.Load()
-	v := t.one.n.Add(d)
-	if v != old+d && t.collisions.Add(1) == spreadAfter {
-		lines := make([]tallyStripe, stripeCount())
-		t.many.CompareAndSwap(nil, &lines)
-	}
-	return v>>63 != 0
-}
-
-// lines calls fn with every line of t.
-func (t *tally) lines(fn func(*tallyStripe)) {
-	fn(&t.one)
-	if m := t.many.Load(); m != nil {
-		for i := range *m {
-			fn(&(*m)[i])
-		}
-	}
-}
-
-// sum returns the counts not merged yet.
-func (t *tally) sum() (calls, failed uint64) {
-	t.lines(func(l *tallyStripe) {
-		v := l.n.Load()
-		calls += v >> 32
-		failed += v & (tallyCall - 1)
-	})
-	return calls, failed
-}
-
-// take returns the counts not merged yet and zeroes them.
-func (t *tally) take() (calls, failed uint64) {
-	t.lines(func(l *tallyStripe) {
-		v := l.n.Swap(0)
-		calls += v >> 32
-		failed += v & (tallyCall - 1)
-	})
-	return calls, failed
-}

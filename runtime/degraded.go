@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// This file: degraded mode: applying operations locally while the store
+// fails, and reconciling with it once it answers again.
+
+// applyLocal applies the operation c of generation gen, at now, to the
+// local snapshot (the same table of transitions a store applies: see
+// [store.Snapshot.Apply]).
+func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap store.Snapshot, granted bool) {
+	b.mu.Lock()
+	s := b.snap
+	next, changed := s, false
+	switch {
+	case c.Kind == store.Claim && b.held >= b.set.Trials:
+		// This process holds every slot already: no claim.
+	default:
+		if c.Kind == store.Record && b.window == nil {
+			b.window = new(store.Window)
+		}
+		next, changed, granted = s.Apply(b.set, b.window, gen, now, *c)
+	}
+	if changed {
+		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {
+			b.diverged, b.base, b.baseGen = true, b.storeSeq.Load(), s.Gen
+			b.armRetryLocked()
+		}
+		b.setLocked(next, now)
+	}
+	b.mu.Unlock()
+	b.drain()
+	return next, granted
+}
+
+// reconcile pushes a state the circuit reached while the store was away,
+// before any other operation (see the package doc). It reports whether the
+// store answered. The caller read want (the local snapshot), base and
+// baseGen under b.mu, when it found the circuit diverged.
+func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint64) bool {
+	sctx, cancel := b.storeCtx(nil)
+	defer cancel()
+	var got store.Snapshot
+	var err error
+	for range 4 {
+		got, err = b.f.store.Reconcile(sctx, o, base, want)
+		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
+			break
+		}
+		// The record is still in the generation this process left, moved
+		// on only by counters (writes it gave up on when the store did not
+		// answer, applied late, or other processes' counts): nobody
+		// changed its state, so the local transitions are pushed on top.
+		base = got.Seq
+	}
+	if err != nil {
+		b.storeFailed(err)
+		return false
+	}
+	b.degraded.Store(false)
+	now := b.f.clock.Now()
+	b.mu.Lock()
+	b.diverged = false
+	if b.retry != nil {
+		b.retry()
+		b.retry = nil
+	}
+	// Pushed (a new generation of ours), or the record won: adopt it.
+	installed := got.Seq != base && b.adoptLocked(got, now)
+	b.mu.Unlock()
+	if installed {
+		b.drain()
+	}
+	return true
+}
+
+// armRetryLocked makes sure a diverged circuit reconciles even if no call
+// comes. b.mu is held.
+func (b *Breaker) armRetryLocked() {
+	if b.retry != nil || b.detached.Load() {
+		return
+	}
+	b.retry = b.f.clock.AfterFunc(storeBackoff, b.retryTick)
+}
+
+func (b *Breaker) retryTick() {
+	b.mu.Lock()
+	b.retry = nil
+	again := b.diverged && !b.detached.Load()
+	want, base, baseGen := b.snap, b.base, b.baseGen
+	b.mu.Unlock()
+	if !again {
+		return
+	}
+	o := store.Op{Circuit: b.name, Settings: b.set, Now: b.f.clock.Now()}
+	if !b.reconcile(o, want, base, baseGen) {
+		b.mu.Lock()
+		b.armRetryLocked()
+		b.mu.Unlock()
+	}
+}
+
+// storeFailed reports a store error once per episode and backs off.
+func (b *Breaker) storeFailed(err error) {
+	b.mu.Lock()
+	b.storeFailedLocked(err)
+	b.mu.Unlock()
+	b.drain()
+}
+
+func (b *Breaker) storeFailedLocked(err error) {
+	b.storeErrs.Add(1)
+	first := !b.degraded.Load()
+	b.degraded.Store(true)
+	b.retryAt = b.f.clock.Now().Add(storeBackoff)
+	b.f.outage.Store(&outage{until: b.retryAt, err: err})
+	if first {
+		b.events.post(Event{Kind: EventStoreError, Circuit: b.name, Err: err})
+	}
+}
+
+// outage is a store failure a factory remembers for the back-off period, so
+// that registering more circuits meanwhile does not wait for the store
+// again: a frozen store holds one registration per back-off, not one per
+// name (per-key circuits). A circuit registered so works on local state and
+// meets the store at its first operation after the back-off (which creates
+// the record, or reports a configuration conflict).
+type outage struct {
+	until time.Time
+	err   error
+}
+
+func (o *outage) skip(name string) error {
+	return fmt.Errorf("purgatory: circuit %q: not registered with the store, which failed just before: %w", name, o.err)
+}

@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"time"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// This file: the local replica of the circuit (guarded by mu): installing
+// a snapshot, and the timers of open periods and trial leases.
+
+// setLocked makes s the circuit's snapshot and view, arming the timer of an
+// open period or a trial lease of a new generation, and queues the events
+// of the change. The error a rejection returns is in place before the view
+// says so. b.mu is held.
+func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
+	prev := b.snap
+	b.snap = s
+	changed := s.Gen != prev.Gen || s.State != prev.State
+	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
+		if b.timer != nil {
+			b.timer()
+			b.timer = nil
+		}
+		if timed(s) {
+			b.armLocked(s, now)
+		}
+		if s.State == HalfOpen {
+			b.trialErr.Store(&OpenError{Circuit: b.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
+		}
+	}
+	if s.State == Closed && b.set.FailureRate > 0 {
+		if tl := b.tally.Load(); tl == nil || tl.gen != s.Gen {
+			b.tally.Store(newTally(s.Gen)) // a closed generation counts afresh
+		}
+	} else if s.State != Closed && b.tally.Load() != nil {
+		b.tally.Store(nil) // the closed generation ended: its counts no longer matter
+	}
+	if changed {
+		b.slots, b.held = 0, 0
+		switch s.State {
+		case Open:
+			if prev.State == Closed || b.openedAt.IsZero() {
+				b.openedAt = now
+			}
+			b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: roundUp(s.Until.Sub(now))})
+			b.stale = false
+			b.f.stale(b)
+		case Isolated:
+			if prev.State == Closed {
+				b.openedAt = now
+			}
+		}
+		if prev.State != s.State && prev.Gen != 0 {
+			b.events.post(Event{Kind: EventStateChanged, Circuit: b.name, From: prev.State, To: s.State})
+			if b.trans == nil {
+				b.trans = new(Transitions)
+			}
+			b.trans[prev.State][s.State]++
+			if prev.State == HalfOpen && s.State == Closed && s.Succeeded > 0 { // closed by its trials, not by hand
+				b.events.post(Event{Kind: EventRecovered, Circuit: b.name, From: HalfOpen, To: Closed})
+			}
+		}
+	}
+	b.view.Store(b.viewOf(s))
+}
+
+// timed reports whether s ends by itself: an open period, or a trial lease
+// with slots taken.
+func timed(s store.Snapshot) bool {
+	return s.State == Open || s.State == HalfOpen && s.Claimed > 0
+}
+
+// armLocked schedules the end of an open period or trial lease. A circuit
+// the factory dropped keeps its timers: they end by themselves (an open
+// period, then at most a lease), and a circuit must not stay open for
+// ever because nobody watches it. b.mu is held.
+func (b *Breaker) armLocked(s store.Snapshot, now time.Time) {
+	d := max(s.Until.Sub(now), 0)
+	gen := s.Gen
+	b.timer = b.f.clock.AfterFunc(d, func() { b.tick(gen) })
+}
+
+// tick runs at the end of an open period or trial lease.
+func (b *Breaker) tick(gen uint64) {
+	b.mu.Lock()
+	s := b.snap
+	if s.Gen != gen || !timed(s) {
+		b.mu.Unlock()
+		return
+	}
+	b.timer = nil
+	b.mu.Unlock()
+	b.update(nil, gen, &store.Change{Kind: store.Expire})
+	// A store may keep the circuit as it is for longer (its clock is
+	// behind ours, or it failed): look again later rather than never.
+	b.mu.Lock()
+	if b.snap.Gen == gen && b.timer == nil && timed(b.snap) {
+		now := b.f.clock.Now()
+		s := b.snap
+		if !s.Until.After(now) {
+			s.Until = now.Add(retryStep(b.cfg.TTL))
+		}
+		b.armLocked(s, now)
+	}
+	b.mu.Unlock()
+}
+
+// retryStep is how long a breaker waits before it asks its store again to
+// end an open period or lease that the store kept.
+func retryStep(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, time.Millisecond), time.Second)
+}
+
+func roundUp(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return (d + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// refreshOpenErr gives the open error a RetryAfter computed now. The
+// factory's refresher marks it stale again a refreshEvery later (staleBit
+// in the view), so a busy open circuit reads the clock and allocates once
+// per refreshEvery and an idle one costs nothing.
+func (b *Breaker) refreshOpenErr() *OpenError {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.openErr.Load()
+	if !b.stale || b.snap.State != Open {
+		return e
+	}
+	e = &OpenError{Circuit: b.name, RetryAfter: roundUp(b.snap.Until.Sub(b.f.clock.Now()))}
+	b.openErr.Store(e)
+	b.stale = false
+	b.view.Store(b.viewOf(b.snap))
+	b.f.stale(b)
+	return e
+}
+
+// markStale asks the next rejection to refresh RetryAfter.
+func (b *Breaker) markStale() {
+	b.mu.Lock()
+	if b.snap.State == Open {
+		b.stale = true
+		b.view.Store(b.viewOf(b.snap))
+	}
+	b.mu.Unlock()
+}
