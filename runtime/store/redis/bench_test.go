@@ -47,11 +47,11 @@ func failureCircuit(f *purgatory.Factory, i int) *purgatory.Breaker {
 	return f.Breaker("bench"+strconv.Itoa(i), failureConfig)
 }
 
-// failuresPerCircuit is how many consecutive failures each of callers
-// callers makes on one circuit before moving to the next: together they
-// put at most half the threshold on a circuit.
-func failuresPerCircuit(callers int) int {
-	return max(1, failureConfig.Threshold/(2*callers))
+// failuresPerCircuit is how many consecutive failures each of n callers
+// makes on one circuit before moving to the next: together they put at
+// most half the threshold on a circuit.
+func failuresPerCircuit(n int) int {
+	return max(1, failureConfig.Threshold/(2*n))
 }
 
 func reportCommands(b *testing.B, count *commandCounter, before int64) {
