@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
-// benchBreaker returns a breaker on a Redis store whose client counts its
+// benchFactory returns a factory on a Redis store whose client counts its
 // commands.
-func benchBreaker(b *testing.B, cfg purgatory.Config, ctxAware bool) (*purgatory.Breaker, *commandCounter) {
+func benchFactory(b *testing.B, ctxAware bool) (*purgatory.Factory, *commandCounter) {
 	srv := needRedis(b)
 	count := &commandCounter{}
 	c := goredis.NewClient(&goredis.Options{Addr: srv.addr(), ContextTimeoutEnabled: ctxAware})
@@ -23,7 +25,33 @@ func benchBreaker(b *testing.B, cfg purgatory.Config, ctxAware bool) (*purgatory
 	b.Cleanup(func() { _ = c.Close() })
 	st := New(c, WithPrefix(testPrefix()), WithTimeout(time.Second))
 	b.Cleanup(func() { _ = st.Close() })
-	return purgatory.NewFactory(purgatory.WithStore(st)).Breaker("bench", cfg), count
+	return purgatory.NewFactory(purgatory.WithStore(st)), count
+}
+
+// benchBreaker returns a breaker on a Redis store whose client counts its
+// commands.
+func benchBreaker(b *testing.B, cfg purgatory.Config, ctxAware bool) (*purgatory.Breaker, *commandCounter) {
+	f, count := benchFactory(b, ctxAware)
+	return f.Breaker("bench", cfg), count
+}
+
+// failureConfig is the circuit of the failure benchmarks: the highest
+// threshold a store accepts.
+var failureConfig = purgatory.Config{Threshold: store.MaxCount, TTL: time.Minute}
+
+// failureCircuit returns circuit i of the failure benchmarks in f, making
+// it on first use (a later lookup is a map read). The benchmarks move to
+// the next circuit before one can reach failureConfig.Threshold, so that
+// any b.N runs on closed circuits.
+func failureCircuit(f *purgatory.Factory, i int) *purgatory.Breaker {
+	return f.Breaker("bench"+strconv.Itoa(i), failureConfig)
+}
+
+// failuresPerCircuit is how many consecutive failures each of n callers
+// makes on one circuit before moving to the next: together they put at
+// most half the threshold on a circuit.
+func failuresPerCircuit(n int) int {
+	return max(1, failureConfig.Threshold/(2*n))
 }
 
 func reportCommands(b *testing.B, count *commandCounter, before int64) {
@@ -123,25 +151,37 @@ func BenchmarkFailureReset(b *testing.B) {
 }
 
 func benchmarkFailure(b *testing.B, ctxAware bool) {
-	br, count := benchBreaker(b, purgatory.Config{Threshold: 1_000_000, TTL: time.Minute}, ctxAware)
+	f, count := benchFactory(b, ctxAware)
 	ctx := context.Background()
+	br := failureCircuit(f, 0)
 	_ = br.Do(ctx, fail) // load the script, warm the pool
+	k := failuresPerCircuit(1)
 	b.ReportAllocs()
 	n := count.n.Load()
 	b.ResetTimer()
-	for range b.N {
+	for i, left := 0, k; i < b.N; i++ {
+		if left == 0 { // the next circuit, well before the threshold
+			br, left = failureCircuit(f, i/k), k
+		}
+		left--
 		if err := br.Do(ctx, fail); err != errBoom {
 			b.Fatal(err)
 		}
 	}
 	b.StopTimer()
 	reportCommands(b, count, n)
-	if br.State() != purgatory.Closed {
-		b.Fatal("opened")
+	for _, br := range f.Breakers() {
+		if br.State() != purgatory.Closed {
+			b.Fatalf("%s opened", br.Name())
+		}
 	}
 }
 
-// BenchmarkFailure: one EVALSHA per failure.
+// BenchmarkFailure: consecutive failures of a closed circuit, each sent to
+// the Redis failure script (coalesced by the circuit's pusher). One
+// circuit takes at most half its threshold of failures, then the calls
+// move to the next one (made on demand, once per 500_000 calls), so that
+// no circuit opens whatever b.N is.
 func BenchmarkFailure(b *testing.B) { benchmarkFailure(b, true) }
 
 // BenchmarkFailureNoContextTimeout: the same with a client that ignores
