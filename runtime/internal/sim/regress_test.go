@@ -44,40 +44,34 @@ func seedHolds(t *testing.T, seed int64, item int) {
 // Item 1: a threshold-only breaker adopting a record first registered
 // with rate= panics in Done.
 func TestIssue16Item1MixedSettingsPanic(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 1: fixed on branch core; lead unskips after merge")
 	seedHolds(t, 10, 1)
 }
 
 // Item 2: trials that succeed re-open the circuit when the lease of the
 // first claim runs out.
 func TestIssue16Item2SuccessfulTrialsReopen(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 2: fixed on branch core; lead unskips after merge")
 	seedHolds(t, 1, 2)
 }
 
 // Item 3: a caller whose context is done at a half-open circuit marks
 // every slot taken in its process, with nothing to clear it.
 func TestIssue16Item3HungUpCallerLocksOut(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 3: fixed on branch redis; lead unskips after merge")
 	seedHolds(t, 20, 3)
 }
 
 // Item 4: a forged message (seq+1, a slot claimed) outlives the lease.
 func TestIssue16Item4ForgedMessage(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 4: fixed on branch redis; lead unskips after merge")
 	seedHolds(t, 3512, 4)
 }
 
 // Item 8: counts of an old closed generation are merged into a new one's
 // window.
 func TestIssue16Item8CountsSurviveGeneration(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 8: fixed on branch core; lead unskips after merge")
 	seedHolds(t, 7, 8)
 }
 
 // Item 13: a breaker made after Factory.Close still uses the store.
 func TestIssue16Item13BreakerAfterClose(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 13: fixed on branch core; lead unskips after merge")
 	seedHolds(t, 247, 13)
 }
 
@@ -85,7 +79,6 @@ func TestIssue16Item13BreakerAfterClose(t *testing.T) {
 // nondeterministic check: rounds of real goroutines; it fails on main in
 // some runs, not all).
 func TestIssue16Item7RateCountsLost(t *testing.T) {
-	skipUntilMerged(t, "issue 16 item 7: fixed on branch core; lead unskips after merge")
 	for seed := int64(1); seed <= 300; seed++ {
 		h := &history{seed: seed, nproc: 1, offsets: []time.Duration{0}, drifts: []float64{0}, T: time.Second, burst: true}
 		w := runSeed(h, nil, false)
