@@ -24,7 +24,7 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap s
 		if c.Kind == store.Record && b.window == nil {
 			b.window = new(store.Window)
 		}
-		next, changed, granted = s.Apply(b.set, b.window, gen, now, *c)
+		next, changed, granted = s.Apply(b.set, b.window, gen, now, c)
 	}
 	if changed {
 		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {

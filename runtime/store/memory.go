@@ -81,7 +81,7 @@ func (m *Memory) Register(_ context.Context, name string, s Settings) (Settings,
 func (m *Memory) apply(op *Op, ch *Change) (Snapshot, bool) {
 	m.mu.Lock()
 	c := m.circuit(op.Circuit, op.Settings)
-	snap, changed, granted := c.snap.apply(c.set, &c.window, op.Gen, op.Now, ch)
+	snap, changed, granted := c.snap.Apply(c.set, &c.window, op.Gen, op.Now, ch)
 	var ws []*watcher
 	if changed {
 		c.snap = snap

@@ -82,13 +82,11 @@ type Change struct {
 // ran out changes it without granting; a Force always changes it) — and
 // granted whether a Claim got a trial slot. w is the circuit's rolling
 // window: Record reads it and stores the window after it; the other kinds
-// do not touch it (it may be nil for them).
-func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c Change) (next Snapshot, changed, granted bool) {
-	return s.apply(set, w, gen, now, &c)
-}
-
-// apply is Apply without copying c, for [Memory].
-func (s Snapshot) apply(set Settings, w *Window, gen uint64, now time.Time, c *Change) (next Snapshot, changed, granted bool) {
+// do not touch it (it may be nil for them). c is read, not kept: it is
+// passed by pointer because a Change carries a whole Snapshot (Reconcile's
+// Want) and copying it cost the failure path more than the transition
+// (BenchmarkBreaker/ClosedFailureThenSuccess in package runtime).
+func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c *Change) (next Snapshot, changed, granted bool) {
 	switch c.Kind {
 	case Failure:
 		next, changed = s.Failure(set, gen, now)

@@ -47,7 +47,7 @@ func TestDoMatchesApply(t *testing.T) {
 		for i, ch := range steps {
 			now = now.Add(6 * time.Second)
 			op := store.Op{Circuit: "c", Settings: set, Gen: want.Gen, Now: now}
-			next, _, wantGranted := want.Apply(set, &w, op.Gen, op.Now, ch)
+			next, _, wantGranted := want.Apply(set, &w, op.Gen, op.Now, &ch)
 			got, granted, err := store.Do(ctx, st, op, ch)
 			require.NoError(t, err, "step %d %v", i, ch.Kind)
 			assert.Equal(t, next, got, "step %d %v", i, ch.Kind)
@@ -66,7 +66,7 @@ func TestDoMatchesApply(t *testing.T) {
 		reconciled := store.Change{Kind: store.Reconcile, Base: want.Seq, Want: store.Snapshot{State: store.Open, Until: now.Add(time.Second)}}
 		got, _, err := store.Do(ctx, st, store.Op{Circuit: "c", Settings: set, Gen: want.Gen, Now: now}, reconciled)
 		require.NoError(t, err)
-		next, changed, _ := want.Apply(set, &w, want.Gen, now, reconciled)
+		next, changed, _ := want.Apply(set, &w, want.Gen, now, &reconciled)
 		assert.True(t, changed)
 		assert.Equal(t, next, got)
 	}
@@ -78,7 +78,7 @@ func TestDoMatchesApply(t *testing.T) {
 func TestKindOutsideTable(t *testing.T) {
 	set := store.Settings{Threshold: 1, TTL: time.Second, Trials: 1}
 	s := store.New()
-	next, changed, granted := s.Apply(set, nil, s.Gen, time.Now(), store.Change{})
+	next, changed, granted := s.Apply(set, nil, s.Gen, time.Now(), &store.Change{})
 	assert.Equal(t, s, next)
 	assert.False(t, changed)
 	assert.False(t, granted)

@@ -114,7 +114,7 @@ func TestScriptMatchesPure(t *testing.T) {
 				what = ch.Kind.String()
 			}
 			var wantOK, gotOK bool
-			want, _, wantOK = want.Apply(set, &w, gen, now, ch)
+			want, _, wantOK = want.Apply(set, &w, gen, now, &ch)
 			if ch.Kind == store.Reconcile {
 				ch.Base += base // the record's seq started at the server time
 			}
