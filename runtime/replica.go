@@ -43,7 +43,7 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		b.tally.Store(nil) // the closed generation ended: its counts no longer matter
 	}
 	if changed {
-		b.slots, b.held = 0, 0
+		b.leases = b.leases[:0]
 		switch s.State {
 		case Open:
 			if prev.State == Closed || b.openedAt.IsZero() {

@@ -136,7 +136,6 @@ func TestFinding102LocalReleaseArmsEternalTimer(t *testing.T) {
 // trials=1. "A second report of a half-open trial is ignored" (runtime
 // doc) does not hold.
 func TestFinding103SecondDoneReleasesAnotherTrial(t *testing.T) {
-	skipUntilMerged(t, "finding 103 (a second Done of a released trial frees a later trial's slot): no fix yet; the lead decides")
 	seedHolds(t, 11487, itemDoubleDone)
 }
 
@@ -145,6 +144,5 @@ func TestFinding103SecondDoneReleasesAnotherTrial(t *testing.T) {
 // process's push gave the store's record the same number, and the
 // trial's Release freed that generation's slot: two trials with trials=1.
 func TestFinding104LocalGenerationCollides(t *testing.T) {
-	skipUntilMerged(t, "finding 104 (a locally numbered generation collides with the store's): no fix yet; the lead decides")
 	seedHolds(t, 3199, itemLocalGen)
 }
