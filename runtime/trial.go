@@ -67,7 +67,11 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			b.mu.Unlock()
 			// The slot came too late for this generation, or this process
 			// holds every slot already (the store lost track of ours).
-			b.giveBack(snap.Gen, store.Release, local)
+			if local {
+				b.giveBack(snap.Gen, store.Release, true)
+			} else {
+				b.update(nil, snap.Gen, &store.Change{Kind: store.Release}) // on the caller's path, as the claim
+			}
 			continue
 		}
 		if ctx != nil && ctx.Err() != nil {
