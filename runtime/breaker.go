@@ -112,8 +112,8 @@ type replica struct {
 	diverged bool           // snap moved on by itself while degraded
 	base     uint64         // the store's Seq when snap diverged
 	baseGen  uint64         // the generation snap diverged from (see reconcile)
-	slots    uint32         // trial slots held by this process's calls (bits)
-	held     int            // how many
+	leases   []trialLease   // trial slots held by this process's calls, in this generation
+	lastNo   uint32         // the number of the last trial lease granted (see trialLease)
 	timer    func() bool    // stops the open/lease timer
 	retry    func() bool    // stops the reconciliation retry timer
 	openedAt time.Time

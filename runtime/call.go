@@ -62,8 +62,8 @@ func (b *Breaker) allowClosed(w uint64) Token {
 	return b.token(w&^flagMask|uint64(Closed), w&slowBit != 0)
 }
 
-// token returns a marked token for a call admitted in state and generation
-// w (with a trial's slot), timed if asked.
+// token returns a marked token for a closed call admitted in generation
+// w, timed if asked (a trial's token: see takeLeaseLocked).
 func (b *Breaker) token(w uint64, timed bool) Token {
 	if !timed {
 		return Token(w | tokenBit)
@@ -150,13 +150,13 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		}
 		return
 	}
+	if word(t).state() == HalfOpen {
+		b.trialDone(ctx, t, err)
+		return
+	}
 	o := b.classify(ctx, err)
 	if t&timedBit != 0 && o != ignored && (b.micros()-uint64(t)>>timedShift)&timedMask > uint64(b.cfg.SlowCall/time.Microsecond) {
 		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
-	}
-	if word(t).state() == HalfOpen {
-		b.trialDone(t, o, err)
-		return
 	}
 	w := b.view.Load()
 	b.count(w, o)

@@ -18,7 +18,7 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap s
 	s := b.snap
 	next, changed := s, false
 	switch {
-	case c.Kind == store.Claim && b.held >= b.set.Trials:
+	case c.Kind == store.Claim && len(b.leases) >= b.set.Trials:
 		// This process holds every slot already: no claim.
 	default:
 		if c.Kind == store.Record && b.window == nil {
@@ -65,6 +65,10 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	b.degraded.Store(false)
 	now := b.f.clock.Now()
 	b.mu.Lock()
+	if b.diverged {
+		b.dropLocalLeasesLocked()
+		b.view.Store(b.viewOf(b.snap))
+	}
 	b.diverged = false
 	if b.retry != nil {
 		b.retry()

@@ -27,9 +27,11 @@
 //
 // Results. Done takes a call's result once. A result of a call admitted in
 // an earlier generation (the circuit changed state since) is ignored, and
-// so is a second report of a half-open trial. The store work a result
-// causes is bounded by the store's timeout, not by the call's context,
-// which may be done already (a timeout is a failure the store must see).
+// so is a second report of a half-open trial (each trial's token names its
+// own lease: it gives back its slot at most once, and never another's).
+// The store work a result causes is bounded by the store's timeout, not by
+// the call's context, which may be done already (a timeout is a failure
+// the store must see).
 // With a store that may block (any but a [store.Immediate] one such as the
 // memory store), Done does not wait for it at all: one pusher goroutine
 // per circuit, started on demand, sends results to the store in order,
@@ -61,7 +63,13 @@
 // it moved on only by counters of the generation this process left (a
 // write the runtime gave up on and the store applied late, or other
 // processes' counts), the push is repeated on top of it; if its state or
-// generation changed, the record wins. Until the push, snapshots of the
+// generation changed, the record wins. A trial granted on local state
+// (no store, a detached circuit, or a store that failed) holds no slot in
+// the store, and its generation may be one this process numbered itself:
+// its result is applied to the local state only, never sent to the store,
+// and once a diverged state meets the store (pushed, or the record won)
+// such trials are forgotten and their results ignored, even if the record's
+// generation has the same number. Until the push, snapshots of the
 // generation this process left do not revert its transitions: a write the
 // runtime gave up on never overrides what happened since. A timer retries
 // the push while nothing calls. Snapshots from the store

@@ -133,6 +133,9 @@ func (b *Breaker) adoptLocked(s store.Snapshot, now time.Time) bool {
 func (b *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
 	b.installs.Add(1)
 	b.storeSeq.Store(seq)
+	if b.diverged {
+		b.dropLocalLeasesLocked()
+	}
 	b.diverged = false
 	b.setLocked(s.Clamp(b.set, now), now)
 }
@@ -188,13 +191,22 @@ func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 // snapshot instead so that the breaker keeps working, and remembers that
 // the local state diverged. A claim reports whether it got a slot.
 func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted bool) {
+	snap, granted, _ = b.updateFrom(ctx, gen, c)
+	return snap, granted
+}
+
+// updateFrom is update that also reports whether c was applied to the
+// local snapshot rather than by the store (a claim granted so holds no
+// slot in the store).
+func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted, local bool) {
 	f := b.f
 	if f.private || b.detached.Load() {
 		var now time.Time
 		if c.Kind.Timed() {
 			now = f.clock.Now()
 		}
-		return b.applyLocal(gen, now, c)
+		snap, granted = b.applyLocal(gen, now, c)
+		return snap, granted, true
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}
 	degraded := b.degraded.Load()
@@ -235,20 +247,21 @@ func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change) (snap
 			} else {
 				b.adoptReply(snap, gen)
 			}
-			return snap, granted
+			return snap, granted, false
 		}
 		if ctx != nil && ctx.Err() != nil {
 			// The caller gave up (its claim): the store is not to blame.
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			return b.snap, false
+			return b.snap, false, false
 		}
 		b.storeFailed(err)
 		if o.Now.IsZero() {
 			o.Now = f.clock.Now()
 		}
 	}
-	return b.applyLocal(gen, o.Now, c)
+	snap, granted = b.applyLocal(gen, o.Now, c)
+	return snap, granted, true
 }
 
 // reportApplied tells listeners what a store said beside an answer it

@@ -12,12 +12,18 @@ import (
 // setLocked makes s the circuit's snapshot and view, arming the timer of an
 // open period or a trial lease of a new generation, and queues the events
 // of the change. The error a rejection returns is in place before the view
-// says so. b.mu is held.
+// says so. now is the time, or zero when the caller did not read the clock
+// (an operation that does not need it: Success, Release); setLocked reads
+// it then if it arms a timer or computes a RetryAfter, so that nothing is
+// ever measured from the zero time. b.mu is held.
 func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 	prev := b.snap
 	b.snap = s
 	changed := s.Gen != prev.Gen || s.State != prev.State
 	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
+		if now.IsZero() && s.State != Closed {
+			now = b.f.clock.Now()
+		}
 		if b.timer != nil {
 			b.timer()
 			b.timer = nil
@@ -37,7 +43,7 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		b.tally.Store(nil) // the closed generation ended: its counts no longer matter
 	}
 	if changed {
-		b.slots, b.held = 0, 0
+		b.leases = b.leases[:0]
 		switch s.State {
 		case Open:
 			if prev.State == Closed || b.openedAt.IsZero() {

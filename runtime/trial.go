@@ -2,12 +2,34 @@ package runtime
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 // This file: half-open trials: claiming a slot (a lease in the store),
 // the token that holds it, and the trial's result.
+
+// trialLease is a trial slot held by one of this process's calls: the
+// number its token carries, and when it started (slow-call circuits).
+// Numbers are drawn from one counter per breaker (24 bits, never 0), so
+// a token whose slot was given back matches no later lease: a second
+// report of a trial is ignored, whatever was claimed since.
+type trialLease struct {
+	no    uint32
+	local bool   // granted on local state (see giveBack)
+	start uint64 // b.micros() at the grant, if the circuit times calls
+}
+
+// dropLocalLeasesLocked forgets the trials granted on local state: a
+// diverged state met the store (pushed, or the record won), so the
+// generation they were granted in is gone even if the record's has the
+// same number, and their reports are ignored. b.mu is held; the caller
+// installs a snapshot or stores the view afterwards.
+func (b *Breaker) dropLocalLeasesLocked() {
+	b.leases = slices.DeleteFunc(b.leases, func(l trialLease) bool { return l.local })
+}
 
 // allowTrial claims a half-open trial slot.
 func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
@@ -30,18 +52,26 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if ctx != nil && ctx.Err() != nil {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
-		snap, granted := b.update(ctx, word(w).gen(), &store.Change{Kind: store.Claim})
+		snap, granted, local := b.updateFrom(ctx, word(w).gen(), &store.Change{Kind: store.Claim})
 		if granted {
+			var start uint64
+			if b.cfg.SlowCall > 0 {
+				start = b.micros()
+			}
 			b.mu.Lock()
-			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.held < b.set.Trials {
-				slot := b.takeSlotLocked()
+			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && len(b.leases) < b.set.Trials {
+				t := b.takeLeaseLocked(snap.Gen, start, local)
 				b.mu.Unlock()
-				return b.token((snap.Gen&genMask)<<genShift|uint64(HalfOpen)|slot<<slotShift, b.cfg.SlowCall > 0), nil
+				return t, nil
 			}
 			b.mu.Unlock()
 			// The slot came too late for this generation, or this process
 			// holds every slot already (the store lost track of ours).
-			b.update(nil, snap.Gen, &store.Change{Kind: store.Release})
+			if local {
+				b.giveBack(snap.Gen, store.Release, true)
+			} else {
+				b.update(nil, snap.Gen, &store.Change{Kind: store.Release}) // on the caller's path, as the claim
+			}
 			continue
 		}
 		if ctx != nil && ctx.Err() != nil {
@@ -64,47 +94,86 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 	return 0, b.reject(w, b.trialErr.Load())
 }
 
-// takeSlotLocked picks the number of a held trial slot for a token. b.mu
-// is held. Beyond maxSlots trials, slots share the last number and a
-// second report of one of them is not detected.
-func (b *Breaker) takeSlotLocked() uint64 {
-	b.held++
-	defer b.view.Store(b.viewOf(b.snap))
-	for i := range maxSlots - 1 {
-		if b.slots&(1<<i) == 0 {
-			b.slots |= 1 << i
-			return uint64(i)
+// takeLeaseLocked records a trial slot granted in generation gen (by the
+// store, or on local state) and returns its token. b.mu is held.
+func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
+	for {
+		b.lastNo = b.lastNo%leaseMask + 1 // 1 … 2^24-1, then 1 again
+		if b.leaseLocked(b.lastNo) < 0 {
+			break // (a number still held after 2^24 grants is skipped)
 		}
 	}
-	return maxSlots - 1
+	b.leases = append(b.leases, trialLease{no: b.lastNo, local: local, start: start})
+	b.view.Store(b.viewOf(b.snap))
+	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(b.lastNo)<<leaseShift
+	if local {
+		t |= localBit
+	}
+	return Token(t)
 }
 
-// trialDone takes the result of a half-open trial.
-func (b *Breaker) trialDone(t Token, o outcome, err error) {
-	slot := uint32(1) << (t >> slotShift & (maxSlots - 1))
+// leaseLocked returns the index of the lease numbered no, or -1. b.mu is
+// held.
+func (b *Breaker) leaseLocked(no uint32) int {
+	for i, l := range b.leases {
+		if l.no == no {
+			return i
+		}
+	}
+	return -1
+}
+
+// trialDone takes the result of a half-open trial: once, and only if its
+// lease is still held (the generation did not change since).
+func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
+	o := b.classify(ctx, err)
+	var end uint64
+	if b.cfg.SlowCall > 0 && o != ignored {
+		end = b.micros()
+	}
 	b.mu.Lock()
-	gen := b.snap.Gen
-	if !sameGen(b.viewOf(b.snap), t) || b.snap.State != HalfOpen || b.slots&slot == 0 {
+	i := -1
+	if sameGen(b.viewOf(b.snap), t) && b.snap.State == HalfOpen {
+		i = b.leaseLocked(uint32(t >> leaseShift & leaseMask))
+	}
+	if i < 0 {
 		b.mu.Unlock()
 		b.count(b.view.Load(), o)
 		return // an old generation's trial, or reported twice
 	}
-	if b.set.Trials < maxSlots || slot != 1<<(maxSlots-1) {
-		b.slots &^= slot
-	}
-	b.held--
+	start := b.leases[i].start
+	b.leases = append(b.leases[:i], b.leases[i+1:]...)
+	gen := b.snap.Gen
 	b.view.Store(b.viewOf(b.snap))
 	b.mu.Unlock()
+	if b.cfg.SlowCall > 0 && o != ignored && (end-start)&timedMask > uint64(b.cfg.SlowCall/time.Microsecond) {
+		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
+	}
 	b.count(b.view.Load(), o)
+	op := store.Release
 	switch o {
 	case success, excluded:
-		b.push(gen, store.Success, true)
+		op = store.Success
 	case failure:
 		if b.f.listeners.active() {
 			b.failed(err)
 		}
-		b.push(gen, store.Failure, true)
-	case ignored:
-		b.push(gen, store.Release, true)
+		op = store.Failure
 	}
+	b.giveBack(gen, op, t&localBit != 0)
+}
+
+// giveBack reports a trial's result (or a slot it does not use) of
+// generation gen. A trial granted on local state reports to the local
+// state only: the store never counted its slot, and its generation may be
+// one this process numbered itself while the store was away, which the
+// store may have given to another lineage of the record since. A
+// transition it causes is pushed like every local transition (see
+// reconcile).
+func (b *Breaker) giveBack(gen uint64, op store.Kind, local bool) {
+	if local {
+		b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: op})
+		return
+	}
+	b.push(gen, op, true)
 }

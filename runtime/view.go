@@ -8,12 +8,17 @@ import "github.com/purgatory-go/purgatory/runtime/store"
 //
 // A token is the view word a closed, untimed call was admitted under; Done
 // finishes it on its fast path when the view is that generation with no
-// flag. A trial's token has the half-open state and keeps its slot in bits
-// 2-5; a timed token (bit 6) keeps only the low 16 bits of the generation
-// in bits 8-23 and its start, in microseconds modulo 2^40, in bits 24-63:
-// a slow-call circuit compares 16 bits of generation, and measures calls
-// up to 2^40 µs (12.7 days) long, beyond MaxSlowCall (7 days) with room
-// to spare. Both are marked with bit 7 (tokenBit).
+// flag. A timed token (a closed call of a slow-call circuit, bit 6) keeps
+// only the low 16 bits of the generation in bits 8-23 and its start, in
+// microseconds modulo 2^40, in bits 24-63: a slow-call circuit compares 16
+// bits of generation, and measures calls up to 2^40 µs (12.7 days) long,
+// beyond MaxSlowCall (7 days) with room to spare. A trial's token has the
+// half-open state, the low 32 bits of the generation in bits 8-39 and the
+// number of its lease in bits 40-63 (never 0, so that no closed view of a
+// generation below 2^32 matches it on Done's fast path); bit 6 marks a
+// trial granted on local state (localBit), whose report never reaches the
+// store; a timed trial's start is kept with its lease (see trialLease).
+// Both are marked with bit 7 (tokenBit).
 const (
 	stateMask    = 0b11
 	flagMask     = 0xff // the state and every flag: what is not the generation
@@ -24,14 +29,16 @@ const (
 	slowBit      = 1 << 5
 	fullBit      = 1 << 6
 	tokenBit     = 1 << 7
-	timedBit     = 1 << 6 // in a marked token
-	slotShift    = 2
-	maxSlots     = 16
+	timedBit     = 1 << 6 // in a marked token of a closed call
+	localBit     = 1 << 6 // in a trial's token: granted on local state
 	genShift     = 8
 	genMask      = 1<<(64-genShift) - 1
 	timedGenMask = 1<<16 - 1
 	timedShift   = 24
 	timedMask    = 1<<40 - 1
+	trialGenMask = 1<<32 - 1
+	leaseShift   = 40
+	leaseMask    = 1<<24 - 1
 
 	// MaxSlowCall is the longest Config.SlowCall: calls are timed up to
 	// 2^40 µs (12.7 days).
@@ -60,7 +67,7 @@ func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 			w |= slowBit
 		}
 	case HalfOpen:
-		if b.held >= b.set.Trials || s.Claimed >= b.set.Trials {
+		if len(b.leases) >= b.set.Trials || s.Claimed >= b.set.Trials {
 			w |= fullBit
 		}
 	}
@@ -68,8 +75,12 @@ func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 }
 
 // sameGen reports whether view word w is of the generation token t was
-// admitted in: all 56 bits, or the 16 a timed token keeps.
+// admitted in: all 56 bits, or the 32 a trial's token keeps, or the 16 a
+// timed token keeps.
 func sameGen(w uint64, t Token) bool {
+	if word(t).state() == HalfOpen {
+		return w>>genShift&trialGenMask == uint64(t)>>genShift&trialGenMask
+	}
 	if t&timedBit != 0 {
 		return w>>genShift&timedGenMask == uint64(t)>>genShift&timedGenMask
 	}

@@ -48,7 +48,7 @@ const knownDefectsDefault = true
 
 // knownItems are the defects main is known to violate (the simulator's own
 // findings, numbered from 101), each with a skipped regression test.
-var knownItems = map[int]bool{itemSkew: true, itemForever: true, itemDoubleDone: true, itemLocalGen: true}
+var knownItems = map[int]bool{itemSkew: true}
 
 var (
 	flagSeeds    = flag.Int("sim.seeds", 0, "how many seeds TestSimulation runs (default 500; env PURGATORY_SIM_SEEDS)")

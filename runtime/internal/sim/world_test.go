@@ -889,6 +889,12 @@ func (w *world) breaker(p *proc, c int) *purgatory.Breaker {
 // generation, from the runtime's token (see the view word in breaker.go).
 func tokenState(t purgatory.Token) (store.State, uint64) {
 	st := store.State(t & 0b11)
+	if st == store.HalfOpen {
+		// A trial's token keeps the low 32 bits of the generation from bit
+		// 8, its lease's number above them; bit 6 marks a trial granted on
+		// local state.
+		return st, uint64(t>>8) & (1<<32 - 1)
+	}
 	if t&(1<<7) != 0 && t&(1<<6) != 0 {
 		// A timed token keeps the low bits of the generation from bit 8:
 		// 24 of them on main as of issue 17, 16 after issue 16's fixes;
