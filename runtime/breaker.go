@@ -110,6 +110,7 @@ type replica struct {
 	window   *store.Window  // the local rolling window, used while degraded; made on first use
 	retryAt  time.Time      // while degraded, store calls wait until then
 	diverged bool           // snap moved on by itself while degraded
+	unreg    bool           // registration failed: the retry timer registers again (see registerAgain)
 	base     uint64         // the store's Seq when snap diverged
 	baseGen  uint64         // the generation snap diverged from (see reconcile)
 	leases   []trialLease   // trial slots held by this process's calls, in this generation

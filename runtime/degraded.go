@@ -83,8 +83,8 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	return true
 }
 
-// armRetryLocked makes sure a diverged circuit reconciles even if no call
-// comes. b.mu is held.
+// armRetryLocked makes sure a diverged circuit reconciles, and one whose
+// registration failed registers, even if no call comes. b.mu is held.
 func (b *Breaker) armRetryLocked() {
 	if b.retry != nil || b.detached.Load() {
 		return
@@ -95,6 +95,15 @@ func (b *Breaker) armRetryLocked() {
 func (b *Breaker) retryTick() {
 	b.mu.Lock()
 	b.retry = nil
+	unreg := b.unreg && !b.detached.Load()
+	b.mu.Unlock()
+	if unreg && !b.registerAgain() {
+		b.mu.Lock()
+		b.armRetryLocked()
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Lock()
 	again := b.diverged && !b.detached.Load()
 	want, base, baseGen := b.snap, b.base, b.baseGen
 	b.mu.Unlock()

@@ -84,11 +84,13 @@ func (f *Factory) AddListener(l Listener) (remove func()) { return f.listeners.a
 // by the store's timeout (Redis: 50 ms by default) and, the first time, a
 // permission check as long. Once a store call of the factory failed, new
 // circuits registered within the back-off (a second) do not ask the store
-// at all: they work on local state, report the store error, and meet the
-// store at their first operation after it. So a frozen store holds one
-// registration per back-off, not one per name. Lookups of existing names
-// never wait for the store, and neither do calls. Breaker panics if a field of cfg is out of range or an exclude matcher
-// is nil.
+// at all: they work on local state, report the store error, and register
+// again after the back-off (and every back-off until the store answers),
+// calls or not, adopting the store's record unless their own transitions
+// wait to be pushed. So a frozen store holds one registration per back-off,
+// not one per name. Lookups of existing names never wait for the store, and
+// neither do calls. Breaker panics if a field of cfg is out of range or an
+// exclude matcher is nil.
 func (f *Factory) Breaker(name string, cfg Config) *Breaker { return f.breaker(name, cfg, "") }
 
 // breaker is Breaker for a circuit of the group named group ("" for none).

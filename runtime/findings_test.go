@@ -197,3 +197,28 @@ func TestLocalTrialNeverReportsToStore(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisteredDuringOutageMeetsTheStore (the simulator's seed 26350): a
+// breaker registered while its store was down works on local state; once the
+// store is back it learns the store's record after the back-off, even if its
+// only calls are closed successes (which make no store call) and the record
+// never changes (so no watch message comes).
+func TestRegisteredDuringOutageMeetsTheStore(t *testing.T) {
+	clk := clocktest.New(time.Unix(1000, 0))
+	m := store.NewMemory()
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Hour}
+	other := purgatory.NewFactory(purgatory.WithStore(m), purgatory.WithClock(clk))
+	t.Cleanup(func() { _ = other.Close() })
+	other.Breaker("x", cfg).Open()
+
+	fs := &failingStore{Memory: m}
+	fs.setDown(true)
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { _ = f.Close() })
+	b := f.Breaker("x", cfg)
+	assert.Equal(t, purgatory.Closed, b.State(), "the store is down: local state")
+	fs.setDown(false)
+	require.NoError(t, b.Do(context.Background(), func(context.Context) error { return nil }))
+	clk.Advance(2 * time.Second) // past the back-off
+	assert.Equal(t, purgatory.Open, b.State(), "registered again: the store's record, opened by another process, is adopted")
+}

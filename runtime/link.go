@@ -56,6 +56,13 @@ func (b *Breaker) register(wanted store.Settings) {
 	if err != nil {
 		b.storeFailedLocked(err)
 		snap = store.New()
+		if !f.private && !b.detached.Load() {
+			// Until it reaches the store, this process may not hear of the
+			// record at all (a record that does not change sends nothing):
+			// register again after the back-off, calls or not.
+			b.unreg = true
+			b.armRetryLocked()
+		}
 	} else if set != wanted {
 		if validSettings(set) {
 			b.set = set
@@ -74,6 +81,35 @@ func (b *Breaker) register(wanted store.Settings) {
 		b.events.post(conflictEvent(b.name, b.cfg, configOf(wanted, b.cfg)))
 	}
 	b.setLocked(snap, f.clock.Now())
+}
+
+// registerAgain registers a circuit whose registration failed and adopts
+// the store's record, unless this process's own transitions wait to be
+// pushed (reconcile meets the record then). Its settings stay those in
+// force since it was made (the hot path reads them without a lock): a
+// record with others is reported as a conflict. It reports whether the
+// store answered.
+func (b *Breaker) registerAgain() bool {
+	ctx, cancel := b.storeCtx(nil)
+	set, snap, err := b.f.store.Register(ctx, b.name, b.set)
+	cancel()
+	if err != nil {
+		b.storeFailed(err)
+		return false
+	}
+	b.degraded.Store(false)
+	b.mu.Lock()
+	b.unreg = false
+	diverged := b.diverged
+	if set != b.set {
+		b.events.post(conflictEvent(b.name, configOf(set, b.cfg), b.cfg))
+	}
+	b.mu.Unlock()
+	b.drain()
+	if !diverged {
+		b.adoptReply(snap, 0)
+	}
+	return true
 }
 
 // validSettings reports whether settings a store returned are sane.
