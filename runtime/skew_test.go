@@ -1,0 +1,126 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/clocktest"
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// skewedPair is two factories on one memory store whose clocks disagree:
+// b's clock is ahead of a's by ahead.
+type skewedPair struct {
+	clkA, clkB *clocktest.Clock
+	a, b       *purgatory.Breaker
+}
+
+func newSkewedPair(t *testing.T, ahead time.Duration, opts ...purgatory.Option) *skewedPair {
+	t.Helper()
+	t0 := time.Unix(1_700_000_000, 0)
+	m := store.NewMemory()
+	p := &skewedPair{clkA: clocktest.New(t0), clkB: clocktest.New(t0.Add(ahead))}
+	cfg := purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1}
+	fa := purgatory.NewFactory(append([]purgatory.Option{purgatory.WithStore(m), purgatory.WithClock(p.clkA)}, opts...)...)
+	fb := purgatory.NewFactory(append([]purgatory.Option{purgatory.WithStore(m), purgatory.WithClock(p.clkB)}, opts...)...)
+	t.Cleanup(func() { fa.Close(); fb.Close() })
+	p.a, p.b = fa.Breaker("skewed", cfg), fb.Breaker("skewed", cfg)
+	return p
+}
+
+// advance moves both clocks by d, in steps of a millisecond.
+func (p *skewedPair) advance(d time.Duration) {
+	for ; d > 0; d -= time.Millisecond {
+		p.clkA.Advance(time.Millisecond)
+		p.clkB.Advance(time.Millisecond)
+	}
+}
+
+// trialOnA trips the circuit in a (the process whose clock is behind),
+// lets the open period pass and claims a trial in a.
+func (p *skewedPair) trialOnA(t *testing.T) purgatory.Token {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := p.a.Allow(ctx)
+	require.NoError(t, err)
+	p.a.Done(ctx, tok, errors.New("down"))
+	require.Equal(t, purgatory.Open, p.a.State())
+	p.advance(300 * time.Millisecond) // past the open period on both clocks
+	require.Equal(t, purgatory.HalfOpen, p.a.State())
+	trial, err := p.a.Allow(ctx)
+	require.NoError(t, err, "a's trial")
+	return trial
+}
+
+// TestClockSkewWithinBound (finding 101): a process whose clock is behind
+// by less than the factory's clock skew (1s by default) claims a trial;
+// the other process, whose clock already reads the lease as over, does
+// not end it: the trial's success closes the circuit. A trial that never
+// reports holds its slot for no less than the TTL, and b ends its lease
+// once b's clock is past Until + skew.
+func TestClockSkewWithinBound(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ahead time.Duration
+		opts  []purgatory.Option
+	}{
+		{"default 1s, 800ms apart", 800 * time.Millisecond, nil},
+		{"default 1s, 1s apart", time.Second, nil},
+		{"2s, 1.9s apart", 1900 * time.Millisecond, []purgatory.Option{purgatory.WithClockSkew(2 * time.Second)}},
+	} {
+		t.Run(tc.name+"/success closes", func(t *testing.T) {
+			p := newSkewedPair(t, tc.ahead, tc.opts...)
+			trial := p.trialOnA(t)
+			p.advance(150 * time.Millisecond)
+			require.Equal(t, purgatory.HalfOpen, p.b.State(), "b cut a's lease short")
+			p.a.Done(context.Background(), trial, nil)
+			assert.Equal(t, purgatory.Closed, p.a.State())
+			assert.Equal(t, purgatory.Closed, p.b.State())
+		})
+		t.Run(tc.name+"/hung trial's lease ends", func(t *testing.T) {
+			p := newSkewedPair(t, tc.ahead, tc.opts...)
+			p.trialOnA(t)
+			p.advance(199 * time.Millisecond)
+			require.Equal(t, purgatory.HalfOpen, p.b.State(), "the lease ended before its TTL")
+			skew := purgatory.DefaultClockSkew
+			if tc.opts != nil {
+				skew = 2 * time.Second
+			}
+			p.advance(skew - tc.ahead + 2*time.Millisecond) // b's clock: past Until + skew
+			assert.Equal(t, purgatory.Open, p.b.State(), "a hung trial's lease outlived TTL + skew on b's clock")
+			assert.Equal(t, purgatory.Open, p.a.State())
+		})
+	}
+}
+
+// TestClockSkewBeyondBound shows what the bound buys: clocks 1.5s apart
+// with the default skew (1s) cut a 200ms lease of the slower process short
+// by 500ms, so the faster one ends it at birth and re-opens the circuit;
+// the same clocks with WithClockSkew(2s) keep it.
+func TestClockSkewBeyondBound(t *testing.T) {
+	p := newSkewedPair(t, 1500*time.Millisecond)
+	trial := p.trialOnA(t)
+	p.advance(time.Millisecond)
+	assert.Equal(t, purgatory.Open, p.b.State(), "beyond the bound by more than a TTL, the lease ends at birth")
+	p.a.Done(context.Background(), trial, nil) // of a generation that ended: ignored
+	assert.Equal(t, purgatory.Open, p.a.State())
+
+	p = newSkewedPair(t, 1500*time.Millisecond, purgatory.WithClockSkew(2*time.Second))
+	trial = p.trialOnA(t)
+	p.advance(time.Millisecond)
+	require.Equal(t, purgatory.HalfOpen, p.b.State())
+	p.a.Done(context.Background(), trial, nil)
+	assert.Equal(t, purgatory.Closed, p.b.State())
+}
+
+func TestWithClockSkewPanicsOutOfRange(t *testing.T) {
+	assert.Panics(t, func() { purgatory.WithClockSkew(-time.Second) })
+	assert.Panics(t, func() { purgatory.WithClockSkew(8 * 24 * time.Hour) })
+	assert.NotPanics(t, func() { purgatory.WithClockSkew(0) })
+}
