@@ -113,7 +113,21 @@ func (b *Breaker) tick(gen uint64) {
 	}
 	b.timer = nil
 	b.mu.Unlock()
-	b.update(nil, gen, &store.Change{Kind: store.Expire})
+	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
+	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 && !b.degraded.Load() {
+		// The store holds no slot of this lease, yet this process still
+		// does: slots it granted on local state while the store was away
+		// (the store never heard of them, and its answer, no newer than
+		// what this process saw, changes nothing here). Their lease is
+		// over on this process's clock: end it here, as a failed trial;
+		// the new state is pushed to the store as after any outage.
+		b.mu.Lock()
+		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.snap.Claimed > 0
+		b.mu.Unlock()
+		if local {
+			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Expire})
+		}
+	}
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()

@@ -124,3 +124,34 @@ func TestWithClockSkewPanicsOutOfRange(t *testing.T) {
 	assert.Panics(t, func() { purgatory.WithClockSkew(8 * 24 * time.Hour) })
 	assert.NotPanics(t, func() { purgatory.WithClockSkew(0) })
 }
+
+// TestLocalTrialLeaseEnds: a trial slot granted on local state while the
+// store failed, whose call never reports, is unknown to the store: once
+// the store answers again, the lease's end (Until + the clock skew) must
+// still re-open the circuit here and in the store, not leave this process
+// rejecting "trial calls in progress" while the store holds no slot (the
+// simulator's seed 27965 with the skew rule).
+func TestLocalTrialLeaseEnds(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fs := &failingStore{Memory: store.NewMemory()}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close() })
+	b := f.Breaker("x", purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1})
+	ctx := context.Background()
+	tok, err := b.Allow(ctx)
+	require.NoError(t, err)
+	b.Done(ctx, tok, errors.New("down"))
+	clk.Advance(200 * time.Millisecond)
+	require.Equal(t, purgatory.HalfOpen, b.State())
+	fs.setDown(true)
+	_, err = b.Allow(ctx) // granted on local state; never reports
+	require.NoError(t, err)
+	fs.setDown(false)
+	_, err = b.Allow(ctx)
+	require.Error(t, err, "the one slot is held")
+	for range 30 { // well past the lease + the skew + the back-off
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = b.Allow(ctx)
+	assert.NoError(t, err, "3s after a 200ms lease began, a new trial is let through (state %v)", b.State())
+}
