@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +155,58 @@ func TestLocalTrialLeaseEnds(t *testing.T) {
 	}
 	_, err = b.Allow(ctx)
 	assert.NoError(t, err, "3s after a 200ms lease began, a new trial is let through (state %v)", b.State())
+}
+
+// forgeStore is a failingStore whose watch deliveries the test can forge,
+// as someone publishing on a Redis store's channel could.
+type forgeStore struct {
+	*failingStore
+	mu  sync.Mutex
+	fns map[string]func(store.Snapshot)
+}
+
+func (s *forgeStore) Watch(name string, fn func(store.Snapshot)) func() {
+	s.mu.Lock()
+	if s.fns == nil {
+		s.fns = map[string]func(store.Snapshot){}
+	}
+	s.fns[name] = fn
+	s.mu.Unlock()
+	return s.failingStore.Watch(name, fn)
+}
+
+func (s *forgeStore) forge(name string, snap store.Snapshot) {
+	s.mu.Lock()
+	fn := s.fns[name]
+	s.mu.Unlock()
+	fn(snap)
+}
+
+// TestReconcileInstallsSteppedBackRecord: a forged message gave a process
+// a Seq the record never had; the process then tripped on local state
+// (store down) while another process isolated the circuit. Its push
+// (Reconcile, base = the forged Seq) loses, and the store's answer, the
+// record, has a lower Seq than the process saw: it is the truth and is
+// installed, rather than ignored as old, which left the process on its own
+// state for ever (the simulator's seeds 5135, 16347, 29682).
+func TestReconcileInstallsSteppedBackRecord(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	m := store.NewMemory()
+	fs := &forgeStore{failingStore: &failingStore{Memory: m}}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	other := purgatory.NewFactory(purgatory.WithStore(m), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close(); other.Close() })
+	cfg := purgatory.Config{Threshold: 1, TTL: time.Hour}
+	b := f.Breaker("x", cfg)
+	fs.forge("x", store.Snapshot{State: store.Closed, Gen: 1, Seq: 100})
+	fs.setDown(true)
+	tok, err := b.Allow(context.Background())
+	require.NoError(t, err)
+	b.Done(context.Background(), tok, errors.New("down")) // open, on local state
+	require.Equal(t, purgatory.Open, b.State())
+	other.Breaker("x", cfg).Isolate()
+	require.Equal(t, purgatory.Open, b.State(), "the isolation's Seq is below the forged one")
+	fs.setDown(false)
+	clk.Advance(time.Second) // the reconciliation retry
+	assert.Equal(t, purgatory.Isolated, b.State(), "the record, as the store answered the push")
 }
