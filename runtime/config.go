@@ -134,6 +134,26 @@ func WithListener(l Listener) Option { return func(f *Factory) { f.listeners.add
 // WithClock sets the time source (for tests; see package clocktest).
 func WithClock(c Clock) Option { return func(f *Factory) { f.clock = c } }
 
+// DefaultClockSkew is the clock skew a factory tolerates unless
+// [WithClockSkew] says otherwise.
+const DefaultClockSkew = time.Second
+
+// WithClockSkew sets the largest difference between the clocks of the
+// processes sharing the factory's store that its breakers tolerate
+// (DefaultClockSkew, 1s, unless set). A half-open trial lease ends at the
+// claimer's clock's Until; this factory ends a lease claimed by anyone only
+// once its own clock is past Until + d, so that a lease is never cut short
+// by clocks that disagree by up to d, and a trial that never reports holds
+// its slot for at most d longer. Set the same d in every process. A factory
+// without a store has one clock and ignores it. It panics if d < 0 or d >
+// 7 days. See "Clocks" in the package doc.
+func WithClockSkew(d time.Duration) Option {
+	if d < 0 || d > store.MaxPeriod {
+		panic(fmt.Sprintf("purgatory: WithClockSkew(%s): not in [0, %s]", d, store.MaxPeriod))
+	}
+	return func(f *Factory) { f.skew = d }
+}
+
 func mustPositive(what string, v int64) {
 	if v <= 0 {
 		panic(fmt.Sprintf("purgatory: %s must be positive, got %d", what, v))

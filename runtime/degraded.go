@@ -47,6 +47,7 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	defer cancel()
 	var got store.Snapshot
 	var err error
+	installs := b.installs.Load() // see stepBack
 	for range 4 {
 		got, err = b.f.store.Reconcile(sctx, o, base, want)
 		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
@@ -74,8 +75,19 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 		b.retry()
 		b.retry = nil
 	}
-	// Pushed (a new generation of ours), or the record won: adopt it.
-	installed := got.Seq != base && b.adoptLocked(got, now)
+	var installed bool
+	if got.Seq < base && b.installs.Load() == installs {
+		// The record is older than what this process saw of it (a forged
+		// message got through, or the store lost writes): the answer is
+		// the record, installed as it is (see stepBack). Adopting it by
+		// Seq would ignore it, and leave this process on its own state
+		// for ever.
+		b.installLocked(got, got.Seq, now)
+		installed = true
+	} else {
+		// Pushed (a new generation of ours), or the record won: adopt it.
+		installed = got.Seq != base && b.adoptLocked(got, now)
+	}
 	b.mu.Unlock()
 	if installed {
 		b.drain()

@@ -47,11 +47,27 @@
 // circuit re-opens as if the trial had failed (one backoff level up), in
 // this process by its half-open timer and in the store by its own rules,
 // so a dead process's claim expires too. No circuit rejects every call for
-// longer than its longest open period plus one lease. A trial that reports
+// longer than its longest open period plus one lease (plus the clock
+// allowance below, with a shared store). A trial that reports
 // gives its slot back at once: only a trial that never reports may cost a
 // re-opening. A half-open circuit that nobody calls stays half-open and
 // waits for its next trial, however long (as gobreaker and resilience4j
 // do); it closes after Config.Trials successful trials, however far apart.
+//
+// Clocks. Each process reads its own clock: a lease's end (Until) is the
+// claimer's clock plus the TTL, an open period's end the opener's clock
+// plus its length. Processes sharing a store must keep their clocks within
+// a bound G of each other, set with [WithClockSkew] (DefaultClockSkew, 1s):
+// a process ends another's lease, by its timer or by a claim, only once
+// its own clock is past Until + G. So clocks that disagree by up to G never
+// cut a lease short; a trial that never reports holds its slot for at most
+// TTL + 2G (TTL + G on the claimer's own clock); and an open period may
+// end up to G early or late in a process whose clock differs from the
+// opener's. Beyond G, the excess e cuts leases claimed by the slower clock
+// short by e: with e >= TTL a faster process ends them at birth, and a
+// circuit whose trials come from that process flaps between open and
+// half-open while it is the one claiming. A factory without a store has
+// one clock and no allowance.
 //
 // Reconciliation. When the store fails, the breaker carries on with its
 // local state, reports one [EventStoreError] per episode, and leaves the

@@ -25,6 +25,7 @@ type Factory struct {
 	pinged   atomic.Bool            // the store's Ping, if it has one, ran
 	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
 	private  bool                   // no store given: breakers keep circuit state themselves
+	skew     time.Duration          // the clock skew tolerated (WithClockSkew)
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -36,6 +37,7 @@ func NewFactory(opts ...Option) *Factory {
 	f := &Factory{
 		defaults: Config{Threshold: DefaultThreshold, TTL: DefaultTTL, Trials: DefaultTrials},
 		clock:    systemClock{},
+		skew:     DefaultClockSkew,
 	}
 	for _, o := range opts {
 		o(f)

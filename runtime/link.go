@@ -263,7 +263,11 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 		sctx, cancel := b.storeCtx(ctx)
 		seen, installs := b.storeSeq.Load(), b.installs.Load() // see stepBack
 		var err error
-		snap, granted, err = store.Do(sctx, f.store, o, *c)
+		sc := *c
+		if sc.Kind == store.Claim || sc.Kind == store.Expire {
+			sc.Skew = f.skew // a lease's Until is the claimer's clock (see WithClockSkew)
+		}
+		snap, granted, err = store.Do(sctx, f.store, o, sc)
 		cancel()
 		var applied store.Applied
 		if err != nil && errors.As(err, &applied) && applied.Applied() {

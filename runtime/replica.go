@@ -77,14 +77,30 @@ func timed(s store.Snapshot) bool {
 	return s.State == Open || s.State == HalfOpen && s.Claimed > 0
 }
 
-// armLocked schedules the end of an open period or trial lease. A circuit
-// the factory dropped keeps its timers: they end by themselves (an open
-// period, then at most a lease), and a circuit must not stay open for
+// armLocked schedules the end of an open period or trial lease: a lease
+// with slots taken, on a shared store, at Until + the clock skew the
+// factory tolerates (the store ends it no earlier; see WithClockSkew). A
+// circuit the factory dropped keeps its timers: they end by themselves (an
+// open period, then at most a lease), and a circuit must not stay open for
 // ever because nobody watches it. b.mu is held.
 func (b *Breaker) armLocked(s store.Snapshot, now time.Time) {
-	d := max(s.Until.Sub(now), 0)
-	gen := s.Gen
+	b.armAfterLocked(s.Gen, max(b.endLocked(s).Sub(now), 0))
+}
+
+// armAfterLocked arms the timer of generation gen to tick after d. b.mu is
+// held.
+func (b *Breaker) armAfterLocked(gen uint64, d time.Duration) {
 	b.timer = b.f.clock.AfterFunc(d, func() { b.tick(gen) })
+}
+
+// endLocked is when this process asks the store to end s: its Until, or
+// for a trial lease on a shared store, Until + the factory's clock skew.
+// b.mu is held.
+func (b *Breaker) endLocked(s store.Snapshot) time.Time {
+	if s.State == HalfOpen && !b.f.private && !b.detached.Load() {
+		return s.Until.Add(b.f.skew)
+	}
+	return s.Until
 }
 
 // tick runs at the end of an open period or trial lease.
@@ -97,17 +113,30 @@ func (b *Breaker) tick(gen uint64) {
 	}
 	b.timer = nil
 	b.mu.Unlock()
-	b.update(nil, gen, &store.Change{Kind: store.Expire})
+	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
+	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 && !b.degraded.Load() {
+		// The store holds no slot of this lease, yet this process still
+		// does: slots it granted on local state while the store was away
+		// (the store never heard of them, and its answer, no newer than
+		// what this process saw, changes nothing here). Their lease is
+		// over on this process's clock: end it here, as a failed trial;
+		// the new state is pushed to the store as after any outage.
+		b.mu.Lock()
+		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.snap.Claimed > 0
+		b.mu.Unlock()
+		if local {
+			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Expire})
+		}
+	}
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()
 	if b.snap.Gen == gen && b.timer == nil && timed(b.snap) {
-		now := b.f.clock.Now()
-		s := b.snap
-		if !s.Until.After(now) {
-			s.Until = now.Add(retryStep(b.cfg.TTL))
+		d := b.endLocked(b.snap).Sub(b.f.clock.Now())
+		if d <= 0 {
+			d = retryStep(b.cfg.TTL)
 		}
-		b.armLocked(s, now)
+		b.armAfterLocked(gen, d)
 	}
 	b.mu.Unlock()
 }

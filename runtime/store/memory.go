@@ -120,7 +120,7 @@ func (m *Memory) Success(_ context.Context, op Op) (Snapshot, error) {
 
 // Claim implements Store.
 func (m *Memory) Claim(_ context.Context, op Op) (Snapshot, bool, error) {
-	snap, granted := m.apply(&op, &Change{Kind: Claim})
+	snap, granted := m.apply(&op, &Change{Kind: Claim, Skew: op.Skew})
 	return snap, granted, nil
 }
 
@@ -131,7 +131,7 @@ func (m *Memory) Release(_ context.Context, op Op) (Snapshot, error) {
 
 // Expire implements Store.
 func (m *Memory) Expire(_ context.Context, op Op) (Snapshot, error) {
-	return m.do(&op, Change{Kind: Expire})
+	return m.do(&op, Change{Kind: Expire, Skew: op.Skew})
 }
 
 // Force implements Store.

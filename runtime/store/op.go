@@ -14,6 +14,11 @@ type Op struct {
 	Settings Settings
 	Gen      uint64
 	Now      time.Time
+	// Skew is, for Claim and Expire, the largest difference between the
+	// clocks of the processes sharing the store that the caller tolerates:
+	// a trial lease with slots taken ends only once Now is not before its
+	// Until + Skew (see [Snapshot.Expire]). Other operations ignore it.
+	Skew time.Duration
 }
 
 // Kind names an operation of the table every store applies: one kind per
@@ -73,6 +78,9 @@ type Change struct {
 	// record and the state it reached on its own.
 	Base uint64
 	Want Snapshot
+	// Skew is, for Claim and Expire, the clock skew the caller tolerates
+	// (see [Op.Skew]); [Do] sends it as Op.Skew.
+	Skew time.Duration
 }
 
 // Apply returns s after the operation c of a call admitted in generation
@@ -95,12 +103,12 @@ func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c *C
 	case Success:
 		next, changed = s.Success(set, gen)
 	case Claim:
-		next, granted = s.Claim(set, gen, now)
+		next, granted = s.Claim(set, gen, now, c.Skew)
 		changed = next.Seq != s.Seq
 	case Release:
 		next, changed = s.Release(gen)
 	case Expire:
-		next, changed = s.Expire(set, gen, now)
+		next, changed = s.Expire(set, gen, now, c.Skew)
 	case Force:
 		next, changed = s.Force(set, c.To, now), true
 	case Record:
@@ -118,8 +126,11 @@ func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c *C
 // kind and returns its snapshot, whether a Claim was granted, and its
 // error. Failures goes to [FailureBatcher.Failures] when st has it, else
 // to c.N calls of Failure in a row (stopping at the first error; c.N < 1
-// is an error).
+// is an error). For Claim and Expire, op.Skew is c.Skew.
 func Do(ctx context.Context, st Store, op Op, c Change) (snap Snapshot, granted bool, err error) {
+	if c.Kind == Claim || c.Kind == Expire {
+		op.Skew = c.Skew
+	}
 	switch c.Kind {
 	case Failure:
 		snap, err = st.Failure(ctx, op)

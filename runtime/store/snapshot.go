@@ -135,10 +135,10 @@ func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
 // and whether the slot was granted. An open circuit whose Until is not
 // after now becomes half-open first, and the claim applies to that new
 // generation. The first claim of a half-open circuit with no slot taken
-// starts the trial lease (Until = now + TTL); a claim after the lease ran
-// out with slots still taken re-opens the circuit instead (see
-// [Snapshot.Expire]).
-func (s Snapshot) Claim(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
+// starts the trial lease (Until = now + TTL); a claim once the lease ran
+// out with slots still taken — now not before Until + skew, see
+// [Snapshot.Expire] — re-opens the circuit instead.
+func (s Snapshot) Claim(set Settings, gen uint64, now time.Time, skew time.Duration) (Snapshot, bool) {
 	if s.State == Open && s.Gen == gen && !now.Before(s.Until) {
 		s = s.halfOpen(set, now)
 		gen = s.Gen
@@ -146,7 +146,7 @@ func (s Snapshot) Claim(set Settings, gen uint64, now time.Time) (Snapshot, bool
 	if s.State != HalfOpen || s.Gen != gen {
 		return s, false
 	}
-	if s.Claimed > 0 && !now.Before(s.Until) {
+	if s.leaseOver(now, skew) {
 		return s.open(set, now, s.Level+1), false
 	}
 	if s.Claimed >= set.Trials {
@@ -177,7 +177,15 @@ func (s Snapshot) Release(gen uint64) (Snapshot, bool) {
 // has run out with trial slots still taken re-opens, one backoff level up,
 // as if a trial had failed. A half-open circuit with no slot taken stays
 // as it is: it costs nothing while nobody calls.
-func (s Snapshot) Expire(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
+//
+// The lease's Until was written with the claimer's clock, now is the
+// caller's: skew (>= 0) is the largest difference between the two that the
+// caller tolerates (taken in [0, MaxPeriod]), and the lease has run out
+// only once now is not before Until + skew. So a claimer whose clock is behind by up to skew never sees
+// its lease cut short by another process, and a trial that never reports
+// holds its slot for at most skew longer. An open period ends at Until
+// whatever skew.
+func (s Snapshot) Expire(set Settings, gen uint64, now time.Time, skew time.Duration) (Snapshot, bool) {
 	if s.Gen != gen || now.Before(s.Until) {
 		return s, false
 	}
@@ -185,12 +193,18 @@ func (s Snapshot) Expire(set Settings, gen uint64, now time.Time) (Snapshot, boo
 	case Open:
 		return s.halfOpen(set, now), true
 	case HalfOpen:
-		if s.Claimed == 0 {
-			return s, false // nobody holds a slot: nothing to take back
+		if !s.leaseOver(now, skew) {
+			return s, false // nobody holds a slot, or the lease may still run on the claimer's clock
 		}
 		return s.open(set, now, s.Level+1), true
 	}
 	return s, false
+}
+
+// leaseOver reports whether s is half-open with trial slots taken and its
+// lease has run out at now, allowing skew between the clocks.
+func (s Snapshot) leaseOver(now time.Time, skew time.Duration) bool {
+	return s.State == HalfOpen && s.Claimed > 0 && !now.Before(s.Until.Add(min(max(skew, 0), MaxPeriod)))
 }
 
 // Force returns s moved to the state to: Open (for the open period of its

@@ -29,7 +29,11 @@
 //     a failed trial: the next Claim or Expire re-opens it, one backoff
 //     level up. So a trial that never reports — a hung call, a lost
 //     goroutine, a killed process — cannot keep a circuit from calls for
-//     longer than the TTL.
+//     longer than the TTL. Until is written with the claimer's clock and
+//     read with others': a Claim or Expire ends a lease only once its
+//     Op.Now is past Until + Op.Skew, the clock skew the caller tolerates
+//     (see [Snapshot.Expire]), so that a lease is not cut short by a
+//     claimer whose clock is behind by up to that much.
 //   - Isolation. An [Isolated] circuit rejects calls until it is forced
 //     closed (or open); only Force and Reconcile move it.
 //   - Watch delivers only snapshots the store vouches for. A store that
@@ -181,7 +185,8 @@ type Store interface {
 	// success nor failure (the caller gave up).
 	Release(ctx context.Context, op Op) (Snapshot, error)
 	// Expire ends the open period or the trial lease of generation op.Gen
-	// once op.Now has reached its Until (see [Snapshot.Expire]).
+	// once op.Now has reached its Until (a trial lease: its Until +
+	// op.Skew; see [Snapshot.Expire]).
 	Expire(ctx context.Context, op Op) (Snapshot, error)
 	// Force moves the circuit to Open (for the open period from op.Now),
 	// Closed or Isolated, whatever its state and generation.

@@ -497,7 +497,13 @@ func fmtSnap(s store.Snapshot) string {
 	return out
 }
 
-// skew is how far the clocks may be apart now: offsets plus drift.
+// skewBound is the clock skew every simulated process tolerates (its
+// factory's default): two clocks drawn within it (history.beyond false)
+// never disagree by more.
+const skewBound = purgatory.DefaultClockSkew
+
+// skew is how far a clock may be from the fleet's time now: offsets plus
+// drift (two clocks: up to twice that apart).
 func (w *world) skew() time.Duration {
 	var d time.Duration
 	now := w.s.Now()
@@ -541,7 +547,8 @@ const itemForever = 102
 // itemSkew is a defect the simulator found that issue 16 does not list:
 // a process whose clock is behind by more than a TTL starts trial leases
 // that the others' clocks see as over, so the circuit re-opens at every
-// claim.
+// claim. Fixed by the clock skew bound (purgatory.WithClockSkew): within
+// it, a lease that ends before its TTL is a violation of this item.
 const itemSkew = 101
 
 // checkReopen is invariant 2's half: a half-open period all of whose
@@ -599,7 +606,16 @@ func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Sn
 	youngest := w.s.Now() - claims[len(claims)-1]
 	oldestOpen := w.s.Now() - claims[0]
 	skew := w.skew()
-	if oldestOpen >= max(o.Settings.TTL-2*skew-50*time.Millisecond, o.Settings.TTL/4) {
+	if w.h.beyond {
+		// The clocks may disagree by more than the bound: a lease of a
+		// slower clock may be cut short by the excess (documented), and
+		// only liveness is required.
+		return
+	}
+	// Within the bound no lease is cut short: a process ends one only once
+	// its clock is past Until + the bound (1 ms of slack for the timers'
+	// rounding).
+	if oldestOpen >= o.Settings.TTL-time.Millisecond {
 		return // a trial held its slot for a lease: the re-open is due
 	}
 	w.mu.Lock()
@@ -607,7 +623,7 @@ func (w *world) checkReopen(p *proc, what string, o store.Op, pre, post store.Sn
 	w.mu.Unlock()
 	item := 0
 	switch {
-	case skew > o.Settings.TTL/4:
+	case skew > 0:
 		item = itemSkew
 	case reports > 0:
 		item = 2 // the lease of the first claim, though it reported
@@ -1244,8 +1260,9 @@ func settingsOf(c purgatory.Config) store.Settings {
 // bound is how long after healing circuit c may keep rejecting a caller
 // that calls every interval (invariant 1): a rate window (its failures
 // from before the heal may still trip it), its longest open period, one
-// lease, the trials it needs, the store's back-off and the clocks'
-// disagreement.
+// lease, the trials it needs, the store's back-off, the clocks'
+// disagreement and the skew bound (a hung trial's lease runs until a
+// clock is past its Until + the bound).
 func (w *world) bound(c int) time.Duration {
 	cs := w.h.circuits[c]
 	var ttl, maxttl, window time.Duration
@@ -1258,7 +1275,7 @@ func (w *world) bound(c int) time.Duration {
 			window = max(window, cfg.Window) // failures from before the heal may still trip it
 		}
 	}
-	return window + maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.skew()
+	return window + maxttl + ttl + time.Duration(trials+1)*cs.interval + 3*time.Second + 2*w.skew() + skewBound
 }
 
 // healthy runs the healthy phase and checks liveness and agreement.

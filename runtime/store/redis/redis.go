@@ -280,7 +280,7 @@ func (s *Store) Success(ctx context.Context, op store.Op) (store.Snapshot, error
 
 // Claim implements [store.Store].
 func (s *Store) Claim(ctx context.Context, op store.Op) (store.Snapshot, bool, error) {
-	r, err := s.run(ctx, "claim", op)
+	r, err := s.run(ctx, "claim", op, skewArg(op.Skew)...)
 	return r.snap, r.granted, err
 }
 
@@ -292,8 +292,17 @@ func (s *Store) Release(ctx context.Context, op store.Op) (store.Snapshot, error
 
 // Expire implements [store.Store].
 func (s *Store) Expire(ctx context.Context, op store.Op) (store.Snapshot, error) {
-	r, err := s.run(ctx, "expire", op)
+	r, err := s.run(ctx, "expire", op, skewArg(op.Skew)...)
 	return r.snap, err
+}
+
+// skewArg is the script's argument for a Claim's or Expire's clock skew
+// (store.Op.Skew, taken in [0, store.MaxPeriod]): none when it is 0.
+func skewArg(d time.Duration) []string {
+	if d <= 0 {
+		return nil
+	}
+	return []string{strconv.FormatInt(int64(min(d, store.MaxPeriod)), 10)}
 }
 
 // Force implements [store.Store].

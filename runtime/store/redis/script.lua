@@ -8,8 +8,10 @@
 -- ARGV[7]   maxttl (ns)            ARGV[8]  failure rate  ARGV[9] window (ns)
 -- ARGV[10]  min calls
 -- ARGV[11]  generation             ARGV[12] now (Unix ns)
--- ARGV[13..] failure: how many (default 1); force: target state; record:
---           calls, failed; reconcile: base
+-- ARGV[13..] failure: how many (default 1); claim, expire: the clock skew
+--           the caller tolerates (ns, default 0: a lease with slots taken
+--           ends once now is not before until + skew); force: target
+--           state; record: calls, failed; reconcile: base
 --           seq, wanted state, until, level; bump: the seq to go past.
 --
 -- Returns {status, state, gen, seq, failures, claimed, succeeded, until,
@@ -407,6 +409,20 @@ end
 
 local changed, granted = false, false
 
+-- leaseOver is Snapshot.leaseOver: the trial lease of a half-open record
+-- with slots taken has run out at now, allowing skew (ARGV[13]).
+local function leaseOver(skew)
+  return r.state == 'half-open' and r.claimed > 0 and not before(now, after(r.until_, skew))
+end
+
+-- skewArg parses a claim's or expire's ARGV[13] (0 when absent).
+local function skewArg()
+  if ARGV[13] == nil then
+    return 0
+  end
+  return int(ARGV[13], 0, MAXD)
+end
+
 if op == 'failure' then
   -- ARGV[13], if given, is how many failures (store.Snapshot.FailureN).
   local n = 1
@@ -456,13 +472,17 @@ elseif op == 'success' then
     end
   end
 elseif op == 'claim' then
+  local skew = skewArg()
+  if skew == nil then
+    return redis.error_reply('purgatory: bad skew')
+  end
   if r.state == 'open' and r.gen == gen and not before(now, r.until_) then
     halfOpen(r, now)
     gen = r.gen
     changed = true
   end
   if r.state == 'half-open' and r.gen == gen then
-    if r.claimed > 0 and not before(now, r.until_) then
+    if leaseOver(skew) then
       open(r, now, r.level + 1) -- the trial lease ran out with slots taken
       changed = true
     elseif r.claimed < r.set.trials then
@@ -481,7 +501,11 @@ elseif op == 'release' then
     changed = true
   end
 elseif op == 'expire' then
-  if r.gen == gen and (r.state == 'open' or r.state == 'half-open' and r.claimed > 0) and not before(now, r.until_) then
+  local skew = skewArg()
+  if skew == nil then
+    return redis.error_reply('purgatory: bad skew')
+  end
+  if r.gen == gen and (r.state == 'open' and not before(now, r.until_) or leaseOver(skew)) then
     if r.state == 'open' then
       halfOpen(r, now)
     else

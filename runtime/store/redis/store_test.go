@@ -87,11 +87,13 @@ func TestScriptMatchesPure(t *testing.T) {
 			case k < 5:
 				ch = store.Change{Kind: store.Success}
 			case k < 7:
-				ch = store.Change{Kind: store.Claim}
+				ch = store.Change{Kind: store.Claim, Skew: drawSkew(rng)}
+				what = fmt.Sprintf("claim skew %s", ch.Skew)
 			case k < 8:
 				ch = store.Change{Kind: store.Release}
 			case k < 9:
-				ch = store.Change{Kind: store.Expire}
+				ch = store.Change{Kind: store.Expire, Skew: drawSkew(rng)}
+				what = fmt.Sprintf("expire skew %s", ch.Skew)
 			case k < 10:
 				ch = store.Change{Kind: store.Force, To: store.State(rng.IntN(4))}
 				what = "force " + ch.To.String()
@@ -310,4 +312,16 @@ func TestParseMessage(t *testing.T) {
 		_, _, ok := parseMessage(bad)
 		assert.False(t, ok, bad)
 	}
+}
+
+// drawSkew draws a Claim's or Expire's clock skew: none, up to a few
+// seconds (comparable to the steps), or beyond the longest the store takes.
+func drawSkew(r *rand.Rand) time.Duration {
+	switch r.IntN(8) {
+	case 0, 1, 2:
+		return 0
+	case 3:
+		return store.MaxPeriod + time.Duration(r.IntN(2))*time.Hour
+	}
+	return time.Duration(r.IntN(3000)) * time.Millisecond
 }

@@ -200,6 +200,35 @@ func testLease(t *testing.T, s store.Store) {
 	assert.True(t, got.Until.Equal(late.Add(set.TTL)), "and starts the lease, got %v", got.Until)
 }
 
+// testLeaseSkew: a lease's Until is the claimer's clock; a Claim or
+// Expire with Op.Skew ends it only once its own Now is past Until + Skew,
+// and an open period still ends at its Until.
+func testLeaseSkew(t *testing.T, s store.Store) {
+	const skew = 1500 * time.Millisecond
+	withSkew := func(o store.Op) store.Op { o.Skew = skew; return o }
+	name, snap := register(t, s, "skew")
+	o := open(t, s, name, snap.Gen)
+	h, ok, err := s.Claim(ctx(t), withSkew(op(name, o.Gen, o.Until))) // an open period ignores the skew
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, store.HalfOpen, h.State)
+	for _, at := range []time.Time{h.Until, h.Until.Add(skew - time.Nanosecond)} {
+		got, err := s.Expire(ctx(t), withSkew(op(name, h.Gen, at)))
+		require.NoError(t, err)
+		assert.Equal(t, store.HalfOpen, got.State, "Expire %v after Until, skew %v: the lease may still run on the claimer's clock", at.Sub(h.Until), skew)
+		got, ok, err = s.Claim(ctx(t), withSkew(op(name, h.Gen, at)))
+		require.NoError(t, err)
+		assert.True(t, ok, "a claim %v after Until, skew %v, takes a slot of the running lease", at.Sub(h.Until), skew)
+		assert.Equal(t, h.Gen, got.Gen)
+		_, err = s.Release(ctx(t), op(name, h.Gen, at))
+		require.NoError(t, err)
+	}
+	got, err := s.Expire(ctx(t), withSkew(op(name, h.Gen, h.Until.Add(skew))))
+	require.NoError(t, err)
+	assert.Equal(t, store.Open, got.State, "at Until + skew the lease has run out")
+	assert.Equal(t, h.Gen+1, got.Gen)
+}
+
 // testBackoff: each failed trial doubles the open period up to MaxTTL; a
 // close resets it.
 func testBackoff(t *testing.T, s store.Store) {

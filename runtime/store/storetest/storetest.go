@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CircuitsAreIndependent", testIndependent},
 		{"Watch", testWatch},
 		{"TrialLeaseRunsOut", testLease},
+		{"TrialLeaseAllowsClockSkew", testLeaseSkew},
 		{"BackoffGrowsToMaxTTL", testBackoff},
 		{"Isolate", testIsolate},
 		{"RecordOpensAtRate", testRecord},
