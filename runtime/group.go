@@ -81,7 +81,8 @@ type Group struct {
 	full     atomic.Bool                            // at maxKeys with nothing to evict: new keys share the overflow circuit
 	overflow atomic.Pointer[Breaker]                // made on first need
 	mu       sync.Mutex                             // creation, eviction, the sweep
-	n        int                                    // keys in keys or in pending
+	n        int                                    // keys in keys (see deleteLocked, storeLocked)
+	inflight int                                    // keys in pending but not in keys: n + inflight is held to maxKeys
 	pending  map[string]int                         // keys being made: how many callers make each
 	stop     func() bool                            // stops the sweep timer; nil while none is armed
 	first    regKey                                 // the first registration's scalar settings
@@ -246,26 +247,23 @@ func (g *Group) create(key string) *Breaker {
 			g.mu.Unlock()
 			return e.b
 		}
-		g.keys.Delete(key) // removed from the factory by somebody else
-		e.gone.Store(true)
-		g.n--
+		g.deleteLocked(key, e) // removed from the factory by somebody else
 	}
-	if g.pending[key] == 0 {
-		if g.n >= g.gc.maxKeys {
-			if b := g.evictOneLocked(); b != nil {
-				victims = append(victims, b)
-			} else {
-				g.full.Store(true)
-				g.mu.Unlock()
-				return g.overflowBreaker()
-			}
+	if g.pending[key] == 0 && g.n+g.inflight >= g.gc.maxKeys {
+		if b := g.evictOneLocked(); b != nil {
+			victims = append(victims, b)
+		} else {
+			g.full.Store(true)
+			g.mu.Unlock()
+			return g.overflowBreaker()
 		}
-		g.n++ // counted once per key, however many callers race to make it
 	}
 	if g.pending == nil {
 		g.pending = make(map[string]int)
 	}
+	was := g.inflightLocked(key)
 	g.pending[key]++
+	g.recountLocked(key, was) // counted once per key, however many callers race to make it
 	g.armLocked()
 	g.mu.Unlock()
 
@@ -273,20 +271,58 @@ func (g *Group) create(key string) *Breaker {
 
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	was = g.inflightLocked(key)
 	if g.pending[key]--; g.pending[key] == 0 {
 		delete(g.pending, key)
 	}
 	if v, ok := g.keys.Load(key); ok {
+		g.recountLocked(key, was)
 		return v.(*groupEntry).b // another caller published it first
 	}
 	e := &groupEntry{b: b}
 	e.used.Store(true)
 	g.keys.Store(key, e)
+	g.n++
+	g.recountLocked(key, was)
 	g.unread++
 	if m := g.read.Load(); m == nil || g.unread*4 >= len(*m) {
 		g.rebuildLocked()
 	}
 	return b
+}
+
+// inflightLocked reports whether key is being made and not in keys: such
+// a key holds a place against maxKeys until it is published or given up.
+// g.mu is held.
+func (g *Group) inflightLocked(key string) bool {
+	if g.pending[key] == 0 {
+		return false
+	}
+	_, ok := g.keys.Load(key)
+	return !ok
+}
+
+// recountLocked updates g.inflight after a change of key's pending count
+// or entry; was is what inflightLocked said before it. Counting a key's
+// place by what is true of it now, not by who reserved it, keeps n +
+// inflight exact when a key is removed and made again while other callers
+// are still making it. g.mu is held.
+func (g *Group) recountLocked(key string, was bool) {
+	switch now := g.inflightLocked(key); {
+	case was && !now:
+		g.inflight--
+	case !was && now:
+		g.inflight++
+	}
+}
+
+// deleteLocked takes key's entry e out of the group. g.mu is held.
+func (g *Group) deleteLocked(key string, e *groupEntry) {
+	was := g.inflightLocked(key)
+	g.keys.Delete(key)
+	e.gone.Store(true)
+	g.n--
+	g.recountLocked(key, was)
 }
 
 func (g *Group) overflowBreaker() *Breaker {

@@ -28,9 +28,7 @@ func (g *Group) evictOneLocked() (victim *Breaker) {
 // dropLocked removes e from the group and, if the factory still has it,
 // from the factory, queueing its EventRemoved. g.mu is held.
 func (g *Group) dropLocked(key string, e *groupEntry) {
-	g.keys.Delete(key)
-	e.gone.Store(true)
-	g.n--
+	g.deleteLocked(key, e)
 	if g.f.breakers.CompareAndDelete(e.b.name, e.b) {
 		b := e.b
 		b.detach()
@@ -62,9 +60,7 @@ func (g *Group) sweep() {
 		e := v.(*groupEntry)
 		switch {
 		case e.b.detached.Load():
-			g.keys.Delete(k) // removed from the factory by somebody else
-			e.gone.Store(true)
-			g.n--
+			g.deleteLocked(k.(string), e) // removed from the factory by somebody else
 			changed = true
 		case e.used.Load():
 			e.used.Store(false)
