@@ -70,23 +70,14 @@ type Option func(*aggregate.Options)
 // group when none is named, the per-circuit data points that plain
 // circuits have, beside their group's. Mind the cardinality: one set per
 // key.
-func WithPerKey(groups ...string) Option {
-	return func(o *aggregate.Options) {
-		if len(groups) == 0 {
-			o.PerKey = true
-		}
-		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
-	}
-}
+func WithPerKey(groups ...string) Option { return aggregate.PerKeyOf(groups) }
 
 // WithWorstKeys gives, in each keyed group without per-key data points, the n
 // circuits in the most trouble the per-circuit data points too: those not closed
 // first, then those with the most consecutive failures; a closed circuit
 // without failures never. Which circuits these are changes as they trip
 // and recover, so their data points come and go: at most n sets per group.
-func WithWorstKeys(n int) Option {
-	return func(o *aggregate.Options) { o.Worst = n }
-}
+func WithWorstKeys(n int) Option { return aggregate.WorstOf(n) }
 
 // Register makes the instruments of f's circuits, present and future, with
 // a meter of mp named ScopeName. It turns on the factory's call counting

@@ -105,23 +105,14 @@ type Option func(*aggregate.Options)
 // every group when none is named, the per-circuit series that plain
 // circuits have (14 each), beside their group's. Mind the cardinality: one
 // series set per key.
-func WithPerKeySeries(groups ...string) Option {
-	return func(o *aggregate.Options) {
-		if len(groups) == 0 {
-			o.PerKey = true
-		}
-		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
-	}
-}
+func WithPerKeySeries(groups ...string) Option { return aggregate.PerKeyOf(groups) }
 
 // WithWorstKeys gives, in each keyed group without per-key series, the n
 // circuits in the most trouble the per-circuit series too: those not closed
 // first, then those with the most consecutive failures; a closed circuit
 // without failures never. Which circuits these are changes as they trip
 // and recover, so their series come and go: at most n sets per group.
-func WithWorstKeys(n int) Option {
-	return func(o *aggregate.Options) { o.Worst = n }
-}
+func WithWorstKeys(n int) Option { return aggregate.WorstOf(n) }
 
 // NewCollector returns a collector of f's circuits, present and future.
 // It turns on the factory's call counting (runtime.Factory.CountCalls) and

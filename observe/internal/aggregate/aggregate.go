@@ -97,6 +97,20 @@ type Options struct {
 	Worst int
 }
 
+// PerKeyOf is both exporters' per-key option: the named groups, or every
+// group when none is named.
+func PerKeyOf(groups []string) func(*Options) {
+	return func(o *Options) {
+		if len(groups) == 0 {
+			o.PerKey = true
+		}
+		o.PerKeyGroups = append(o.PerKeyGroups, groups...)
+	}
+}
+
+// WorstOf is both exporters' option for the n worst circuits of a group.
+func WorstOf(n int) func(*Options) { return func(o *Options) { o.Worst = n } }
+
 // Aggregator walks the circuits of one factory. It is safe for concurrent
 // use.
 type Aggregator struct {
