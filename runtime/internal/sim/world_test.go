@@ -240,7 +240,10 @@ type world struct {
 	keep   []bool // which actions of h run (shrinking drops some)
 	strict bool
 	s      sched
-	mem    *store.Memory
+	// mem is the store behind the fault layer: a store.Memory, or in the
+	// Redis mode (redis_test.go) the real Redis store with deliveries
+	// synthesized on the simulated clock.
+	mem    store.Store
 	frng   *rand.Rand // fault decisions of store operations and messages
 	procs  []*proc
 	grave  []*proc
@@ -267,6 +270,12 @@ type world struct {
 	doubleDone               map[string]bool // circuits with a trial reported twice
 	localTrial               map[string]bool // circuits with a trial granted on local state
 	burstMerged              map[string]tally
+
+	// The Redis mode's hooks (redis_test.go); nil otherwise. onStore sees
+	// each store operation the fault layer let through, or a message
+	// published to a process; checkpoint runs after each phase of run.
+	onStore    func(line string)
+	checkpoint func(phase int)
 }
 
 // watchRec is one watch a process holds (deliver ignores stopped ones).
@@ -462,6 +471,9 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 	snap, err := f()
 	w.storeMu.Unlock()
 	w.logf("%s store %s(%s gen %d) → %s%s", p.name, what, o.Circuit, o.Gen, fmtSnap(snap), map[bool]string{true: "  [" + faultNames[mode] + "]"}[mode != fNone])
+	if w.onStore != nil {
+		w.onStore(fmt.Sprintf("%s %s(%s gen %d) → %s [%s]", p.name, what, o.Circuit, o.Gen, semSnap(snap), faultNames[mode]))
+	}
 	o.Settings = inForce // the record's settings rule the store's answer
 	w.checkReopen(p, what, o, pre, snap)
 	switch mode {
@@ -750,6 +762,9 @@ func (w *world) publish(p *proc, name string, s store.Snapshot, deliver func(sto
 				break
 			}
 		}
+	}
+	if w.onStore != nil {
+		w.onStore(fmt.Sprintf("publish %s to %s: %s (fault %d)", name, p.name, semSnap(s), int(mode)))
 	}
 	send := func(d time.Duration, s store.Snapshot, how string) {
 		w.s.add(now+d, "watch", p, func() { deliver(s, how) })
@@ -1154,7 +1169,7 @@ func (w *world) run() []violation {
 			w.s.add(a.at, "act", nil, func() { w.do(a) })
 		}
 	}
-	for _, phase := range []func(){
+	for i, phase := range []func(){
 		func() { w.s.runUntil(h.T) }, w.heal, w.healthy,
 		func() {
 			if h.burst {
@@ -1164,6 +1179,9 @@ func (w *world) run() []violation {
 		w.closeAll,
 	} {
 		phase()
+		if w.checkpoint != nil {
+			w.checkpoint(i)
+		}
 		if w.s.ran >= maxEvents {
 			w.fail("safety/livelock", 0, "%d events by %s of simulated time: something re-arms itself without letting time pass", w.s.ran, fmtDur(w.s.Now()))
 			break
