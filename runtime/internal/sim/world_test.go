@@ -487,6 +487,14 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 	return snap, err
 }
 
+// answered reports whether err is an answer of the store (none, or an
+// Applied one such as the Redis store's settings conflict: the operation
+// was applied and its snapshot is valid) rather than a failure.
+func answered(err error) bool {
+	var a store.Applied
+	return err == nil || errors.As(err, &a) && a.Applied()
+}
+
 func (w *world) noteFault(p *proc) {
 	p.faulted = true
 	p.lastFault = w.s.Now()
@@ -661,7 +669,9 @@ func (fs *faultStore) Claim(ctx context.Context, o store.Op) (store.Snapshot, bo
 		}
 		return snap, err
 	})
-	return snap, granted && err == nil, err
+	// A claim applied with the record's settings (the Redis store's
+	// ConflictError: an Applied error) is granted; Memory never says so.
+	return snap, granted && answered(err), err
 }
 
 func (fs *faultStore) Release(ctx context.Context, o store.Op) (store.Snapshot, error) {
@@ -681,10 +691,10 @@ func (fs *faultStore) Record(ctx context.Context, o store.Op, calls, failed int)
 	return fs.op(ctx, fmt.Sprintf("Record %d/%d failed", failed, calls), o, func() (store.Snapshot, error) {
 		_, pre, _ := w.mem.Register(ctx, o.Circuit, o.Settings)
 		snap, err := w.mem.Record(ctx, o, calls, failed)
-		if err == nil && strings.HasPrefix(o.Circuit, burstName) {
+		if answered(err) && strings.HasPrefix(o.Circuit, burstName) {
 			w.mergedBurst(o.Circuit, calls, failed)
 		}
-		if err == nil && pre.State == store.Closed && pre.Gen == o.Gen && calls > 0 && o.Settings.FailureRate > 0 && !strings.HasPrefix(o.Circuit, burstName) {
+		if answered(err) && pre.State == store.Closed && pre.Gen == o.Gen && calls > 0 && o.Settings.FailureRate > 0 && !strings.HasPrefix(o.Circuit, burstName) {
 			w.checkRecorded(fs.p, o, calls, failed, snap)
 		}
 		return snap, err
