@@ -42,6 +42,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	goruntime "runtime"
@@ -59,6 +60,20 @@ import (
 	"github.com/purgatory-go/purgatory/runtime/store"
 	"github.com/purgatory-go/purgatory/runtime/store/redis"
 )
+
+// itemLaterGen is a difference the Redis mode found between the stores:
+// an operation of a generation later than the record's (a process whose
+// generations ran ahead while the store was away) makes the Redis store
+// give the record a new Seq and announce it (script.lua, for a record
+// that lost its history); store.Memory leaves the record as it is. The
+// runtime acts on the new Seq: its next Reconcile matches it and pushes
+// the process's local state into Redis, while over Memory the store's
+// record wins and the process waits (seeds 249, 465, 884 of 1000). Which
+// store is right is the lead's call: Memory could adopt the rule, or the
+// Redis store keep it for lost records only.
+const itemLaterGen = 105
+
+func init() { knownItems[itemLaterGen] = true } // tolerated until decided, as 101–104
 
 var (
 	flagRedisSeeds = flag.Int("sim.redis.seeds", 0, "how many seeds TestSimulationRedis runs against redis-server (default 30, none with -short; env PURGATORY_SIM_REDIS_SEEDS)")
@@ -98,6 +113,10 @@ type redisStore struct {
 	// would not (see done); announced counts them.
 	announce  func(name string, snap store.Snapshot)
 	announced int
+	// traced is how many lines the run's story of the store had at the
+	// first announcement (-1: none yet).
+	traced func() int
+	first  int
 }
 
 type redisWatcher struct{ fn func(store.Snapshot) }
@@ -162,6 +181,9 @@ func (rs *redisStore) done(o store.Op, snap store.Snapshot, err error) {
 		return
 	}
 	if ok && o.Gen > prev.Gen && semSnap(prev) == semSnap(snap) && rs.announce != nil {
+		if rs.announced == 0 && rs.traced != nil {
+			rs.first = rs.traced()
+		}
 		rs.announced++
 		rs.announce(name, snap)
 		return
@@ -272,6 +294,9 @@ type diffRun struct {
 	viol   []violation
 	story  []string
 	broken error
+	// announcedAt is where in trace the Redis store first made an
+	// announcement Memory does not (finding 105); -1: never.
+	announcedAt int
 }
 
 var baseSeq = regexp.MustCompile(`base seq \d+`)
@@ -284,8 +309,15 @@ func runDiff(h *history, st *redisStore, tell bool) *diffRun {
 	}
 	w := newWorld(h, keep, false)
 	w.tell = tell
+	d := &diffRun{}
 	if st != nil {
 		w.mem = st
+		st.first = -1
+		st.traced = func() int {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return len(d.trace)
+		}
 		st.announce = func(name string, snap store.Snapshot) {
 			w.mu.Lock()
 			ws := slices.Clone(w.watchers)
@@ -299,7 +331,6 @@ func runDiff(h *history, st *redisStore, tell bool) *diffRun {
 			}
 		}
 	}
-	d := &diffRun{}
 	w.onStore = func(line string) {
 		d.mu.Lock()
 		line = baseSeq.ReplaceAllString(line, "base seq _") // (Seq is not compared)
@@ -334,19 +365,28 @@ func runDiff(h *history, st *redisStore, tell bool) *diffRun {
 	if st != nil {
 		st.mu.Lock()
 		d.broken = st.broken
+		d.announcedAt = st.first
+		if st.announced == 0 {
+			d.announcedAt = -1
+		}
 		st.mu.Unlock()
 	}
 	return d
 }
 
 // differ compares the two runs of seed and says how they differ ("" when
-// they agree).
-func differ(seed int64, mem, red *diffRun) string {
+// they agree), and the finding that explains it (0: none known).
+func differ(mem, red *diffRun) (string, int) {
 	if red.broken != nil {
-		return fmt.Sprintf("the Redis store failed (not a store answer): %v", red.broken)
+		return fmt.Sprintf("the Redis store failed (not a store answer): %v", red.broken), 0
 	}
 	var b strings.Builder
+	item := 0
 	if i := firstDiff(mem.trace, red.trace); i >= 0 {
+		if red.announcedAt >= 0 && red.announcedAt <= i {
+			item = itemLaterGen
+			fmt.Fprintf(&b, "(after the Redis store announced, at line %d, a record behind an operation's generation, which Memory does not: finding %d)\n", red.announcedAt+1, itemLaterGen)
+		}
 		fmt.Fprintf(&b, "the store's story parts at line %d of %d (Memory) / %d (Redis):\n", i+1, len(mem.trace), len(red.trace))
 		from := max(i-6, 0)
 		fmt.Fprintf(&b, "  Memory:\n%s\n  Redis:\n%s\n", excerpt(mem.trace, from, i+3), excerpt(red.trace, from, i+3))
@@ -360,7 +400,13 @@ func differ(seed int64, mem, red *diffRun) string {
 	if mv, rv := violKinds(mem.viol), violKinds(red.viol); mv != rv {
 		fmt.Fprintf(&b, "the invariants' verdicts differ:\n  Memory: %s\n  Redis:  %s\n", mv, rv)
 	}
-	return b.String()
+	if b.Len() == 0 {
+		return "", 0
+	}
+	if item == 0 && red.announcedAt >= 0 {
+		item = itemLaterGen // the stories agree; the states part after an announcement
+	}
+	return b.String(), item
 }
 
 func firstDiff(a, b []string) int {
@@ -409,12 +455,13 @@ func redisHistory(seed int64) *history {
 }
 
 // compareSeed runs seed over both stores and returns the difference.
-func compareSeed(seed int64, client *goredis.Client, prefix string, tell bool) (string, *diffRun, *diffRun) {
+func compareSeed(seed int64, client *goredis.Client, prefix string, tell bool) (string, int, *diffRun, *diffRun) {
 	mem := runDiff(redisHistory(seed), nil, tell)
 	rs := newRedisStore(client, fmt.Sprintf("%ss%d:", prefix, seed))
 	red := runDiff(redisHistory(seed), rs, tell)
 	_ = rs.r.Close()
-	return differ(seed, mem, red), mem, red
+	diff, item := differ(mem, red)
+	return diff, item, mem, red
 }
 
 func redisReplay(seed int64) string {
@@ -427,13 +474,17 @@ func TestSimulationRedis(t *testing.T) {
 	if *flagRedisSeed != 0 {
 		client, prefix := redistest.Client(t)
 		seed := *flagRedisSeed
-		diff, mem, red := compareSeed(seed, client, prefix, true)
+		diff, item, mem, red := compareSeed(seed, client, prefix, true)
 		t.Logf("seed %d:\n%s", seed, describeHistory(redisHistory(seed)))
 		t.Logf("store story, Memory run:\n%s", strings.Join(mem.trace, "\n"))
 		t.Logf("store story, Redis run:\n%s", strings.Join(red.trace, "\n"))
 		t.Logf("Memory run, full story:\n%s", strings.Join(mem.story, "\n"))
 		t.Logf("Redis run, full story:\n%s", strings.Join(red.story, "\n"))
-		if diff != "" {
+		switch {
+		case diff == "":
+		case tolerated(item) && !strict():
+			t.Logf("seed %d: Memory and Redis part (finding %d, tolerated until decided):\n%s", seed, item, diff)
+		default:
 			t.Fatalf("seed %d: Memory and Redis part:\n%s", seed, diff)
 		}
 		return
@@ -446,6 +497,7 @@ func TestSimulationRedis(t *testing.T) {
 	var (
 		mu     sync.Mutex
 		failed = map[int64]string{}
+		known  = map[int64]int{}
 		next   atomic.Int64
 		wg     sync.WaitGroup
 	)
@@ -460,27 +512,40 @@ func TestSimulationRedis(t *testing.T) {
 				if seed >= first+int64(n) {
 					return
 				}
-				diff, _, _ := compareSeed(seed, client, prefix, false)
-				if diff != "" {
-					mu.Lock()
+				diff, item, _, _ := compareSeed(seed, client, prefix, false)
+				mu.Lock()
+				switch {
+				case diff == "":
+				case tolerated(item) && !strict():
+					known[seed] = item
+				default:
 					failed[seed] = diff
-					mu.Unlock()
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	for _, seed := range slices.Sorted(func(yield func(int64) bool) {
-		for s := range failed {
-			if !yield(s) {
-				return
-			}
-		}
-	}) {
-		if len(failed) > 0 {
-			t.Errorf("simulation (redis): seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, failed[seed], redisReplay(seed))
-		}
+	for _, seed := range slices.Sorted(maps.Keys(failed)) {
+		t.Errorf("simulation (redis): seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, failed[seed], redisReplay(seed))
+	}
+	if len(known) > 0 {
+		t.Logf("simulation (redis): %d seeds part after the Redis store's later-generation announcement (finding %d, tolerated until decided): %v",
+			len(known), itemLaterGen, slices.Sorted(maps.Keys(known)))
 	}
 	t.Logf("simulation (redis): %d of %d seeds (%d..%d) agree between Memory and Redis, in %s",
-		n-len(failed), n, first, first+int64(n)-1, time.Since(start).Round(time.Millisecond))
+		n-len(failed)-len(known), n, first, first+int64(n)-1, time.Since(start).Round(time.Millisecond))
+}
+
+// TestFinding105LaterGenerationRedisVsMemory is finding 105 (see
+// itemLaterGen): seed 884, over Memory and over Redis, parts after p2's
+// Reconcile of generation 4 meets the record's generation 3.
+func TestFinding105LaterGenerationRedisVsMemory(t *testing.T) {
+	skipUntilMerged(t, "finding 105: Memory and the Redis store disagree on an operation of a later generation than the record's; no fix yet, the lead decides")
+	client, prefix := redistest.Client(t)
+	for _, seed := range []int64{884, 249, 465} {
+		if diff, _, _, _ := compareSeed(seed, client, prefix, false); diff != "" {
+			t.Errorf("seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, diff, redisReplay(seed))
+		}
+	}
 }
