@@ -457,7 +457,12 @@ func redisHistory(seed int64) *history {
 // compareSeed runs seed over both stores and returns the difference.
 func compareSeed(seed int64, client *goredis.Client, prefix string, tell bool) (string, int, *diffRun, *diffRun) {
 	mem := runDiff(redisHistory(seed), nil, tell)
-	rs := newRedisStore(client, fmt.Sprintf("%ss%d:", prefix, seed))
+	// A client per seed: redis.New adds a hook to the client it is given,
+	// and a client shared by every seed's store would pile them up.
+	opt := *client.Options()
+	c := goredis.NewClient(&opt)
+	defer c.Close()
+	rs := newRedisStore(c, fmt.Sprintf("%ss%d:", prefix, seed))
 	red := runDiff(redisHistory(seed), rs, tell)
 	_ = rs.r.Close()
 	diff, item := differ(mem, red)
