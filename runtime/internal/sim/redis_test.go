@@ -73,7 +73,23 @@ import (
 // Redis store keep it for lost records only.
 const itemLaterGen = 105
 
-func init() { knownItems[itemLaterGen] = true } // tolerated until decided, as 101–104
+// itemReconcileConflict is a defect the Redis mode found in the runtime:
+// Breaker.reconcile (degraded.go) takes an Applied error from
+// Store.Reconcile for a store failure. The Redis store answers every
+// operation of a process whose settings differ from the record's (a
+// rolling deploy) with its ConflictError, an Applied error: the record's
+// settings applied, the snapshot valid. So such a process never retries
+// a reconcile that lost to counters only (over Memory it does, and its
+// operator's Open reaches the store), reports a store error and backs
+// off (seed 1538: p1's operator Open of c2, registered by p1 with ttl 1s
+// while the record has p2's 3s, reaches Memory at 14.259s, never Redis).
+// openFor.go and link.go honour store.Applied; degraded.go does not.
+const itemReconcileConflict = 106
+
+func init() { // tolerated until decided, as 101–104
+	knownItems[itemLaterGen] = true
+	knownItems[itemReconcileConflict] = true
+}
 
 var (
 	flagRedisSeeds = flag.Int("sim.redis.seeds", 0, "how many seeds TestSimulationRedis runs against redis-server (default 30, none with -short; env PURGATORY_SIM_REDIS_SEEDS)")
@@ -117,6 +133,9 @@ type redisStore struct {
 	// first announcement (-1: none yet).
 	traced func() int
 	first  int
+	// conflict is where the story was at the first Reconcile the Redis
+	// store answered with an Applied error (finding 106); -1: none.
+	conflict int
 }
 
 type redisWatcher struct{ fn func(store.Snapshot) }
@@ -253,6 +272,17 @@ func (rs *redisStore) Record(_ context.Context, o store.Op, calls, failed int) (
 
 func (rs *redisStore) Reconcile(_ context.Context, o store.Op, base uint64, want store.Snapshot) (store.Snapshot, error) {
 	snap, err := rs.r.Reconcile(bg, o, base, want)
+	if err != nil && answered(err) && rs.traced != nil {
+		rs.mu.Lock()
+		first := rs.conflict < 0
+		rs.mu.Unlock()
+		if first {
+			n := rs.traced()
+			rs.mu.Lock()
+			rs.conflict = n
+			rs.mu.Unlock()
+		}
+	}
 	rs.done(o, snap, err)
 	return snap, err
 }
@@ -297,6 +327,9 @@ type diffRun struct {
 	// announcedAt is where in trace the Redis store first made an
 	// announcement Memory does not (finding 105); -1: never.
 	announcedAt int
+	// conflictAt is where in trace a Reconcile first got an Applied error
+	// from the Redis store (finding 106); -1: never.
+	conflictAt int
 }
 
 var baseSeq = regexp.MustCompile(`base seq \d+`)
@@ -309,10 +342,10 @@ func runDiff(h *history, st *redisStore, tell bool) *diffRun {
 	}
 	w := newWorld(h, keep, false)
 	w.tell = tell
-	d := &diffRun{}
+	d := &diffRun{announcedAt: -1, conflictAt: -1}
 	if st != nil {
 		w.mem = st
-		st.first = -1
+		st.first, st.conflict = -1, -1
 		st.traced = func() int {
 			d.mu.Lock()
 			defer d.mu.Unlock()
@@ -365,7 +398,7 @@ func runDiff(h *history, st *redisStore, tell bool) *diffRun {
 	if st != nil {
 		st.mu.Lock()
 		d.broken = st.broken
-		d.announcedAt = st.first
+		d.announcedAt, d.conflictAt = st.first, st.conflict
 		if st.announced == 0 {
 			d.announcedAt = -1
 		}
@@ -383,9 +416,18 @@ func differ(mem, red *diffRun) (string, int) {
 	var b strings.Builder
 	item := 0
 	if i := firstDiff(mem.trace, red.trace); i >= 0 {
+		// The finding whose signature came last before the stories part.
 		if red.announcedAt >= 0 && red.announcedAt <= i {
 			item = itemLaterGen
+		}
+		if red.conflictAt >= 0 && red.conflictAt <= i && red.conflictAt >= red.announcedAt {
+			item = itemReconcileConflict
+		}
+		switch item {
+		case itemLaterGen:
 			fmt.Fprintf(&b, "(after the Redis store announced, at line %d, a record behind an operation's generation, which Memory does not: finding %d)\n", red.announcedAt+1, itemLaterGen)
+		case itemReconcileConflict:
+			fmt.Fprintf(&b, "(after a Reconcile got the Redis store's settings conflict, an Applied error, at line %d, which the runtime takes for a store failure: finding %d)\n", red.conflictAt+1, itemReconcileConflict)
 		}
 		fmt.Fprintf(&b, "the store's story parts at line %d of %d (Memory) / %d (Redis):\n", i+1, len(mem.trace), len(red.trace))
 		from := max(i-6, 0)
@@ -402,6 +444,9 @@ func differ(mem, red *diffRun) (string, int) {
 	}
 	if b.Len() == 0 {
 		return "", 0
+	}
+	if item == 0 && red.conflictAt >= 0 {
+		item = itemReconcileConflict // the stories agree; the states part after a conflict
 	}
 	if item == 0 && red.announcedAt >= 0 {
 		item = itemLaterGen // the stories agree; the states part after an announcement
@@ -535,8 +580,8 @@ func TestSimulationRedis(t *testing.T) {
 		t.Errorf("simulation (redis): seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, failed[seed], redisReplay(seed))
 	}
 	if len(known) > 0 {
-		t.Logf("simulation (redis): %d seeds part after the Redis store's later-generation announcement (finding %d, tolerated until decided): %v",
-			len(known), itemLaterGen, slices.Sorted(maps.Keys(known)))
+		t.Logf("simulation (redis): %d seeds part where a known finding explains it (105: the Redis store's later-generation announcement; 106: a Reconcile's settings conflict taken for a store failure), tolerated until decided: %v",
+			len(known), known)
 	}
 	t.Logf("simulation (redis): %d of %d seeds (%d..%d) agree between Memory and Redis, in %s",
 		n-len(failed)-len(known), n, first, first+int64(n)-1, time.Since(start).Round(time.Millisecond))
@@ -552,5 +597,16 @@ func TestFinding105LaterGenerationRedisVsMemory(t *testing.T) {
 		if diff, _, _, _ := compareSeed(seed, client, prefix, false); diff != "" {
 			t.Errorf("seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, diff, redisReplay(seed))
 		}
+	}
+}
+
+// TestFinding106ReconcileConflictRedisVsMemory is finding 106 (see
+// itemReconcileConflict): seed 1538 parts when p1's Reconcile meets the
+// Redis store's settings conflict.
+func TestFinding106ReconcileConflictRedisVsMemory(t *testing.T) {
+	skipUntilMerged(t, "finding 106: Breaker.reconcile takes the Redis store's ConflictError (Applied) for a store failure; no fix yet, the lead decides")
+	client, prefix := redistest.Client(t)
+	if diff, _, _, _ := compareSeed(1538, client, prefix, false); diff != "" {
+		t.Errorf("seed 1538: Memory and Redis part:\n%s\nreplay: %s", diff, redisReplay(1538))
 	}
 }
