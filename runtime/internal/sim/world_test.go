@@ -240,7 +240,10 @@ type world struct {
 	keep   []bool // which actions of h run (shrinking drops some)
 	strict bool
 	s      sched
-	mem    *store.Memory
+	// mem is the store behind the fault layer: a store.Memory, or in the
+	// Redis mode (redis_test.go) the real Redis store with deliveries
+	// synthesized on the simulated clock.
+	mem    store.Store
 	frng   *rand.Rand // fault decisions of store operations and messages
 	procs  []*proc
 	grave  []*proc
@@ -267,6 +270,12 @@ type world struct {
 	doubleDone               map[string]bool // circuits with a trial reported twice
 	localTrial               map[string]bool // circuits with a trial granted on local state
 	burstMerged              map[string]tally
+
+	// The Redis mode's hooks (redis_test.go); nil otherwise. onStore sees
+	// each store operation the fault layer let through, or a message
+	// published to a process; checkpoint runs after each phase of run.
+	onStore    func(line string)
+	checkpoint func(phase int)
 }
 
 // watchRec is one watch a process holds (deliver ignores stopped ones).
@@ -462,6 +471,9 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 	snap, err := f()
 	w.storeMu.Unlock()
 	w.logf("%s store %s(%s gen %d) → %s%s", p.name, what, o.Circuit, o.Gen, fmtSnap(snap), map[bool]string{true: "  [" + faultNames[mode] + "]"}[mode != fNone])
+	if w.onStore != nil {
+		w.onStore(fmt.Sprintf("%s %s(%s gen %d) → %s [%s]", p.name, what, o.Circuit, o.Gen, semSnap(snap), faultNames[mode]))
+	}
 	o.Settings = inForce // the record's settings rule the store's answer
 	w.checkReopen(p, what, o, pre, snap)
 	switch mode {
@@ -473,6 +485,14 @@ func (fs *faultStore) op(ctx context.Context, what string, o store.Op, f func() 
 		return store.Snapshot{}, w.hang(ctx)
 	}
 	return snap, err
+}
+
+// answered reports whether err is an answer of the store (none, or an
+// Applied one such as the Redis store's settings conflict: the operation
+// was applied and its snapshot is valid) rather than a failure.
+func answered(err error) bool {
+	var a store.Applied
+	return err == nil || errors.As(err, &a) && a.Applied()
 }
 
 func (w *world) noteFault(p *proc) {
@@ -665,7 +685,9 @@ func (fs *faultStore) Claim(ctx context.Context, o store.Op) (store.Snapshot, bo
 		}
 		return snap, err
 	})
-	return snap, granted && err == nil, err
+	// A claim applied with the record's settings (the Redis store's
+	// ConflictError: an Applied error) is granted; Memory never says so.
+	return snap, granted && answered(err), err
 }
 
 func (fs *faultStore) Release(ctx context.Context, o store.Op) (store.Snapshot, error) {
@@ -685,10 +707,10 @@ func (fs *faultStore) Record(ctx context.Context, o store.Op, calls, failed int)
 	return fs.op(ctx, fmt.Sprintf("Record %d/%d failed", failed, calls), o, func() (store.Snapshot, error) {
 		_, pre, _ := w.mem.Register(ctx, o.Circuit, o.Settings)
 		snap, err := w.mem.Record(ctx, o, calls, failed)
-		if err == nil && strings.HasPrefix(o.Circuit, burstName) {
+		if answered(err) && strings.HasPrefix(o.Circuit, burstName) {
 			w.mergedBurst(o.Circuit, calls, failed)
 		}
-		if err == nil && pre.State == store.Closed && pre.Gen == o.Gen && calls > 0 && o.Settings.FailureRate > 0 && !strings.HasPrefix(o.Circuit, burstName) {
+		if answered(err) && pre.State == store.Closed && pre.Gen == o.Gen && calls > 0 && o.Settings.FailureRate > 0 && !strings.HasPrefix(o.Circuit, burstName) {
 			w.checkRecorded(fs.p, o, calls, failed, snap)
 		}
 		return snap, err
@@ -766,6 +788,9 @@ func (w *world) publish(p *proc, name string, s store.Snapshot, deliver func(sto
 				break
 			}
 		}
+	}
+	if w.onStore != nil {
+		w.onStore(fmt.Sprintf("publish %s to %s: %s (fault %d)", name, p.name, semSnap(s), int(mode)))
 	}
 	send := func(d time.Duration, s store.Snapshot, how string) {
 		w.s.add(now+d, "watch", p, func() { deliver(s, how) })
@@ -1176,7 +1201,7 @@ func (w *world) run() []violation {
 			w.s.add(a.at, "act", nil, func() { w.do(a) })
 		}
 	}
-	for _, phase := range []func(){
+	for i, phase := range []func(){
 		func() { w.s.runUntil(h.T) }, w.heal, w.healthy,
 		func() {
 			if h.burst {
@@ -1186,6 +1211,9 @@ func (w *world) run() []violation {
 		w.closeAll,
 	} {
 		phase()
+		if w.checkpoint != nil {
+			w.checkpoint(i)
+		}
 		if w.s.ran >= maxEvents {
 			w.fail("safety/livelock", 0, "%d events by %s of simulated time: something re-arms itself without letting time pass", w.s.ran, fmtDur(w.s.Now()))
 			break
