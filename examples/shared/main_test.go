@@ -52,10 +52,17 @@ func TestTwoProcessesShareTheCircuit(t *testing.T) {
 	var a, b bytes.Buffer
 	ca, cb := cfg("A", 1, 5), cfg("B", 0, 3)
 	ca.redis, cb.redis = addr, addr
+	// On Redis, results reach the store off the caller's path: A's own trip
+	// shows one round trip after its third failure (runtime/push.go). Calls
+	// 50 ms apart leave it that round trip; a fourth failure is what the
+	// docs allow if the machine is slower still.
+	ca.interval = 50 * time.Millisecond
 	require.NoError(t, run(ctx, ca, &a))
 	assert.Contains(t, a.String(), "[A] circuit payments: closed -> open")
-	assert.Equal(t, 3, strings.Count(a.String(), "failed: payment provider"))
-	assert.Equal(t, 2, strings.Count(a.String(), "rejected without calling"))
+	failed, rejected := strings.Count(a.String(), "failed: payment provider"), strings.Count(a.String(), "rejected without calling")
+	assert.GreaterOrEqual(t, failed, 3, a.String())
+	assert.LessOrEqual(t, failed, 4, a.String())
+	assert.Equal(t, 5, failed+rejected, a.String())
 
 	require.NoError(t, run(ctx, cb, &b))
 	assert.Contains(t, b.String(), "[B] circuit payments is open")
