@@ -579,7 +579,7 @@ func TestSimulationRedis(t *testing.T) {
 		t.Errorf("simulation (redis): seed %d: Memory and Redis part:\n%s\nreplay: %s", seed, failed[seed], redisReplay(seed))
 	}
 	if len(known) > 0 {
-		t.Logf("simulation (redis): %d seeds part where a known finding explains it (105: the Redis store's later-generation announcement; 106: a Reconcile's settings conflict taken for a store failure), tolerated until decided: %v",
+		t.Logf("simulation (redis): %d seeds part where a known finding explains it (105: the Redis store's later-generation announcement), tolerated until decided: %v",
 			len(known), known)
 	}
 	t.Logf("simulation (redis): %d of %d seeds (%d..%d) agree between Memory and Redis, in %s",
