@@ -45,15 +45,8 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("purgatory/redis: circuit record at %q has settings %+v, the caller %+v; the record's apply", e.Key, e.InForce, e.Wanted)
 }
 
-// The bounds of the settings a record may hold; a record outside them is
-// corrupt (see script.lua, goodSettings).
-const (
-	maxCount    = store.MaxCount
-	maxPeriod   = store.MaxPeriod
-	minWindow   = store.MinWindow
-	maxMinCalls = store.MaxMinCalls
-	maxInt      = 1<<53 - 1 // Lua numbers are doubles
-)
+// maxInt bounds the counts sent to the script: Lua numbers are doubles.
+const maxInt = 1<<53 - 1
 
 // checkSettings reports settings the store cannot keep.
 func checkSettings(set store.Settings) error {
