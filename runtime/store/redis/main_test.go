@@ -1,27 +1,25 @@
 package redis
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/internal/redistest"
 )
 
 // helperEnv, when set, makes the test binary a child process of
 // TestSecondProcess (see TestHelperProcess) instead of starting Redis.
 const helperEnv = "PURGATORY_REDIS_HELPER"
 
-const installHint = "redis-server not found: apt-get install -y redis-server"
+const installHint = redistest.InstallHint
 
 // shared is the redis-server most tests use; nil when the binary is missing.
 var shared *server
@@ -57,48 +55,16 @@ type server struct {
 func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return redistest.FreePort() }
 
 // startServer starts redis-server on port (a free one if 0), with more
 // command-line arguments, and waits until it answers PING.
 func startServer(port int, args ...string) (*server, error) {
-	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		port = p
-	}
-	args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)
-	cmd := exec.Command("redis-server", args...)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
+	s, err := redistest.Start(port, args...)
+	if err != nil {
 		return nil, err
 	}
-	s := &server{port: port, cmd: cmd}
-	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
-			return s, nil
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("redis-server on port %d did not answer: %w", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return &server{port: s.Port, cmd: s.Cmd}, nil
 }
 
 // stop kills the server (as a crash would) and waits for it to exit.
