@@ -44,7 +44,10 @@ func decode(v any) (r result, hasSet bool, err error) {
 	}
 	st, _ := a[1].(string)
 	until, _ := a[7].(string)
-	if r.snap, err = parseSnapshot([]string{st, "0", "0", "0", "0", "0", until, "0", "0", "0"}); err != nil {
+	if r.snap.State, err = parseState(st); err != nil {
+		return result{}, false, err
+	}
+	if r.snap.Until, err = parseUntil(r.snap.State, until); err != nil {
 		return result{}, false, err
 	}
 	r.snap.Gen, r.snap.Seq = n[0], n[1]
@@ -93,21 +96,12 @@ func replyNumber(x any) (uint64, error) {
 // until, level, calls, failed.
 func parseSnapshot(f []string) (store.Snapshot, error) {
 	var s store.Snapshot
-	switch f[0] {
-	case "closed":
-		s.State = store.Closed
-	case "open":
-		s.State = store.Open
-	case "half-open":
-		s.State = store.HalfOpen
-	case "isolated":
-		s.State = store.Isolated
-	default:
-		return s, fmt.Errorf("bad state %q", f[0])
+	var err error
+	if s.State, err = parseState(f[0]); err != nil {
+		return s, err
 	}
 	var n [8]uint64
 	for i, j := range []int{1, 2, 3, 4, 5, 7, 8, 9} {
-		var err error
 		if n[i], err = strconv.ParseUint(f[j], 10, 53); err != nil {
 			return s, err
 		}
@@ -115,14 +109,32 @@ func parseSnapshot(f []string) (store.Snapshot, error) {
 	s.Gen, s.Seq = n[0], n[1]
 	s.Failures, s.Claimed, s.Succeeded = int(n[2]), int(n[3]), int(n[4])
 	s.Level, s.Calls, s.Failed = int(n[5]), int(n[6]), int(n[7])
-	if s.State == store.Open || s.State == store.HalfOpen {
-		t, err := parseNanos(f[6])
-		if err != nil {
-			return s, err
-		}
-		s.Until = t
+	s.Until, err = parseUntil(s.State, f[6])
+	return s, err
+}
+
+// parseState parses a record's state field.
+func parseState(v string) (store.State, error) {
+	switch v {
+	case "closed":
+		return store.Closed, nil
+	case "open":
+		return store.Open, nil
+	case "half-open":
+		return store.HalfOpen, nil
+	case "isolated":
+		return store.Isolated, nil
 	}
-	return s, nil
+	return 0, fmt.Errorf("bad state %q", v)
+}
+
+// parseUntil parses a record's until field, which only an open or
+// half-open record's has (the zero time otherwise).
+func parseUntil(st store.State, v string) (time.Time, error) {
+	if st != store.Open && st != store.HalfOpen {
+		return time.Time{}, nil
+	}
+	return parseNanos(v)
 }
 
 // formatNanos formats t as decimal Unix nanoseconds, for any t (also those
