@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,16 +51,12 @@ func startCluster(t *testing.T) []string {
 	addrs := make([]string, len(ports))
 	nodes := make([]*goredis.Client, len(ports))
 	for i, p := range ports {
-		cmd := exec.Command("redis-server", "--port", strconv.Itoa(p), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
-			"--cluster-config-file", "nodes.conf", "--dir", t.TempDir())
-		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addrs[i] = "127.0.0.1:" + strconv.Itoa(p)
+		srv, err := startServer(p, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir", t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(srv.stop)
+		addrs[i] = srv.addr()
 		nodes[i] = goredis.NewClient(&goredis.Options{Addr: addrs[i]})
 		t.Cleanup(func() { _ = nodes[i].Close() })
-		require.Eventually(t, func() bool { return nodes[i].Ping(ctx).Err() == nil }, 10*time.Second, 20*time.Millisecond)
 	}
 	const slots = 16384
 	for i, n := range nodes {
