@@ -13,7 +13,7 @@ import (
 )
 
 // TestErrorsPerCallKeys has a bad value for key=, maxkeys=, result= and
-// ignore=, one per line, each reported at its position.
+// ignore=, one per line (or entry), each reported at its position.
 func TestErrorsPerCallKeys(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": `package bad
 
@@ -119,6 +119,26 @@ type F1 interface{ Do(tenant string) error }
 
 //purgatory:circuit name=f
 type F2 interface{ Do(tenant string) error }
+
+type X1 struct{ Name string }
+type X2 struct{ Name string }
+type Amb struct {
+	X1
+	X2
+}
+
+type GenErr[X any] struct{}
+
+func (GenErr[X]) Error() string { return "" }
+
+//purgatory:circuit name=g
+type G interface {
+	//purgatory:circuit key=a.Name
+	Do(a Amb) error
+}
+
+//purgatory:circuit name=h ignore=GenErr,*ErrX
+type H interface{ Do() error }
 `})
 	want := []string{
 		"bad.go:36:26: bad value for key: empty; key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
@@ -151,6 +171,9 @@ type F2 interface{ Do(tenant string) error }
 		"bad.go:91:28: maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=",
 		"bad.go:94:32: key req.URL.Host: method Ping has no parameter req; key= of the interface applies to every guarded method: give Ping a //purgatory:circuit with a key= over its own parameters, write key= on the methods it fits instead, or mark Ping //purgatory:skip",
 		"bad.go:103:13: circuit \"f\" is declared here with the factory's defaults but at bad.go:100:13 with key=tenant",
+		"bad.go:119:28: key a.Name: Name is ambiguous in a (of type Amb)",
+		"bad.go:123:35: ignore GenErr: generic type GenErr needs type arguments; use a func(error) bool instead",
+		"bad.go:123:42: ignore *ErrX: ErrX is a variable, not a type",
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
 }
