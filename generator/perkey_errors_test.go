@@ -341,3 +341,32 @@ func TestWarningConstrainedFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b.go:6:6: B is declared under //go:build !custom, but its wrapper goes to purgatory_gen.go, which has no build constraint: a build where that does not hold fails with undefined: B; declare B in a file without a build constraint"}, warns)
 }
+
+// TestErrorsQualifierNotImported: the qualifier of an entry names a
+// package that this file does not import, but that the package depends on
+// or that other files import under that name as different packages.
+func TestErrorsQualifierNotImported(t *testing.T) {
+	t.Run("dependency", func(t *testing.T) {
+		dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import "sync"
+
+var _ sync.Mutex
+
+//purgatory:circuit exclude=atomic.Bool
+type A interface{ Do() error }
+`})
+		assert.Equal(t, "bad.go:7:29: exclude atomic.Bool: undefined: atomic; this file does not import it: write the import path instead, such as sync/atomic.Name", generateErr(t, dir))
+	})
+	t.Run("two packages of that name", func(t *testing.T) {
+		dir := badModule(t, map[string]string{
+			"a.go": "package bad\n\nimport \"math/rand\"\n\nvar _ = rand.Int\n",
+			"b.go": "package bad\n\nimport \"crypto/rand\"\n\nvar _ = rand.Reader\n",
+			"bad.go": `package bad
+
+//purgatory:circuit ignore=rand.ErrX
+type A interface{ Do() error }
+`})
+		assert.Equal(t, "bad.go:3:28: ignore rand.ErrX: undefined: rand (files of bad import different packages as rand); write the import path instead, such as math/rand.Name", generateErr(t, dir))
+	})
+}
