@@ -275,13 +275,8 @@ func (v *validator) resolveResult(a arg, scope *types.Scope) (*resultFunc, bool)
 	}
 	qual := nameQualifier(v.l.pkg.Types)
 	r := &resultFunc{obj: obj, text: it.text, pos: it.pos, local: obj.Pkg() != nil && obj.Pkg().Path() == v.l.pkg.PkgPath}
-	switch o := obj.(type) {
-	case *types.Func:
-	case *types.Var:
-		if o.Pkg() != nil && o.Parent() != o.Pkg().Scope() {
-			v.errorf(it.pos, "result %s: not a package-level declaration", it.text)
-			return nil, false
-		}
+	switch obj.(type) {
+	case *types.Func, *types.Var: // package-level: lookup searches no local scope
 	default:
 		v.errorf(it.pos, "result %s: %s is %s, not a function; %s", it.text, it.text, objectKind(obj), form)
 		return nil, false
