@@ -1224,3 +1224,54 @@ func BenchmarkGeneratedKeyed(b *testing.B) {
 		})
 	}
 }
+
+// countAPI is the inner result.API of TestWrapperResult.
+type countAPI struct {
+	n    int
+	resp *http.Response
+}
+
+func (a countAPI) RoundTrip(*http.Request) (*http.Response, error) { return a.resp, nil }
+func (a countAPI) Fetch(context.Context, string) (*http.Response, error) {
+	return a.resp, nil
+}
+func (a countAPI) Count(context.Context) (int, *http.Response, error) { return a.n, a.resp, nil }
+
+// TestWrapperResult: result= decides what the circuit counts while the
+// results are returned as they are, and a panic in the result function
+// counts as a failure and propagates.
+func TestWrapperResult(t *testing.T) {
+	ctx := context.Background()
+	req := httptest.NewRequest(http.MethodGet, "http://api.example.com/x", nil)
+	unavailable := &http.Response{StatusCode: http.StatusServiceUnavailable}
+
+	f := newFactory()
+	c := result.NewAPICircuit(countAPI{n: -1, resp: unavailable}, f)
+	for range 5 {
+		resp, err := c.RoundTrip(req)
+		require.NoError(t, err, "the results are returned as they are")
+		assert.Same(t, unavailable, resp)
+		n, _, err := c.Count(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, -1, n)
+	}
+	assert.Equal(t, purgatory.Open, state(f, "api"), "5 answers that classify.Classify counts as failures")
+	assert.Equal(t, purgatory.Open, state(f, "api-count"), "5 results that Counted counts as failures")
+	_, err := c.RoundTrip(req)
+	require.ErrorIs(t, err, purgatory.ErrOpen)
+
+	saved := result.Counted
+	t.Cleanup(func() { result.Counted = saved })
+	result.Counted = func(int, any, error) error { panic("classifier exploded") }
+	f = newFactory()
+	c = result.NewAPICircuit(countAPI{n: 1}, f)
+	for i := range 5 {
+		func() {
+			defer func() {
+				assert.Equal(t, "classifier exploded", recover(), "call %d: the panic propagates", i+1)
+			}()
+			_, _, _ = c.Count(ctx)
+		}()
+	}
+	assert.Equal(t, purgatory.Open, state(f, "api-count"), "each panic of the result function counted as a failure")
+}

@@ -196,11 +196,7 @@ func (e *emitter) keyCode(kp *keyPath, params []string, n namer) (jen.Code, []je
 		}
 		return v
 	}
-	guarded := false
-	for _, s := range kp.steps {
-		guarded = guarded || s.guarded()
-	}
-	if !guarded {
+	if !kp.guarded() {
 		cur := root
 		for _, s := range kp.steps {
 			cur = cur.Dot(s.name)
@@ -238,11 +234,7 @@ func (e *emitter) keyCode(kp *keyPath, params []string, n namer) (jen.Code, []je
 			next := cur.Clone().Dot(s.name)
 			if s.method {
 				next = next.Call()
-				later := false
-				for _, r := range steps[i+1:] {
-					later = later || r.guarded()
-				}
-				if later {
+				if (&keyPath{steps: steps[i+1:]}).guarded() {
 					// Checked below: called once, into a variable.
 					tmp := n.name("k")
 					body := append([]jen.Code{jen.Id(tmp).Op(":=").Add(next)}, build(jen.Id(tmp), steps[i+1:])...)

@@ -216,6 +216,21 @@ type A interface {
 `,
 		want: "bad.go:4:13: duplicate //purgatory:circuit (the first is at bad.go:3:13)\n" +
 			"bad.go:7:14: method Do has both //purgatory:skip and //purgatory:circuit",
+	}, {
+		name: "skip on the interface, skip twice on a method",
+		src: `package bad
+
+//purgatory:circuit
+//purgatory:skip
+type A interface {
+	//purgatory:skip
+	//purgatory:skip
+	Do() error
+	Get() error
+}
+`,
+		want: "bad.go:4:13: //purgatory:skip applies to interface methods, not to types\n" +
+			"bad.go:7:14: duplicate //purgatory:skip",
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

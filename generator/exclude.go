@@ -37,10 +37,6 @@ func (v *validator) resolveExclude(what string, it item, scope *types.Scope) (ex
 		v.errorf(it.pos, "%s %s: %s is a package, not %s", what, it.text, text, want)
 		return e, false
 	}
-	if obj.Pkg() != nil && obj.Parent() != obj.Pkg().Scope() {
-		v.errorf(it.pos, "%s %s: not a package-level declaration", what, it.text)
-		return e, false
-	}
 	switch obj := obj.(type) {
 	case *types.TypeName:
 		t := obj.Type()
@@ -110,6 +106,8 @@ func (v *validator) resolveExclude(what string, it item, scope *types.Scope) (ex
 // file (or another file of the package) imports, or path.Name for a
 // package by its import path. It reports the error and returns nil when
 // the name does not resolve; kinds says what the key names, for the hint.
+// What it returns is declared at package level (or in the universe): it
+// searches the file scope and those above it, never a function's.
 func (v *validator) lookup(what string, it item, text string, scope *types.Scope, kinds string) types.Object {
 	var obj types.Object
 	if i := strings.LastIndex(text, "."); i >= 0 {

@@ -63,18 +63,12 @@ func (s keyStep) guarded() bool {
 // elements are resolved per method, against its parameters (resolveKey).
 func (v *validator) parseKey(a arg) (*keyExpr, bool) {
 	const form = "key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host"
-	if len(a.items) > 1 {
-		v.errorf(a.items[1].pos-1, "bad value for key: %q is a list; %s", a.value, form)
-		return nil, false
-	}
-	it := a.items[0]
-	if it.text == "" {
-		v.errorf(it.pos, "bad value for key: empty; %s", form)
+	it, ok := v.single(a, form)
+	if !ok {
 		return nil, false
 	}
 	k := &keyExpr{text: it.text}
 	off := 0
-	ok := true
 	for i, part := range strings.Split(it.text, ".") {
 		seg := keySeg{name: part, pos: it.pos + token.Pos(off)}
 		off += len(part) + 1
@@ -92,6 +86,21 @@ func (v *validator) parseKey(a arg) (*keyExpr, bool) {
 		k.segs = append(k.segs, seg)
 	}
 	return k, ok
+}
+
+// single returns the one entry of a, whose key takes a single value,
+// reporting a list or an empty value; form says what the key takes.
+func (v *validator) single(a arg, form string) (item, bool) {
+	if len(a.items) > 1 {
+		v.errorf(a.items[1].pos-1, "bad value for %s: %q is a list; %s", a.key, a.value, form)
+		return item{}, false
+	}
+	it := a.items[0]
+	if it.text == "" {
+		v.errorf(it.pos, "bad value for %s: empty; %s", a.key, form)
+		return item{}, false
+	}
+	return it, true
 }
 
 // resolveKey resolves k for the method fn of signature sig. inherited
@@ -256,13 +265,8 @@ func selectorNames(t types.Type, local *types.Package) []string {
 // It is checked against each method's results by checkResult.
 func (v *validator) resolveResult(a arg, scope *types.Scope) (*resultFunc, bool) {
 	const form = "result= names a function from the method's results to the error its circuit counts, such as result=httpcircuit.Classify"
-	if len(a.items) > 1 {
-		v.errorf(a.items[1].pos-1, "bad value for result: %q is a list; %s", a.value, form)
-		return nil, false
-	}
-	it := a.items[0]
-	if it.text == "" {
-		v.errorf(it.pos, "bad value for result: empty; %s", form)
+	it, ok := v.single(a, form)
+	if !ok {
 		return nil, false
 	}
 	obj := v.lookup(keyResult, it, it.text, scope, "functions")
@@ -271,13 +275,8 @@ func (v *validator) resolveResult(a arg, scope *types.Scope) (*resultFunc, bool)
 	}
 	qual := nameQualifier(v.l.pkg.Types)
 	r := &resultFunc{obj: obj, text: it.text, pos: it.pos, local: obj.Pkg() != nil && obj.Pkg().Path() == v.l.pkg.PkgPath}
-	switch o := obj.(type) {
-	case *types.Func:
-	case *types.Var:
-		if o.Pkg() != nil && o.Parent() != o.Pkg().Scope() {
-			v.errorf(it.pos, "result %s: not a package-level declaration", it.text)
-			return nil, false
-		}
+	switch obj.(type) {
+	case *types.Func, *types.Var: // package-level: lookup searches no local scope
 	default:
 		v.errorf(it.pos, "result %s: %s is %s, not a function; %s", it.text, it.text, objectKind(obj), form)
 		return nil, false

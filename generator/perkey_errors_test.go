@@ -13,7 +13,7 @@ import (
 )
 
 // TestErrorsPerCallKeys has a bad value for key=, maxkeys=, result= and
-// ignore=, one per line, each reported at its position.
+// ignore=, one per line (or entry), each reported at its position.
 func TestErrorsPerCallKeys(t *testing.T) {
 	dir := badModule(t, map[string]string{"bad.go": `package bad
 
@@ -119,6 +119,26 @@ type F1 interface{ Do(tenant string) error }
 
 //purgatory:circuit name=f
 type F2 interface{ Do(tenant string) error }
+
+type X1 struct{ Name string }
+type X2 struct{ Name string }
+type Amb struct {
+	X1
+	X2
+}
+
+type GenErr[X any] struct{}
+
+func (GenErr[X]) Error() string { return "" }
+
+//purgatory:circuit name=g
+type G interface {
+	//purgatory:circuit key=a.Name
+	Do(a Amb) error
+}
+
+//purgatory:circuit name=h ignore=GenErr,*ErrX
+type H interface{ Do() error }
 `})
 	want := []string{
 		"bad.go:36:26: bad value for key: empty; key= takes a parameter or a chain of fields and niladic methods on one, such as key=tenant or key=req.URL.Host",
@@ -151,6 +171,9 @@ type F2 interface{ Do(tenant string) error }
 		"bad.go:91:28: maxkeys= bounds the circuits of key=, which is not set; add key= (such as key=req.URL.Host) or remove maxkeys=",
 		"bad.go:94:32: key req.URL.Host: method Ping has no parameter req; key= of the interface applies to every guarded method: give Ping a //purgatory:circuit with a key= over its own parameters, write key= on the methods it fits instead, or mark Ping //purgatory:skip",
 		"bad.go:103:13: circuit \"f\" is declared here with the factory's defaults but at bad.go:100:13 with key=tenant",
+		"bad.go:119:28: key a.Name: Name is ambiguous in a (of type Amb)",
+		"bad.go:123:35: ignore GenErr: generic type GenErr needs type arguments; use a func(error) bool instead",
+		"bad.go:123:42: ignore *ErrX: ErrX is a variable, not a type",
 	}
 	assert.Equal(t, strings.Join(want, "\n"), generateErr(t, dir))
 }
@@ -317,4 +340,33 @@ func TestWarningConstrainedFile(t *testing.T) {
 	_, err := generator.Generate(generator.Config{Dir: dir, Warn: func(e *generator.Error) { warns = append(warns, e.Error()) }})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"b.go:6:6: B is declared under //go:build !custom, but its wrapper goes to purgatory_gen.go, which has no build constraint: a build where that does not hold fails with undefined: B; declare B in a file without a build constraint"}, warns)
+}
+
+// TestErrorsQualifierNotImported: the qualifier of an entry names a
+// package that this file does not import, but that the package depends on
+// or that other files import under that name as different packages.
+func TestErrorsQualifierNotImported(t *testing.T) {
+	t.Run("dependency", func(t *testing.T) {
+		dir := badModule(t, map[string]string{"bad.go": `package bad
+
+import "sync"
+
+var _ sync.Mutex
+
+//purgatory:circuit exclude=atomic.Bool
+type A interface{ Do() error }
+`})
+		assert.Equal(t, "bad.go:7:29: exclude atomic.Bool: undefined: atomic; this file does not import it: write the import path instead, such as sync/atomic.Name", generateErr(t, dir))
+	})
+	t.Run("two packages of that name", func(t *testing.T) {
+		dir := badModule(t, map[string]string{
+			"a.go": "package bad\n\nimport \"math/rand\"\n\nvar _ = rand.Int\n",
+			"b.go": "package bad\n\nimport \"crypto/rand\"\n\nvar _ = rand.Reader\n",
+			"bad.go": `package bad
+
+//purgatory:circuit ignore=rand.ErrX
+type A interface{ Do() error }
+`})
+		assert.Equal(t, "bad.go:3:28: ignore rand.ErrX: undefined: rand (files of bad import different packages as rand); write the import path instead, such as math/rand.Name", generateErr(t, dir))
+	})
 }

@@ -142,11 +142,12 @@ func validate(l *loaded, cfg Config, found map[string]bool) (*model, ErrorList, 
 				}
 				if im := v.iface(f, ts, obj, d, methodDirs); im != nil && emitHere {
 					m.ifaces = append(m.ifaces, im)
-					if x := buildConstraint(f); x != nil && !l.tagged && v.hasUnconstrained() {
+					x := buildConstraint(f)
+					if x != nil && !l.tagged && v.hasUnconstrained() {
 						v.warnf(ts.Name.Pos(), "%s is declared under //go:build %s, but its wrapper goes to %s, which has no build constraint: a build where that does not hold fails with undefined: %s; declare %s in a file without a build constraint",
 							obj.Name(), x, l.output, obj.Name(), obj.Name())
 					}
-					if x := buildConstraint(f); x != nil && l.tagged && !constraints[x.String()] {
+					if x != nil && l.tagged && !constraints[x.String()] {
 						constraints[x.String()] = true
 						if m.constraint == nil {
 							m.constraint = x
