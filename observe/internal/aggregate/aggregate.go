@@ -6,6 +6,7 @@ package aggregate
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
@@ -22,11 +23,15 @@ type Counters struct {
 	StoreErrors uint64
 }
 
+// Calls returns the calls of s by outcome, in the order of Outcomes.
+func Calls(s *purgatory.Status) [len(Outcomes)]uint64 {
+	return [...]uint64{s.Counts.Success, s.Counts.Failure, s.Counts.Excluded, s.Counts.Rejected}
+}
+
 func (c *Counters) add(s *purgatory.Status) {
-	c.Calls[0] += s.Counts.Success
-	c.Calls[1] += s.Counts.Failure
-	c.Calls[2] += s.Counts.Excluded
-	c.Calls[3] += s.Counts.Rejected
+	for i, n := range Calls(s) {
+		c.Calls[i] += n
+	}
 	for i := range c.Transitions {
 		for j := range c.Transitions[i] {
 			c.Transitions[i][j] += s.Transitions[i][j]
@@ -222,14 +227,6 @@ func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
 		out = append(out, *g)
 	}
 	a.mu.Unlock()
-	slices.SortFunc(out, func(x, y Group) int {
-		switch {
-		case x.Name < y.Name:
-			return -1
-		case x.Name > y.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y Group) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
