@@ -163,9 +163,10 @@ func (a *Aggregator) perKey(group string) bool {
 	return group == "" || a.opts.PerKey || slices.Contains(a.opts.PerKeyGroups, group)
 }
 
-// Walk calls circuit, in name order, with the status of every circuit
-// whose own series are exported (plain circuits, and those of the groups
-// asked for per key), then returns the totals of every group, by name: ""
+// Walk calls circuit with the status of every circuit whose own series
+// are exported: plain circuits and those of the groups asked for per key,
+// in name order, then each group's worst circuits (Options.Worst), worst
+// first, the groups in no set order. It returns the totals of every group, by name: ""
 // first (plain circuits, States only), then every group that ever had a
 // circuit while the aggregator ran. A group's counters never go down: they
 // add the counts of its removed circuits (as of their removal) to those of
