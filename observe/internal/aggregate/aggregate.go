@@ -163,12 +163,13 @@ func (a *Aggregator) perKey(group string) bool {
 	return group == "" || a.opts.PerKey || slices.Contains(a.opts.PerKeyGroups, group)
 }
 
-// Walk calls circuit with the status of every circuit whose own series
-// are exported: plain circuits and those of the groups asked for per key,
-// in name order, then each group's worst circuits (Options.Worst), worst
-// first, the groups in no set order. It returns the totals of every group, by name: ""
-// first (plain circuits, States only), then every group that ever had a
-// circuit while the aggregator ran. A group's counters never go down: they
+// Walk calls circuit (which must not keep the pointer past the call) with
+// the status of every circuit whose own series are exported: plain
+// circuits and those of the groups asked for per key, in name order, then
+// each group's worst circuits (Options.Worst), worst first, the groups in
+// no set order. It returns the totals of every group, by name: "" first
+// (plain circuits, States only), then every group that ever had a circuit
+// while the aggregator ran. A group's counters never go down: they
 // add the counts of its removed circuits (as of their removal) to those of
 // its circuits.
 func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
@@ -186,8 +187,11 @@ func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
 	}
 	a.mu.Unlock()
 
+	// One Status for the whole walk: circuit's pointer to it escapes, and a
+	// variable per circuit would be a heap allocation per circuit.
+	var s purgatory.Status
 	for _, b := range a.f.Breakers() {
-		s := b.Status()
+		s = b.Status()
 		name := b.Group()
 		g := groups[name]
 		if g == nil {
