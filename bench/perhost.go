@@ -34,11 +34,9 @@ type HostContender struct {
 	Note string
 }
 
-// failedStatus reports whether an answer counts as a failure, as
-// httpcircuit.Classify does.
-func failedStatus(resp *http.Response) bool {
-	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
-}
+// failedStatus reports whether an answer counts as a failure: every
+// contender classifies as httpcircuit.Classify does.
+func failedStatus(resp *http.Response) bool { return httpcircuit.Classify(resp, nil) != nil }
 
 var errStatus = errors.New("bench: failed status")
 

@@ -31,16 +31,16 @@ func ExampleNew() {
 		httpcircuit.WithConfig(purgatory.Config{Threshold: 3, TTL: time.Minute}))}
 
 	for i := range 5 {
-		for _, u := range []string{down.URL, up.URL + "/missing"} {
-			resp, err := client.Get(u)
+		for _, host := range []struct{ name, url string }{{"down", down.URL}, {"up", up.URL + "/missing"}} {
+			resp, err := client.Get(host.url)
 			switch {
 			case errors.Is(err, purgatory.ErrOpen):
-				fmt.Printf("%d %s: rejected, not sent\n", i, nameOf(u, up.URL))
+				fmt.Printf("%d %s: rejected, not sent\n", i, host.name)
 			case err != nil:
 				fmt.Println(err)
 			default:
 				resp.Body.Close()
-				fmt.Printf("%d %s: %s\n", i, nameOf(u, up.URL), resp.Status)
+				fmt.Printf("%d %s: %s\n", i, host.name, resp.Status)
 			}
 		}
 	}
@@ -55,13 +55,6 @@ func ExampleNew() {
 	// 3 up: 404 Not Found
 	// 4 down: rejected, not sent
 	// 4 up: 404 Not Found
-}
-
-func nameOf(u, up string) string {
-	if len(u) >= len(up) && u[:len(up)] == up {
-		return "up"
-	}
-	return "down"
 }
 
 // Classify is what the transport counts: transport errors, 5xx and 429

@@ -195,11 +195,13 @@ func TestQueryChecker(t *testing.T) {
 	}
 }
 
-// TestDashboardQueriesMatchTheCollector parses the shipped Grafana
-// dashboard, and checks that every query (and template variable) reads
-// series the collector really exports, against a scrape of it.
-func TestDashboardQueriesMatchTheCollector(t *testing.T) {
-	families := scrape(t)
+// dashboardQuery is one query of the shipped dashboard, and where it is.
+type dashboardQuery struct{ where, expr string }
+
+// dashboardQueries parses the shipped Grafana dashboard and returns every
+// query in it: panel targets and query variables.
+func dashboardQueries(t *testing.T) []dashboardQuery {
+	t.Helper()
 	raw, err := os.ReadFile("grafana/purgatory-dashboard.json")
 	require.NoError(t, err)
 	var dash struct {
@@ -221,25 +223,35 @@ func TestDashboardQueriesMatchTheCollector(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(raw, &dash))
 	require.NotEmpty(t, dash.UID)
-	queries := 0
+	var out []dashboardQuery
 	for _, p := range dash.Panels {
 		if p.Type == "row" {
 			continue
 		}
 		require.NotEmpty(t, p.Targets, "panel %q has no query", p.Title)
 		for _, target := range p.Targets {
-			checkQuery(t, "panel "+p.Title, target.Expr, families)
-			queries++
+			out = append(out, dashboardQuery{"panel " + p.Title, target.Expr})
 		}
 	}
 	for _, v := range dash.Templating.List {
 		if v.Type == "query" {
-			checkQuery(t, "variable "+v.Name, v.Definition, families)
-			queries++
+			out = append(out, dashboardQuery{"variable " + v.Name, v.Definition})
 		}
 	}
-	t.Logf("%d queries checked against %d exported families", queries, len(families))
-	require.Greater(t, queries, 10)
+	require.Greater(t, len(out), 10)
+	return out
+}
+
+// TestDashboardQueriesMatchTheCollector checks that every query (and
+// template variable) of the shipped Grafana dashboard reads series the
+// collector really exports, against a scrape of it.
+func TestDashboardQueriesMatchTheCollector(t *testing.T) {
+	families := scrape(t)
+	queries := dashboardQueries(t)
+	for _, q := range queries {
+		checkQuery(t, q.where, q.expr, families)
+	}
+	t.Logf("%d queries checked against %d exported families", len(queries), len(families))
 }
 
 // TestAlertRulesMatchTheCollector checks the alerting rules' queries

@@ -3,40 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/internal/redistest"
 )
 
-// startRedis starts a redis-server on a free loopback port for the test.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not found: apt-get install -y redis-server")
-		}
-		t.Skip("redis-server not found: apt-get install -y redis-server")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer c.Close()
-	require.Eventually(t, func() bool { return c.Ping(context.Background()).Err() == nil }, 10*time.Second, 20*time.Millisecond)
-	return addr
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.Stop()
+	os.Exit(code)
 }
 
 func cfg(id string, fail float64, n int) config {
@@ -47,11 +28,12 @@ func cfg(id string, fail float64, n int) config {
 // A's failures trip the circuit and B, whose provider is healthy, is
 // rejected all the same.
 func TestTwoProcessesShareTheCircuit(t *testing.T) {
-	addr := startRedis(t)
+	client, prefix := redistest.Client(t)
 	ctx := context.Background()
 	var a, b bytes.Buffer
 	ca, cb := cfg("A", 1, 5), cfg("B", 0, 3)
-	ca.redis, cb.redis = addr, addr
+	ca.redis, cb.redis = client.Options().Addr, client.Options().Addr
+	ca.prefix, cb.prefix = prefix, prefix
 	// On Redis, results reach the store off the caller's path: A's own trip
 	// shows one round trip after its third failure (runtime/push.go). Calls
 	// 50 ms apart leave it that round trip; a fourth failure is what the

@@ -153,11 +153,8 @@ func Register(f *purgatory.Factory, mp metric.MeterProvider, opts ...Option) (*R
 				}
 				o.ObserveInt64(state, v, metric.WithAttributes(circuit, attribute.String("state", transitions.Label(st))))
 			}
-			for _, c := range [...]struct {
-				outcome string
-				n       uint64
-			}{{"success", s.Counts.Success}, {"failure", s.Counts.Failure}, {"excluded", s.Counts.Excluded}, {"rejected", s.Counts.Rejected}} {
-				o.ObserveInt64(calls, int64(c.n), metric.WithAttributes(circuit, attribute.String("outcome", c.outcome)))
+			for j, n := range aggregate.Calls(s) {
+				o.ObserveInt64(calls, int64(n), metric.WithAttributes(circuit, attribute.String("outcome", aggregate.Outcomes[j])))
 			}
 			transitions.Each(&s.Transitions, func(from, to purgatory.State, n uint64) {
 				o.ObserveInt64(trans, int64(n), metric.WithAttributes(circuit,

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	purgatoryprom "github.com/purgatory-go/purgatory/observe/prometheus"
@@ -102,5 +103,31 @@ func BenchmarkIdleClosedCircuit(b *testing.B) {
 			}
 			b.ReportMetric(perCircuit, "B/circuit")
 		})
+	}
+}
+
+// BenchmarkCollect measures one Collect of a keyed group of 10,000
+// circuits, exported per group (the default), the metrics drained as a
+// registry would.
+func BenchmarkCollect(b *testing.B) {
+	f := purgatory.NewFactory()
+	b.Cleanup(func() { _ = f.Close() })
+	g := f.Group("hosts", purgatory.Config{}, purgatory.WithMaxKeys(10_000))
+	for i := range 10_000 {
+		g.Breaker(strconv.Itoa(i))
+	}
+	c := purgatoryprom.NewCollector(f)
+	b.Cleanup(c.Close)
+	ch := make(chan prometheus.Metric, 64)
+	drained := make(chan struct{})
+	go func() {
+		for range ch {
+		}
+		close(drained)
+	}()
+	b.Cleanup(func() { close(ch); <-drained })
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Collect(ch)
 	}
 }

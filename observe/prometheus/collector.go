@@ -157,10 +157,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, name, transitions.Label(st))
 		}
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Success), name, "success")
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Failure), name, "failure")
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Excluded), name, "excluded")
-		ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(s.Counts.Rejected), name, "rejected")
+		for j, n := range aggregate.Calls(s) {
+			ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(n), name, aggregate.Outcomes[j])
+		}
 		transitions.Each(&s.Transitions, func(from, to purgatory.State, n uint64) {
 			ch <- prometheus.MustNewConstMetric(transitionsDesc, prometheus.CounterValue, float64(n),
 				name, transitions.Label(from), transitions.Label(to))

@@ -6,6 +6,7 @@ package aggregate
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
@@ -22,11 +23,15 @@ type Counters struct {
 	StoreErrors uint64
 }
 
+// Calls returns the calls of s by outcome, in the order of Outcomes.
+func Calls(s *purgatory.Status) [len(Outcomes)]uint64 {
+	return [...]uint64{s.Counts.Success, s.Counts.Failure, s.Counts.Excluded, s.Counts.Rejected}
+}
+
 func (c *Counters) add(s *purgatory.Status) {
-	c.Calls[0] += s.Counts.Success
-	c.Calls[1] += s.Counts.Failure
-	c.Calls[2] += s.Counts.Excluded
-	c.Calls[3] += s.Counts.Rejected
+	for i, n := range Calls(s) {
+		c.Calls[i] += n
+	}
 	for i := range c.Transitions {
 		for j := range c.Transitions[i] {
 			c.Transitions[i][j] += s.Transitions[i][j]
@@ -158,11 +163,13 @@ func (a *Aggregator) perKey(group string) bool {
 	return group == "" || a.opts.PerKey || slices.Contains(a.opts.PerKeyGroups, group)
 }
 
-// Walk calls circuit, in name order, with the status of every circuit
-// whose own series are exported (plain circuits, and those of the groups
-// asked for per key), then returns the totals of every group, by name: ""
-// first (plain circuits, States only), then every group that ever had a
-// circuit while the aggregator ran. A group's counters never go down: they
+// Walk calls circuit (which must not keep the pointer past the call) with
+// the status of every circuit whose own series are exported: plain
+// circuits and those of the groups asked for per key, in name order, then
+// each group's worst circuits (Options.Worst), worst first, the groups in
+// no set order. It returns the totals of every group, by name: "" first
+// (plain circuits, States only), then every group that ever had a circuit
+// while the aggregator ran. A group's counters never go down: they
 // add the counts of its removed circuits (as of their removal) to those of
 // its circuits.
 func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
@@ -180,8 +187,11 @@ func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
 	}
 	a.mu.Unlock()
 
+	// One Status for the whole walk: circuit's pointer to it escapes, and a
+	// variable per circuit would be a heap allocation per circuit.
+	var s purgatory.Status
 	for _, b := range a.f.Breakers() {
-		s := b.Status()
+		s = b.Status()
 		name := b.Group()
 		g := groups[name]
 		if g == nil {
@@ -222,14 +232,6 @@ func (a *Aggregator) Walk(circuit func(*purgatory.Status)) []Group {
 		out = append(out, *g)
 	}
 	a.mu.Unlock()
-	slices.SortFunc(out, func(x, y Group) int {
-		switch {
-		case x.Name < y.Name:
-			return -1
-		case x.Name > y.Name:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y Group) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
