@@ -36,6 +36,7 @@ type circuitSpec struct {
 	variantMask uint             // processes registering variant
 	callers     uint             // processes calling in the healthy phase
 	interval    time.Duration    // how often each caller calls then
+	ignore      bool             // registered with Config.Ignore = ignoreErrs (every process)
 }
 
 type actKind int
@@ -50,10 +51,11 @@ const (
 	actKill
 	actStoreFault
 	actWatchFault
+	actOpenFor // an operator or a server's hint (Retry-After): OpenFor(a.dur)
 )
 
 func (k actKind) String() string {
-	return [...]string{"call", "open", "close", "isolate", "remove", "close factory", "kill", "store fault", "watch fault"}[k]
+	return [...]string{"call", "open", "close", "isolate", "remove", "close factory", "kill", "store fault", "watch fault", "open for"}[k]
 }
 
 type outKind int
@@ -64,6 +66,7 @@ const (
 	outExcluded
 	outCanceled
 	outPanic
+	outIgnored // errIgnored: ignored where the circuit has the Ignore matcher, a failure elsewhere
 )
 
 type ctxKind int
@@ -143,7 +146,7 @@ func (a action) doneNote() string {
 }
 
 func (o outKind) String() string {
-	return [...]string{"in success", "in failure", "with an excluded error", "cancelled", "in a panic"}[o]
+	return [...]string{"in success", "in failure", "with an excluded error", "cancelled", "in a panic", "with an ignored error"}[o]
 }
 
 // result is the error the call returns: its drawn outcome, or its
@@ -161,6 +164,8 @@ func (a action) result(ctx context.Context) error {
 		return context.Canceled
 	case outPanic:
 		return purgatory.ErrPanicked
+	case outIgnored:
+		return fmt.Errorf("throttled: %w", errIgnored)
 	}
 	return nil
 }
@@ -373,6 +378,27 @@ func newHistory(seed int64) *history {
 		h.actions = append(h.actions, a)
 	}
 	h.burst = r.IntN(3) == 0
+	// Drawn last, so that the draws above (and the seeds the regression
+	// tests name) keep their histories.
+	//
+	// Ignored errors: circuits with the Ignore matcher, and calls ending in
+	// errIgnored on any circuit (a failure where the matcher is missing).
+	for c := range h.circuits {
+		h.circuits[c].ignore = r.IntN(2) == 0
+	}
+	for i := range h.actions {
+		if h.actions[i].kind == actCall && r.IntN(10) == 0 {
+			h.actions[i].out = outIgnored
+		}
+	}
+	// OpenFor: a server's hint or an operator, d sometimes beyond the cap
+	// max(TTL, MaxTTL) (an hour, or a few times the cap), sometimes <= 0.
+	for range r.IntN(4) {
+		c := r.IntN(ncirc)
+		lim := max(h.circuits[c].cfg.TTL, h.circuits[c].cfg.MaxTTL)
+		d := pick(r, 0, -time.Second, lim/3, lim, lim+time.Millisecond, 3*lim, time.Hour)
+		h.actions = append(h.actions, action{kind: actOpenFor, at: durIn(r, 0, h.T), p: r.IntN(h.nproc), c: c, dur: d})
+	}
 	return h
 }
 
