@@ -37,6 +37,13 @@ type circuitSpec struct {
 	callers     uint             // processes calling in the healthy phase
 	interval    time.Duration    // how often each caller calls then
 	ignore      bool             // registered with Config.Ignore = ignoreErrs (every process)
+	// A keyed group's circuit: calls go through Factory.Group(group,
+	// cfg, WithMaxKeys(maxKeys), WithIdleTimeout(idle)).Breaker("k"+key);
+	// name is then the circuit of key 0 (group+"/k0"), the one the healthy
+	// phase calls and the invariants on a circuit's name follow.
+	group   string
+	maxKeys int
+	idle    time.Duration
 }
 
 type actKind int
@@ -113,6 +120,7 @@ type action struct {
 	out      outKind
 	ctxMode  ctxKind
 	frac     float64 // where in the call the context ends
+	key      int     // a group circuit's key
 	doneMode doneKind
 
 	// faults, kill (until: restart)
@@ -398,6 +406,42 @@ func newHistory(seed int64) *history {
 		lim := max(h.circuits[c].cfg.TTL, h.circuits[c].cfg.MaxTTL)
 		d := pick(r, 0, -time.Second, lim/3, lim, lim+time.Millisecond, 3*lim, time.Hour)
 		h.actions = append(h.actions, action{kind: actOpenFor, at: durIn(r, 0, h.T), p: r.IntN(h.nproc), c: c, dur: d})
+	}
+	// A keyed group (every third seed): a few keys, few places, a short
+	// idle timeout, so that circuits are evicted (idle, or the least used
+	// one past MaxKeys) and new keys share the overflow circuit.
+	// Opt-in (-sim.groups): which circuit a full group evicts follows
+	// sync.Map's order, which differs from run to run, so such a seed does
+	// not replay event for event (see the closing note of branch sim-ops).
+	if *flagGroups && r.IntN(3) == 0 {
+		cs := circuitSpec{group: "g1", name: "g1/k0", cfg: drawConfig(r), maxKeys: 1 + r.IntN(3),
+			idle: pick(r, 500*time.Millisecond, 2*time.Second, 8*time.Second), callers: 1 << r.IntN(h.nproc)}
+		cs.variant = cs.cfg
+		cs.ignore = r.IntN(2) == 0
+		cs.interval = pick(r, cs.cfg.TTL/2, cs.cfg.TTL+cs.cfg.TTL/2)
+		c := len(h.circuits)
+		h.circuits = append(h.circuits, cs)
+		nkeys := 2 + r.IntN(5)
+		fail := make([]float64, nkeys)
+		for k := range fail {
+			fail[k] = pick(r, 0.05, 0.3, 0.9)
+		}
+		for range 30 + r.IntN(120) {
+			k := r.IntN(nkeys)
+			a := action{kind: actCall, at: durIn(r, 0, h.T), p: r.IntN(h.nproc), c: c, key: k,
+				dur: pick(r, time.Millisecond, 20*time.Millisecond, 300*time.Millisecond), frac: 0.5}
+			switch x := r.Float64(); {
+			case x < fail[k]:
+				a.out = outFailure
+			case x < fail[k]+0.1:
+				a.out = outIgnored
+			}
+			h.actions = append(h.actions, a)
+		}
+		for range r.IntN(3) {
+			h.actions = append(h.actions, action{kind: pick(r, actOpenFor, actRemove), at: durIn(r, 0, h.T), p: r.IntN(h.nproc), c: c,
+				dur: pick(r, cs.cfg.TTL, time.Hour)})
+		}
 	}
 	return h
 }

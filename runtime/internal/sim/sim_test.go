@@ -66,6 +66,7 @@ var (
 	flagFirst    = flag.Int64("sim.first", 1, "the first seed TestSimulation runs")
 	flagSeed     = flag.Int64("sim.seed", 0, "replay this one seed, printing its story")
 	flagTolerate = flag.String("sim.tolerate", "", "comma-separated items tolerated instead of knownItems (e.g. 3,4,101)")
+	flagGroups   = flag.Bool("sim.groups", false, "draw a keyed group circuit in every third seed (its evictions do not replay: off by default)")
 	flagStrict   = flag.Bool("sim.strict", false, "fail on the known defects of issue 16 too (env PURGATORY_SIM_KNOWN_DEFECTS=0)")
 )
 
@@ -319,6 +320,9 @@ func describeHistory(h *history) string {
 				}
 			}
 			fmt.Fprintf(&b, "; %s register it with %s", strings.Join(ps, ","), cfgText(c.variant))
+		}
+		if c.group != "" {
+			fmt.Fprintf(&b, "; a group's key 0 (max keys %d, idle timeout %s)", c.maxKeys, c.idle)
 		}
 		if c.ignore {
 			fmt.Fprintf(&b, "; ignores %q", errIgnored)

@@ -939,10 +939,26 @@ func (w *world) cfgOf(p *proc, c int) purgatory.Config {
 }
 
 // breaker registers circuit c in p, as generated code does on every call.
-func (w *world) breaker(p *proc, c int) *purgatory.Breaker {
+func (w *world) breaker(p *proc, c int) *purgatory.Breaker { return w.keyed(p, c, 0) }
+
+// keyed is breaker for key of a group circuit (a plain circuit has one).
+func (w *world) keyed(p *proc, c, key int) *purgatory.Breaker {
 	var b *purgatory.Breaker
-	name := w.h.circuits[c].name
-	if !w.guard(p, "Breaker("+name+")", func() { b = p.f.Breaker(name, w.cfgOf(p, c)) }) {
+	cs := w.h.circuits[c]
+	if cs.group == "" {
+		if !w.guard(p, "Breaker("+cs.name+")", func() { b = p.f.Breaker(cs.name, w.cfgOf(p, c)) }) {
+			return nil
+		}
+		return b
+	}
+	k := fmt.Sprintf("k%d", key)
+	if !w.guard(p, "Group("+cs.group+").Breaker("+k+")", func() {
+		g := p.f.Group(cs.group, w.cfgOf(p, c), purgatory.WithMaxKeys(cs.maxKeys), purgatory.WithIdleTimeout(cs.idle))
+		b = g.Breaker(k)
+		if n := g.Len(); n > cs.maxKeys {
+			w.fail("group", 0, "%s: group %s holds %d circuits, max keys %d", p.name, cs.group, n, cs.maxKeys)
+		}
+	}) {
 		return nil
 	}
 	return b
@@ -977,11 +993,11 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 	if p.dead {
 		return
 	}
-	b := w.breaker(p, c)
+	b := w.keyed(p, c, a.key)
 	if b == nil {
 		return
 	}
-	name := w.h.circuits[c].name
+	name := b.Name() // a group's key may share the overflow circuit
 	ctx := newCtx()
 	now := w.s.Now()
 	switch a.ctxMode {
@@ -1207,7 +1223,7 @@ func (w *world) do(a action) {
 	case actRemove:
 		p := w.procs[a.p]
 		if !p.dead {
-			w.logf("%s removes %s", p.name, w.h.circuits[a.c].name)
+			w.logf("%s removes %s", p.name, w.h.circuits[a.c].name) // a group's key 0
 			w.guard(p, "Remove", func() { p.f.Remove(w.h.circuits[a.c].name) })
 		}
 	case actCloseFactory:
