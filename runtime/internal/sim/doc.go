@@ -4,6 +4,7 @@
 //	go test ./runtime/internal/sim                 # 500 seeds
 //	go test ./runtime/internal/sim -sim.seeds=100000
 //	go test ./runtime/internal/sim -run TestSimulation -sim.seed=N   # replay one
+//	go test ./runtime/internal/sim -run 'TestSimulation$' -sim.groups  # keyed groups too
 //
 // A seed draws a history: 2–5 virtual processes (each a Factory with its
 // own clock, offset and drift) sharing one store.Memory behind a fault
