@@ -4,13 +4,16 @@
 //	go test ./runtime/internal/sim                 # 500 seeds
 //	go test ./runtime/internal/sim -sim.seeds=100000
 //	go test ./runtime/internal/sim -run TestSimulation -sim.seed=N   # replay one
+//	go test ./runtime/internal/sim -run 'TestSimulation$' -sim.groups  # keyed groups too
 //
 // A seed draws a history: 2–5 virtual processes (each a Factory with its
 // own clock, offset and drift) sharing one store.Memory behind a fault
 // layer, circuits with settings drawn from the seed (two processes may
 // register one name with different settings), traffic with outcomes,
 // durations, slow calls and contexts cancelled before, during and after
-// the call, Done reported twice or never, operators, Remove, Factory.Close,
+// the call, Done reported twice or never, errors a circuit's Config.Ignore
+// matches (and the same errors where no matcher is set), operators and
+// servers' hints (OpenFor, sometimes beyond its cap), Remove, Factory.Close,
 // killed processes, store operations that fail, hang until their timeout
 // or apply but report failure, a frozen store, and watch messages delayed,
 // lost, duplicated, reordered, replayed or forged. Everything runs on one

@@ -156,3 +156,35 @@ func TestFinding104LocalGenerationCollides(t *testing.T) {
 func TestFinding107RegisteredDuringOutageNeverMeetsStore(t *testing.T) {
 	seedHolds(t, 26350, 2)
 }
+
+// Finding 108 (not in issue 16; drawn with -sim.groups, seed 65): a
+// group's circuit that went open and then got no more calls never leaves
+// open or half-open (no call, no trial), and open and half-open circuits
+// are never evicted. It holds its place for ever: with the group at
+// MaxKeys, every new key shares the overflow circuit for ever, however
+// many sweeps run (in the simulator, a process whose one place (max keys
+// 1) a key called only before the heal held half-open served its healthy
+// caller's key from the overflow circuit for 96 s, and that key's own
+// record stayed half-open in the store with nobody to try it). Skipped
+// until the lead decides what a group does with a circuit no call reaches
+// (evict an open circuit idle past its open period + idle timeout?).
+func TestFinding108IdleOpenCircuitHoldsGroupPlace(t *testing.T) {
+	t.Skip("finding 108: an idle open/half-open circuit of a group is never evicted; new keys share the overflow circuit for ever")
+	clk := clocktest.New(time.Unix(1e9, 0))
+	f := purgatory.NewFactory(purgatory.WithClock(clk))
+	defer f.Close()
+	g := f.Group("g", purgatory.Config{Threshold: 1, TTL: time.Second}, purgatory.WithMaxKeys(1), purgatory.WithIdleTimeout(time.Second))
+	ctx := context.Background()
+	a := g.Breaker("a")
+	tok, err := a.Allow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Done(ctx, tok, errBackend) // "a" opens, and its caller goes away
+	for range 60 {               // a minute of sweeps: 60 idle timeouts
+		clk.Advance(time.Second)
+	}
+	if b := g.Breaker("b"); b.Name() != "g/b" {
+		t.Errorf("a minute after the group's one key was last called (open for 1 s, idle timeout 1 s), a new key still gets %s (a's circuit: %s); want its own circuit", b.Name(), a.State())
+	}
+}

@@ -25,6 +25,13 @@ package sim
 //     are over.
 //  7. Operators win: an operator's isolation is only ended by an operator
 //     (checked as part of liveness: the heal closes isolated circuits).
+//  8. OpenFor never opens a circuit beyond its cap max(TTL, MaxTTL), in
+//     the process or in the store (+ the clocks' disagreement); liveness
+//     bounds what follows with the same longest open period.
+//  9. Ignored errors (Config.Ignore) are neither successes nor failures:
+//     the ledger of item 3 does not count them, the store hears no
+//     Failure or Success of them, and they leave the consecutive
+//     failures alone.
 //
 // Known defects: today's main violates items 1, 2, 3, 7 and 8 of issue 16
 // (and 4 with forged messages). Until their fixes are merged, violations
@@ -59,6 +66,7 @@ var (
 	flagFirst    = flag.Int64("sim.first", 1, "the first seed TestSimulation runs")
 	flagSeed     = flag.Int64("sim.seed", 0, "replay this one seed, printing its story")
 	flagTolerate = flag.String("sim.tolerate", "", "comma-separated items tolerated instead of knownItems (e.g. 3,4,101)")
+	flagGroups   = flag.Bool("sim.groups", false, "draw a keyed group circuit in every third seed (its evictions do not replay: off by default)")
 	flagStrict   = flag.Bool("sim.strict", false, "fail on the known defects of issue 16 too (env PURGATORY_SIM_KNOWN_DEFECTS=0)")
 )
 
@@ -312,6 +320,12 @@ func describeHistory(h *history) string {
 				}
 			}
 			fmt.Fprintf(&b, "; %s register it with %s", strings.Join(ps, ","), cfgText(c.variant))
+		}
+		if c.group != "" {
+			fmt.Fprintf(&b, "; a group's key 0 (max keys %d, idle timeout %s)", c.maxKeys, c.idle)
+		}
+		if c.ignore {
+			fmt.Fprintf(&b, "; ignores %q", errIgnored)
 		}
 		fmt.Fprintf(&b, "; healthy phase: callers %b every %s\n", c.callers, c.interval)
 	}

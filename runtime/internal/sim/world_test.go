@@ -216,6 +216,9 @@ type proc struct {
 	clk    *clock
 	dead   bool // killed: its events no longer run
 	closed bool // Factory.Close was called
+	// ignoring: the process is reporting a call admitted closed whose
+	// error its circuit ignores; the store must hear nothing of it.
+	ignoring string
 	// closedEarly: Factory.Close was called during the history, and
 	// breakers made later are not detached (issue 16 item 13).
 	closedEarly bool
@@ -230,6 +233,11 @@ var (
 	errBackend  = errors.New("backend failed")
 	errNotFound = errors.New("not found")
 	errInjected = errors.New("sim: injected store error")
+	errIgnored  = errors.New("throttled by the server")
+	// ignoreErrs is the Ignore list of the circuits that have one: one
+	// slice of one function, so that every process registers the same
+	// matchers (the factory compares them by identity).
+	ignoreErrs = []func(error) bool{purgatory.Is(errIgnored)}
 )
 
 // ---------------------------------------------------------------------------
@@ -663,11 +671,21 @@ func (fs *faultStore) Register(ctx context.Context, name string, s store.Setting
 	return set, snap, err
 }
 
+// ignoredOp fails the run if p reports an ignored call to the store as a
+// failure or a success (Config.Ignore: neither).
+func (fs *faultStore) ignoredOp(what string, o store.Op) {
+	if fs.p.ignoring != "" && fs.p.ignoring == o.Circuit {
+		fs.w.fail("ignore", 0, "%s reported an ignored call of %s to the store as a %s (gen %d)", fs.p.name, o.Circuit, what, o.Gen)
+	}
+}
+
 func (fs *faultStore) Failure(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	fs.ignoredOp("Failure", o)
 	return fs.op(ctx, "Failure", o, func() (store.Snapshot, error) { return fs.w.mem.Failure(ctx, o) })
 }
 
 func (fs *faultStore) Success(ctx context.Context, o store.Op) (store.Snapshot, error) {
+	fs.ignoredOp("Success", o)
 	return fs.op(ctx, "Success", o, func() (store.Snapshot, error) { return fs.w.mem.Success(ctx, o) })
 }
 
@@ -910,17 +928,37 @@ func (w *world) newProc(i int, name string) *proc {
 
 func (w *world) cfgOf(p *proc, c int) purgatory.Config {
 	cs := w.h.circuits[c]
+	cfg := cs.cfg
 	if cs.variantMask&(1<<p.idx) != 0 {
-		return cs.variant
+		cfg = cs.variant
 	}
-	return cs.cfg
+	if cs.ignore {
+		cfg.Ignore = ignoreErrs
+	}
+	return cfg
 }
 
 // breaker registers circuit c in p, as generated code does on every call.
-func (w *world) breaker(p *proc, c int) *purgatory.Breaker {
+func (w *world) breaker(p *proc, c int) *purgatory.Breaker { return w.keyed(p, c, 0) }
+
+// keyed is breaker for key of a group circuit (a plain circuit has one).
+func (w *world) keyed(p *proc, c, key int) *purgatory.Breaker {
 	var b *purgatory.Breaker
-	name := w.h.circuits[c].name
-	if !w.guard(p, "Breaker("+name+")", func() { b = p.f.Breaker(name, w.cfgOf(p, c)) }) {
+	cs := w.h.circuits[c]
+	if cs.group == "" {
+		if !w.guard(p, "Breaker("+cs.name+")", func() { b = p.f.Breaker(cs.name, w.cfgOf(p, c)) }) {
+			return nil
+		}
+		return b
+	}
+	k := fmt.Sprintf("k%d", key)
+	if !w.guard(p, "Group("+cs.group+").Breaker("+k+")", func() {
+		g := p.f.Group(cs.group, w.cfgOf(p, c), purgatory.WithMaxKeys(cs.maxKeys), purgatory.WithIdleTimeout(cs.idle))
+		b = g.Breaker(k)
+		if n := g.Len(); n > cs.maxKeys {
+			w.fail("group", 0, "%s: group %s holds %d circuits, max keys %d", p.name, cs.group, n, cs.maxKeys)
+		}
+	}) {
 		return nil
 	}
 	return b
@@ -955,11 +993,11 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 	if p.dead {
 		return
 	}
-	b := w.breaker(p, c)
+	b := w.keyed(p, c, a.key)
 	if b == nil {
 		return
 	}
-	name := w.h.circuits[c].name
+	name := b.Name() // a group's key may share the overflow circuit
 	ctx := newCtx()
 	now := w.s.Now()
 	switch a.ctxMode {
@@ -1033,7 +1071,21 @@ func (w *world) call(p *proc, c int, a action, rec *[]callRec) {
 		if rec == nil {
 			w.logf("%s %s call to %s ends: %v", p.name, map[bool]string{true: "reports again:", false: "reports:"}[again], name, resText(res))
 		}
+		ignoring := st == store.Closed && errors.Is(res, errIgnored) && len(b.Config().Ignore) > 0 && !again
+		var before purgatory.Status
+		if ignoring {
+			before = b.Status()
+			p.ignoring = name
+		}
 		w.guard(p, "Done("+name+")", func() { b.Done(ctx, t, res) })
+		p.ignoring = ""
+		if ignoring {
+			// Neither a failure nor a success: the consecutive failures
+			// neither grow nor reset.
+			if after := b.Status(); after.Seq == before.Seq && after.State == before.State && after.Failures != before.Failures {
+				w.fail("ignore", 0, "%s: an ignored call of %s changed its consecutive failures from %d to %d", p.name, name, before.Failures, after.Failures)
+			}
+		}
 	}
 	w.s.add(w.s.Now()+a.dur, "done", p, func() { done(false) })
 	if a.doneMode == doneTwice {
@@ -1104,6 +1156,8 @@ func (w *world) account(p *proc, b *purgatory.Breaker, name string, st store.Sta
 	}
 	failed := false
 	switch {
+	case errors.Is(res, errIgnored) && len(cfg.Ignore) > 0:
+		return // neither success nor failure: never reaches the window
 	case res == nil, errors.Is(res, errNotFound):
 	case errors.Is(res, context.Canceled) && ctx.Err() != nil:
 		return // ignored
@@ -1152,10 +1206,24 @@ func (w *world) do(a action) {
 				b.Isolate()
 			}
 		})
+	case actOpenFor:
+		p := w.procs[a.p]
+		if p.dead {
+			return
+		}
+		b := w.breaker(p, a.c)
+		if b == nil {
+			return
+		}
+		w.logf("operator on %s: open %s for %s", p.name, b.Name(), a.dur)
+		if !w.guard(p, "OpenFor", func() { b.OpenFor(a.dur) }) {
+			return
+		}
+		w.checkOpenFor(p, b, a.c)
 	case actRemove:
 		p := w.procs[a.p]
 		if !p.dead {
-			w.logf("%s removes %s", p.name, w.h.circuits[a.c].name)
+			w.logf("%s removes %s", p.name, w.h.circuits[a.c].name) // a group's key 0
 			w.guard(p, "Remove", func() { p.f.Remove(w.h.circuits[a.c].name) })
 		}
 	case actCloseFactory:
@@ -1190,6 +1258,22 @@ func (w *world) do(a action) {
 			who = w.procs[a.p].name
 		}
 		w.logf("FAULT until %s: messages to %s: %s with probability %.0f%%", fmtDur(a.until), who, a.wfault, a.prob*100)
+	}
+}
+
+// checkOpenFor checks, right after OpenFor, that the circuit is not open
+// longer than its cap, max(TTL, MaxTTL), in the process nor in the store
+// (whose Until may be by another process's clock: the clocks' disagreement
+// is allowed for). Liveness (bound) covers what comes after.
+func (w *world) checkOpenFor(p *proc, b *purgatory.Breaker, c int) {
+	cs := w.h.circuits[c]
+	lim := max(cs.cfg.TTL, cs.cfg.MaxTTL, cs.variant.TTL, cs.variant.MaxTTL)
+	now := p.clk.Now()
+	if st := b.Status(); st.State == store.Open && st.Until.Sub(now) > lim {
+		w.fail("openfor", 0, "%s: %s is open for %s after OpenFor, beyond its cap %s", p.name, cs.name, st.Until.Sub(now), lim)
+	}
+	if snap := w.peek(cs); snap.State == store.Open && snap.Until.Sub(now) > lim+2*w.skew() {
+		w.fail("openfor", 0, "%s: the store holds %s open for %s after OpenFor, beyond its cap %s (+ the clocks' disagreement %s)", p.name, cs.name, snap.Until.Sub(now), lim, 2*w.skew())
 	}
 }
 
