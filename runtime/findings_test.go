@@ -260,3 +260,32 @@ func TestLocalTrialLeaseEndsAfterAnotherTrial(t *testing.T) {
 	_, err = a.Allow(context.Background())
 	assert.NoError(t, err, "5s after a 200ms lease began, a lets a call through (state %v)", a.State())
 }
+
+// The same for a trial the store granted, once the store lost track of
+// its slot (a failover to a replica that missed the claim, announced as
+// the same generation with no slot taken): the hung trial's lease still
+// ends on this process's clock.
+func TestForgottenTrialLeaseEnds(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fs := &forgeStore{failingStore: &failingStore{Memory: store.NewMemory()}}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close() })
+	b := f.Breaker("fl", purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1})
+	trip(t, b)
+	clk.Advance(200 * time.Millisecond)
+	_, err := b.Allow(context.Background()) // granted by the store; never reports
+	require.NoError(t, err)
+	_, rec, err := fs.Memory.Register(context.Background(), "fl", store.Settings{})
+	require.NoError(t, err)
+	require.Equal(t, 1, rec.Claimed)
+	rec.Claimed, rec.Seq = 0, rec.Seq+100 // the slot forgotten
+	fs.forge("fl", rec)
+	_, err = b.Allow(context.Background())
+	require.Error(t, err, "the one slot is held")
+
+	for range 50 {
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = b.Allow(context.Background())
+	assert.NoError(t, err, "5s after a 200ms lease began, a call is let through (state %v)", b.State())
+}

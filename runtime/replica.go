@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"slices"
 	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
@@ -28,9 +27,9 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		if now.IsZero() && s.State != Closed {
 			now = b.f.clock.Now()
 		}
-		// A lease of this generation with no slot taken in s but one this
-		// process granted on local state keeps its timer: that slot's
-		// lease ends on this process's clock (see tick).
+		// A lease of this generation with no slot taken in s but one held
+		// here keeps its timer: that slot's lease ends on this process's
+		// clock (see tick).
 		if b.timer != nil && (timed(s) || !b.endsLocked(s)) {
 			b.timer()
 			b.timer = nil
@@ -84,11 +83,12 @@ func timed(s store.Snapshot) bool {
 }
 
 // endsLocked reports whether the circuit, at snapshot s, ends by itself:
-// s is timed, or this process holds trial slots of s granted on local
-// state, which the store never heard of (a record that says no slot is
-// taken must not leave them held for ever). b.mu is held.
+// s is timed, or this process holds trial slots of s that the store does
+// not count (granted on local state, which the store never heard of, or
+// forgotten by the store): a record that says no slot is taken must not
+// leave them held for ever. b.mu is held.
 func (b *Breaker) endsLocked(s store.Snapshot) bool {
-	return timed(s) || s.State == HalfOpen && slices.ContainsFunc(b.leases, func(l trialLease) bool { return l.local })
+	return timed(s) || s.State == HalfOpen && len(b.leases) > 0
 }
 
 // armLocked schedules the end of an open period or trial lease: a lease
@@ -136,7 +136,7 @@ func (b *Breaker) tick(gen uint64) {
 		// over on this process's clock: end it here, as a failed trial;
 		// the new state is pushed to the store as after any outage.
 		// A record announced since may have replaced the local slot count
-		// (Claimed 0): the local leases themselves say so too.
+		// (Claimed 0): the leases held here say so too.
 		b.mu.Lock()
 		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.endsLocked(b.snap)
 		b.mu.Unlock()
