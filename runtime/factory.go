@@ -231,7 +231,7 @@ func (f *Factory) Close() error {
 	}
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		b.detach()
 		return true
 	})
@@ -253,7 +253,7 @@ func (f *Factory) CountCalls() {
 	}
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		b.mu.Lock()
 		if b.stripes == nil {
 			b.stripes = newStripes(false)

@@ -66,7 +66,7 @@ func (f *Factory) Breakers() []*Breaker {
 	var out []*Breaker
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		out = append(out, b)
 		return true
 	})
