@@ -149,7 +149,7 @@ func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Con
 		},
 	}
 	if f.counting.Load() {
-		b.stripes = newStripes(false)
+		b.stripes = newStripes()
 	}
 	return b
 }
@@ -256,7 +256,7 @@ func (f *Factory) CountCalls() {
 		b.wait()
 		b.mu.Lock()
 		if b.stripes == nil {
-			b.stripes = newStripes(false)
+			b.stripes = newStripes()
 		}
 		b.view.Store(b.viewOf(b.snap))
 		b.mu.Unlock()
