@@ -289,3 +289,27 @@ func TestForgottenTrialLeaseEnds(t *testing.T) {
 	_, err = b.Allow(context.Background())
 	assert.NoError(t, err, "5s after a 200ms lease began, a call is let through (state %v)", b.State())
 }
+
+// The same while the store stays down: the lease ends on local state.
+func TestForgottenTrialLeaseEndsStoreDown(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fs := &forgeStore{failingStore: &failingStore{Memory: store.NewMemory()}}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close() })
+	b := f.Breaker("fd", purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1})
+	trip(t, b)
+	clk.Advance(200 * time.Millisecond)
+	_, err := b.Allow(context.Background()) // granted by the store; never reports
+	require.NoError(t, err)
+	_, rec, err := fs.Memory.Register(context.Background(), "fd", store.Settings{})
+	require.NoError(t, err)
+	rec.Claimed, rec.Seq = 0, rec.Seq+100 // the slot forgotten
+	fs.forge("fd", rec)
+	fs.setDown(true)
+
+	for range 50 {
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = b.Allow(context.Background())
+	assert.NoError(t, err, "5s after a 200ms lease began, a call is let through (state %v)", b.State())
+}

@@ -128,7 +128,7 @@ func (b *Breaker) tick(gen uint64) {
 	b.timer = nil
 	b.mu.Unlock()
 	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
-	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 && !b.degraded.Load() {
+	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 {
 		// The store holds no slot of this lease, yet this process still
 		// does: slots it granted on local state while the store was away
 		// (the store never heard of them, and its answer, no newer than
@@ -136,7 +136,9 @@ func (b *Breaker) tick(gen uint64) {
 		// over on this process's clock: end it here, as a failed trial;
 		// the new state is pushed to the store as after any outage.
 		// A record announced since may have replaced the local slot count
-		// (Claimed 0): the leases held here say so too.
+		// (Claimed 0): the leases held here say so too. The same if the
+		// store did not answer: the local state, with no slot counted,
+		// did not end the lease.
 		b.mu.Lock()
 		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.endsLocked(b.snap)
 		b.mu.Unlock()
