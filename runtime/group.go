@@ -111,8 +111,7 @@ func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
 	if name == "" {
 		panic("purgatory: Group: empty name")
 	}
-	mustMatchers(name, cfg.Exclude)
-	mustIgnore(name, cfg.Ignore)
+	mustMatchers(name, cfg)
 	f.settingsFor(name, cfg) // checks the values
 	g := &Group{name: name, f: f, cfg: cfg, gc: gc}
 	v, loaded := f.groups.LoadOrStore(name, g)
