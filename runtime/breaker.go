@@ -216,11 +216,6 @@ func (b *Breaker) Close() { b.force(Closed) }
 // so. With a shared store, every process sharing the circuit isolates it.
 func (b *Breaker) Isolate() { b.force(Isolated) }
 
-// Status returns the circuit as this process sees it.
-func (b *Breaker) Status() Status {
-	return b.status()
-}
-
 // force moves the circuit by hand.
 func (b *Breaker) force(to State) {
 	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu

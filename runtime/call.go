@@ -77,6 +77,12 @@ func (c *conf) micros() uint64 {
 	return uint64(c.f.clock.Now().Sub(c.epoch)/time.Microsecond) & timedMask
 }
 
+// slow reports whether a call that took elapsed microseconds (a
+// difference of micros, modulo 2^40) is slower than Config.SlowCall.
+func (c *conf) slow(elapsed uint64) bool {
+	return elapsed&timedMask > uint64(c.cfg.SlowCall/time.Microsecond)
+}
+
 // reject counts and reports a rejection.
 func (b *Breaker) reject(w uint64, e *OpenError) error {
 	if w&countBit != 0 {
@@ -155,7 +161,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		return
 	}
 	o := b.classify(ctx, err)
-	if t&timedBit != 0 && o != ignored && (b.micros()-uint64(t)>>timedShift)&timedMask > uint64(b.cfg.SlowCall/time.Microsecond) {
+	if t&timedBit != 0 && o != ignored && b.slow(b.micros()-uint64(t)>>timedShift) {
 		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
 	}
 	w := b.view.Load()

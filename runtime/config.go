@@ -174,8 +174,7 @@ func keyOf(b Config) regKey {
 // resolve fills in the defaults of a new circuit's configuration and
 // checks it.
 func (f *Factory) resolve(name string, cfg Config) (Config, store.Settings) {
-	mustMatchers(name, cfg.Exclude)
-	mustIgnore(name, cfg.Ignore)
+	mustMatchers(name, cfg)
 	set := f.settingsFor(name, cfg)
 	cfg = configOf(set, cfg)
 	if cfg.SlowCall == 0 {
@@ -237,18 +236,16 @@ func (f *Factory) excludes(own []func(error) bool) []func(error) bool {
 	return append(slices.Clip(f.defaults.Exclude), own...)
 }
 
-func mustMatchers(name string, ms []func(error) bool) {
-	for i, m := range ms {
-		if m == nil {
-			panic(fmt.Sprintf("purgatory: circuit %q: exclude matcher %d is nil", name, i))
-		}
-	}
-}
-
-func mustIgnore(name string, ms []func(error) bool) {
-	for i, m := range ms {
-		if m == nil {
-			panic(fmt.Sprintf("purgatory: circuit %q: ignore matcher %d is nil", name, i))
+// mustMatchers panics on a nil matcher in cfg.Exclude or cfg.Ignore.
+func mustMatchers(name string, cfg Config) {
+	for _, l := range [...]struct {
+		what string
+		ms   []func(error) bool
+	}{{"exclude", cfg.Exclude}, {"ignore", cfg.Ignore}} {
+		for i, m := range l.ms {
+			if m == nil {
+				panic(fmt.Sprintf("purgatory: circuit %q: %s matcher %d is nil", name, l.what, i))
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -51,13 +50,7 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	installs := b.installs.Load() // see stepBack
 	for range 4 {
 		got, err = b.f.store.Reconcile(sctx, o, base, want)
-		var applied store.Applied
-		if err != nil && errors.As(err, &applied) && applied.Applied() {
-			// Applied all the same (a record with other settings, a corrupt
-			// record replaced): an answer, not a store failure.
-			b.reportApplied(applied)
-			err = nil
-		}
+		_, err = b.appliedAnyway(err)
 		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
 			break
 		}

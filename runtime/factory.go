@@ -149,7 +149,7 @@ func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Con
 		},
 	}
 	if f.counting.Load() {
-		b.stripes = newStripes(false)
+		b.stripes = newStripes()
 	}
 	return b
 }
@@ -231,7 +231,7 @@ func (f *Factory) Close() error {
 	}
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		b.detach()
 		return true
 	})
@@ -253,10 +253,10 @@ func (f *Factory) CountCalls() {
 	}
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		b.mu.Lock()
 		if b.stripes == nil {
-			b.stripes = newStripes(false)
+			b.stripes = newStripes()
 		}
 		b.view.Store(b.viewOf(b.snap))
 		b.mu.Unlock()

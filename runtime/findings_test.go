@@ -222,3 +222,94 @@ func TestRegisteredDuringOutageMeetsTheStore(t *testing.T) {
 	clk.Advance(2 * time.Second) // past the back-off
 	assert.Equal(t, purgatory.Open, b.State(), "registered again: the store's record, opened by another process, is adopted")
 }
+
+// A trial granted on local state while the store failed, whose call never
+// reports, must not leave this process rejecting every call once another
+// process's trial came and went in the store: the announcement of the
+// store's record (the same generation, no slot taken) stopped the lease
+// timer, and this process still held its one slot, so it rejected every
+// call without ever asking the store again.
+func TestLocalTrialLeaseEndsAfterAnotherTrial(t *testing.T) {
+	m := store.NewMemory()
+	sa := &failingStore{Memory: m}
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fa := purgatory.NewFactory(purgatory.WithStore(sa), purgatory.WithClock(clk))
+	fb := purgatory.NewFactory(purgatory.WithStore(m), purgatory.WithClock(clk))
+	t.Cleanup(func() { fa.Close(); fb.Close() })
+	cfg := purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1}
+	a, b := fa.Breaker("lh", cfg), fb.Breaker("lh", cfg)
+	trip(t, a)
+	clk.Advance(200 * time.Millisecond)
+	require.Equal(t, purgatory.HalfOpen, a.State())
+	require.Equal(t, purgatory.HalfOpen, b.State())
+
+	sa.setDown(true)
+	_, err := a.Allow(context.Background()) // granted on a's local state; never reports
+	require.NoError(t, err)
+	sa.setDown(false)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	tok, err := b.Allow(ctx) // a trial in the store, given back unused
+	require.NoError(t, err)
+	cancel()
+	b.Done(ctx, tok, context.Canceled)
+
+	for range 50 { // well past the lease + the skew + the back-off
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = a.Allow(context.Background())
+	assert.NoError(t, err, "5s after a 200ms lease began, a lets a call through (state %v)", a.State())
+}
+
+// The same for a trial the store granted, once the store lost track of
+// its slot (a failover to a replica that missed the claim, announced as
+// the same generation with no slot taken): the hung trial's lease still
+// ends on this process's clock.
+func TestForgottenTrialLeaseEnds(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fs := &forgeStore{failingStore: &failingStore{Memory: store.NewMemory()}}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close() })
+	b := f.Breaker("fl", purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1})
+	trip(t, b)
+	clk.Advance(200 * time.Millisecond)
+	_, err := b.Allow(context.Background()) // granted by the store; never reports
+	require.NoError(t, err)
+	_, rec, err := fs.Memory.Register(context.Background(), "fl", store.Settings{})
+	require.NoError(t, err)
+	require.Equal(t, 1, rec.Claimed)
+	rec.Claimed, rec.Seq = 0, rec.Seq+100 // the slot forgotten
+	fs.forge("fl", rec)
+	_, err = b.Allow(context.Background())
+	require.Error(t, err, "the one slot is held")
+
+	for range 50 {
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = b.Allow(context.Background())
+	assert.NoError(t, err, "5s after a 200ms lease began, a call is let through (state %v)", b.State())
+}
+
+// The same while the store stays down: the lease ends on local state.
+func TestForgottenTrialLeaseEndsStoreDown(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_700_000_000, 0))
+	fs := &forgeStore{failingStore: &failingStore{Memory: store.NewMemory()}}
+	f := purgatory.NewFactory(purgatory.WithStore(fs), purgatory.WithClock(clk))
+	t.Cleanup(func() { f.Close() })
+	b := f.Breaker("fd", purgatory.Config{Threshold: 1, TTL: 200 * time.Millisecond, Trials: 1})
+	trip(t, b)
+	clk.Advance(200 * time.Millisecond)
+	_, err := b.Allow(context.Background()) // granted by the store; never reports
+	require.NoError(t, err)
+	_, rec, err := fs.Memory.Register(context.Background(), "fd", store.Settings{})
+	require.NoError(t, err)
+	rec.Claimed, rec.Seq = 0, rec.Seq+100 // the slot forgotten
+	fs.forge("fd", rec)
+	fs.setDown(true)
+
+	for range 50 {
+		clk.Advance(100 * time.Millisecond)
+	}
+	_, err = b.Allow(context.Background())
+	assert.NoError(t, err, "5s after a 200ms lease began, a call is let through (state %v)", b.State())
+}

@@ -85,8 +85,6 @@ type Group struct {
 	inflight int                                    // keys in pending but not in keys: n + inflight is held to maxKeys
 	pending  map[string]int                         // keys being made: how many callers make each
 	stop     func() bool                            // stops the sweep timer; nil while none is armed
-	first    regKey                                 // the first registration's scalar settings
-	excl     []func(error) bool                     // and its exclude list
 }
 
 type groupEntry struct {
@@ -113,10 +111,9 @@ func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
 	if name == "" {
 		panic("purgatory: Group: empty name")
 	}
-	mustMatchers(name, cfg.Exclude)
-	mustIgnore(name, cfg.Ignore)
+	mustMatchers(name, cfg)
 	f.settingsFor(name, cfg) // checks the values
-	g := &Group{name: name, f: f, cfg: cfg, gc: gc, first: keyOf(cfg), excl: cfg.Exclude}
+	g := &Group{name: name, f: f, cfg: cfg, gc: gc}
 	v, loaded := f.groups.LoadOrStore(name, g)
 	if loaded {
 		return f.groupAgain(v.(*Group), cfg, gc)
@@ -125,7 +122,7 @@ func (f *Factory) Group(name string, cfg Config, opts ...GroupOption) *Group {
 }
 
 func (f *Factory) groupAgain(g *Group, cfg Config, gc groupConfig) *Group {
-	if keyOf(cfg) == g.first && sameMatchers(g.excl, cfg.Exclude) && sameMatchers(g.cfg.Ignore, cfg.Ignore) && gc == g.gc {
+	if keyOf(cfg) == keyOf(g.cfg) && sameMatchers(g.cfg.Exclude, cfg.Exclude) && sameMatchers(g.cfg.Ignore, cfg.Ignore) && gc == g.gc {
 		return g
 	}
 	f.listeners.emit(Event{Kind: EventConfigConflict, Circuit: g.name, Config: g.Config(),

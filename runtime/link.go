@@ -270,10 +270,7 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 		snap, granted, err = store.Do(sctx, f.store, o, sc)
 		cancel()
 		var applied store.Applied
-		if err != nil && errors.As(err, &applied) && applied.Applied() {
-			b.reportApplied(applied) // the snapshot is valid all the same
-			err = nil
-		}
+		applied, err = b.appliedAnyway(err) // the snapshot is valid all the same
 		if err == nil {
 			if applied == nil && b.appliedErr.Load() {
 				b.appliedErr.Store(false)
@@ -302,6 +299,20 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 	}
 	snap, granted = b.applyLocal(gen, o.Now, c)
 	return snap, granted, true
+}
+
+// appliedAnyway takes a store call's error. One the store returned beside
+// an answer it applied all the same (a record with other settings, a
+// corrupt record replaced) is an answer, not a store failure: it is
+// reported, and appliedAnyway returns it and a nil error. Any other error
+// is returned as it is.
+func (b *Breaker) appliedAnyway(err error) (store.Applied, error) {
+	var applied store.Applied
+	if err != nil && errors.As(err, &applied) && applied.Applied() {
+		b.reportApplied(applied)
+		return applied, nil
+	}
+	return nil, err
 }
 
 // reportApplied tells listeners what a store said beside an answer it

@@ -66,7 +66,7 @@ func (f *Factory) Breakers() []*Breaker {
 	var out []*Breaker
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
-		<-b.ready
+		b.wait()
 		out = append(out, b)
 		return true
 	})
@@ -74,8 +74,8 @@ func (f *Factory) Breakers() []*Breaker {
 	return out
 }
 
-// status returns the circuit as this process sees it.
-func (b *Breaker) status() Status {
+// Status returns the circuit as this process sees it.
+func (b *Breaker) Status() Status {
 	now := b.f.clock.Now()
 	b.mu.Lock()
 	s := b.snap

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
@@ -63,11 +62,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	ctx, cancel := b.storeCtx(nil)
 	got, err := f.store.Reconcile(ctx, o, snap.Seq, want)
 	cancel()
-	var applied store.Applied
-	if err != nil && errors.As(err, &applied) && applied.Applied() {
-		b.reportApplied(applied)
-		err = nil
-	}
+	_, err = b.appliedAnyway(err)
 	if err != nil {
 		b.storeFailed(err) // open for its TTL all the same
 		return

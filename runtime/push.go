@@ -65,11 +65,9 @@ func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen
 
 // pushCounts is push with a rate flush's counts (Record).
 func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
+	it := pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed}
 	if b.inline() {
-		c := store.Change{Kind: op}
-		if op == store.Record {
-			c.N, c.Failed = calls, failed
-		}
+		c := it.change()
 		b.update(nil, gen, &c)
 		return
 	}
@@ -94,7 +92,7 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 			}
 		}
 	}
-	q.items = append(q.items, pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed})
+	q.items = append(q.items, it)
 	start := !q.running
 	q.running = true
 	q.mu.Unlock()

@@ -20,11 +20,17 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 	prev := b.snap
 	b.snap = s
 	changed := s.Gen != prev.Gen || s.State != prev.State
+	if changed {
+		b.leases = b.leases[:0]
+	}
 	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
 		if now.IsZero() && s.State != Closed {
 			now = b.f.clock.Now()
 		}
-		if b.timer != nil {
+		// A lease of this generation with no slot taken in s but one held
+		// here keeps its timer: that slot's lease ends on this process's
+		// clock (see tick).
+		if b.timer != nil && (timed(s) || !b.endsLocked(s)) {
 			b.timer()
 			b.timer = nil
 		}
@@ -43,7 +49,6 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		b.tally.Store(nil) // the closed generation ended: its counts no longer matter
 	}
 	if changed {
-		b.leases = b.leases[:0]
 		switch s.State {
 		case Open:
 			if prev.State == Closed || b.openedAt.IsZero() {
@@ -77,6 +82,15 @@ func timed(s store.Snapshot) bool {
 	return s.State == Open || s.State == HalfOpen && s.Claimed > 0
 }
 
+// endsLocked reports whether the circuit, at snapshot s, ends by itself:
+// s is timed, or this process holds trial slots of s that the store does
+// not count (granted on local state, which the store never heard of, or
+// forgotten by the store): a record that says no slot is taken must not
+// leave them held for ever. b.mu is held.
+func (b *Breaker) endsLocked(s store.Snapshot) bool {
+	return timed(s) || s.State == HalfOpen && len(b.leases) > 0
+}
+
 // armLocked schedules the end of an open period or trial lease: a lease
 // with slots taken, on a shared store, at Until + the clock skew the
 // factory tolerates (the store ends it no earlier; see WithClockSkew). A
@@ -107,31 +121,35 @@ func (b *Breaker) endLocked(s store.Snapshot) time.Time {
 func (b *Breaker) tick(gen uint64) {
 	b.mu.Lock()
 	s := b.snap
-	if s.Gen != gen || !timed(s) {
+	if s.Gen != gen || !b.endsLocked(s) {
 		b.mu.Unlock()
 		return
 	}
 	b.timer = nil
 	b.mu.Unlock()
 	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
-	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 && !b.degraded.Load() {
+	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 {
 		// The store holds no slot of this lease, yet this process still
 		// does: slots it granted on local state while the store was away
 		// (the store never heard of them, and its answer, no newer than
 		// what this process saw, changes nothing here). Their lease is
 		// over on this process's clock: end it here, as a failed trial;
 		// the new state is pushed to the store as after any outage.
+		// A record announced since may have replaced the local slot count
+		// (Claimed 0): the leases held here say so too. The same if the
+		// store did not answer: the local state, with no slot counted,
+		// did not end the lease.
 		b.mu.Lock()
-		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.snap.Claimed > 0
+		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.endsLocked(b.snap)
 		b.mu.Unlock()
 		if local {
-			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Expire})
+			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Failure})
 		}
 	}
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()
-	if b.snap.Gen == gen && b.timer == nil && timed(b.snap) {
+	if b.snap.Gen == gen && b.timer == nil && b.endsLocked(b.snap) {
 		d := b.endLocked(b.snap).Sub(b.f.clock.Now())
 		if d <= 0 {
 			d = retryStep(b.cfg.TTL)

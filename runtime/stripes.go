@@ -34,14 +34,8 @@ type stripeSet struct {
 // goroutines counting at the same moment, not merely one after the other.
 const spreadAfter = 16
 
-// newStripes returns a circuit's counters, spread at once if spread.
-func newStripes(spread bool) stripes {
-	s := new(stripeSet)
-	if spread {
-		s.spread()
-	}
-	return s
-}
+// newStripes returns a circuit's counters, on one line until they spread.
+func newStripes() stripes { return new(stripeSet) }
 
 // spread gives s its per-processor lines.
 func (s *stripeSet) spread() {
@@ -57,19 +51,6 @@ func stripeCount() int {
 		n *= 2
 	}
 	return n
-}
-
-// mine returns the calling goroutine's stripe, chosen by the address of its
-// stack (goroutines running at once have different stacks), or the first
-// line before s is spread.
-//
-//go:nosplit
-func (s *stripeSet) mine() *stripe {
-	m := s.many.Load()
-	if m == nil {
-		return &s.one
-	}
-	return line(*m)
 }
 
 // line returns the calling goroutine's line of lines.

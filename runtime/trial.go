@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"slices"
-	"time"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
@@ -146,7 +145,7 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 	gen := b.snap.Gen
 	b.view.Store(b.viewOf(b.snap))
 	b.mu.Unlock()
-	if b.cfg.SlowCall > 0 && o != ignored && (end-start)&timedMask > uint64(b.cfg.SlowCall/time.Microsecond) {
+	if b.cfg.SlowCall > 0 && o != ignored && b.slow(end-start) {
 		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
 	}
 	b.count(b.view.Load(), o)
