@@ -39,45 +39,52 @@ type Breaker struct {
 	// described in view.go.
 	view atomic.Uint64
 
-	hot     // the rest of what a rejection reads: atomics, written under mu
-	conf    // immutable once the breaker is registered
-	stats   // atomic counters of outcomes and store errors
-	rate    // a rate circuit's unmerged calls: atomics (see rate.go)
-	link    // the link to the store: atomics, and a push queue with its own lock
-	replica // the local replica of the circuit: guarded by mu
+	hot      // the rest of what a rejection reads: atomics, written under mu
+	conf     // identity and configuration: immutable once the breaker is registered
+	counters // atomic counters of outcomes and store errors
+	rate     // a rate circuit's unmerged calls: atomics (see rate.go)
+	link     // the link to the store: atomics, and a push queue with its own lock
+	replica  // the local replica of the circuit: guarded by mu
 }
 
-// hot is the rest of what an open or half-open rejection reads.
+// hot is the rest of what an open or half-open rejection reads. Each error
+// is made by the transition that needs it (setLocked) and stored before the
+// view says so: a circuit that never left the closed state has none.
 type hot struct {
-	openErr  atomic.Pointer[OpenError] // returned while open
+	openErr  atomic.Pointer[OpenError] // returned while open, or isolated
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
-	isoErr   *OpenError                // returned while isolated; set by register, then immutable
-	// stripes count successes and rejections when the factory counts
-	// calls: set once, under mu, before countBit appears in the view; read
-	// only by who saw countBit.
-	stripes stripes
 }
 
 // conf is the circuit's identity and configuration. Set by the factory
 // (newBreaker) before anybody else sees the breaker; register may replace
-// cfg and set with the store's, under mu, before ready is closed. Then
-// immutable: read without a lock.
+// the policy with one holding the store's settings, under mu, before the
+// breaker is ready. Then immutable: read without a lock.
 type conf struct {
-	name     string
-	group    string // the Group's name, "" for a circuit made with Factory.Breaker
-	f        *Factory
+	name    string
+	f       *Factory
+	*policy            // shared by the circuits registered with the same configuration
+	regMu   sync.Mutex // held by the registering goroutine until the breaker is ready (flagReady)
+}
+
+// policy is a circuit's configuration, immutable. A factory gives the
+// circuits it registers with the same configuration one policy (the
+// circuits of a group, per-key circuits made by the same constructor), so
+// that a circuit costs a pointer for it.
+type policy struct {
+	group    string             // the Group's name, "" for a circuit made with Factory.Breaker
 	cfg      Config             // in force: the first registration's (without excludes)
 	set      store.Settings     // cfg as the store keeps it
 	exclude  []func(error) bool // the factory's, then the first registration's
 	ignore   []func(error) bool // the first registration's
-	epoch    time.Time          // origin of timed tokens' microseconds
 	regFirst regKey             // the scalar fields of the first registration's Config
-	ready    chan struct{}      // closed once registered
-	isReady  atomic.Bool        // ready is closed: lookups need not wait on it
 }
 
-// stats are counters only ever added to: atomics.
-type stats struct {
+// counters are counts only ever added to: atomics.
+type counters struct {
+	// stripes count successes and rejections when the factory counts
+	// calls (countBit in the view): inline until goroutines collide on
+	// them (see stripes.go).
+	stripes                                  stripeSet
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64
 }
 
@@ -92,36 +99,78 @@ type rate struct {
 // link is what the breaker knows of its store besides the replica:
 // atomics, read on the way to the store without a lock (each is also
 // written under mu where it must agree with the replica), and the push
-// queue, which has its own lock.
+// queue, made by the first result pushed, which has its own lock.
 type link struct {
-	storeSeq   atomic.Uint64 // the newest Seq the store vouched for
-	installs   atomic.Uint64 // counts installLocked calls (see stepBack)
-	degraded   atomic.Bool   // the last store call failed
-	appliedErr atomic.Bool   // an Applied error was reported (see reportApplied)
-	detached   atomic.Bool   // the factory dropped the circuit or was closed: local state only
-	pushq      pushQueue     // results on their way to the store (see push.go)
+	storeSeq atomic.Uint64             // the newest Seq the store vouched for
+	installs atomic.Uint64             // counts installLocked calls (see stepBack)
+	flags    flags                     // flagReady, flagDegraded, flagApplied, flagDetached
+	pushq    atomic.Pointer[pushQueue] // results on their way to the store (see push.go)
 }
 
+// flags are the breaker's lifecycle and link flags, in one atomic word.
+type flags struct{ v atomic.Uint32 }
+
+const (
+	flagReady    = 1 << iota // registered: lookups need not wait on regMu
+	flagDegraded             // the last store call failed
+	flagApplied              // an Applied error was reported (see reportApplied)
+	flagDetached             // the factory dropped the circuit or was closed: local state only
+)
+
+func (f *flags) has(m uint32) bool { return f.v.Load()&m != 0 }
+
+// set sets m and reports whether it was set already.
+func (f *flags) set(m uint32) bool { return f.v.Or(m)&m != 0 }
+
+func (f *flags) clear(m uint32) { f.v.And(^m) }
+
 // replica is the circuit as this process sees it, its timers and its
-// queued events: every field is guarded by mu.
+// queued events: every field is guarded by mu. What a closed circuit that
+// never met trouble does not need is in rare, made on first use.
 type replica struct {
-	mu       sync.Mutex
-	snap     store.Snapshot // the circuit as this process sees it
-	window   *store.Window  // the local rolling window, used while degraded; made on first use
-	retryAt  time.Time      // while degraded, store calls wait until then
-	diverged bool           // snap moved on by itself while degraded
-	unreg    bool           // registration failed: the retry timer registers again (see registerAgain)
-	base     uint64         // the store's Seq when snap diverged
-	baseGen  uint64         // the generation snap diverged from (see reconcile)
-	leases   []trialLease   // trial slots held by this process's calls, in this generation
-	lastNo   uint32         // the number of the last trial lease granted (see trialLease)
-	timer    func() bool    // stops the open/lease timer
-	retry    func() bool    // stops the reconciliation retry timer
+	mu     sync.Mutex
+	snap   store.Snapshot // the circuit as this process sees it
+	watch  func()         // stops the store watch
+	events eventQueue     // guarded by mu; its queued and last are atomics, also read without it
+	rare   *rare          // nil until needed: read it through peek, write it through edit
+}
+
+// rare is the part of the replica a closed circuit that never tripped,
+// never held a trial and never lost its store does without.
+type rare struct {
+	window   *store.Window // the local rolling window, used while degraded and without a store; made on first use
+	retryAt  time.Time     // while degraded, store calls wait until then
+	diverged bool          // snap moved on by itself while degraded
+	unreg    bool          // registration failed: the retry timer registers again (see registerAgain)
+	stale    bool          // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
+	base     uint64        // the store's Seq when snap diverged
+	baseGen  uint64        // the generation snap diverged from (see reconcile)
+	leases   []trialLease  // trial slots held by this process's calls, in this generation
+	lastNo   uint32        // the number of the last trial lease granted (see trialLease)
+	timer    func() bool   // stops the open/lease timer
+	retry    func() bool   // stops the reconciliation retry timer
 	openedAt time.Time
-	stale    bool         // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 	trans    *Transitions // state changes so far; made by the first one
-	watch    func()       // stops the store watch
-	events   eventQueue   // guarded by mu; its queued and last are atomics, also read without it
+}
+
+// noRare is what peek returns before rare is made: all zero, never written.
+var noRare rare
+
+// peek returns the rare state to read, all zero if it was never made.
+// b.mu is held.
+func (r *replica) peek() *rare {
+	if r.rare != nil {
+		return r.rare
+	}
+	return &noRare
+}
+
+// edit returns the rare state to write, made if need be. b.mu is held.
+func (r *replica) edit() *rare {
+	if r.rare == nil {
+		r.rare = new(rare)
+	}
+	return r.rare
 }
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and
@@ -223,8 +272,9 @@ func (b *Breaker) force(to State) {
 }
 
 // wait returns once b is registered.
-func (c *conf) wait() {
-	if !c.isReady.Load() {
-		<-c.ready
+func (b *Breaker) wait() {
+	if !b.flags.has(flagReady) {
+		b.regMu.Lock() // the registering goroutine holds it until then
+		b.regMu.Unlock()
 	}
 }

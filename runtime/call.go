@@ -51,7 +51,7 @@ func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 		}
 		return b.allowTrial(ctx)
 	case Isolated:
-		return 0, b.reject(w, b.isoErr)
+		return 0, b.reject(w, b.openErr.Load())
 	}
 	return b.allowClosed(w), nil
 }
@@ -71,16 +71,32 @@ func (b *Breaker) token(w uint64, timed bool) Token {
 	return Token(w&(flagMask|timedGenMask<<genShift) | tokenBit | timedBit | b.micros()<<timedShift)
 }
 
-// micros reads the factory clock in microseconds since the circuit's
+// micros reads the factory clock in microseconds since the factory's
 // epoch, modulo 2^40 (slow calls).
 func (c *conf) micros() uint64 {
-	return uint64(c.f.clock.Now().Sub(c.epoch)/time.Microsecond) & timedMask
+	return uint64(c.f.clock.Now().Sub(c.f.epoch)/time.Microsecond) & timedMask
 }
 
 // slow reports whether a call that took elapsed microseconds (a
 // difference of micros, modulo 2^40) is slower than Config.SlowCall.
 func (c *conf) slow(elapsed uint64) bool {
 	return elapsed&timedMask > uint64(c.cfg.SlowCall/time.Microsecond)
+}
+
+// rejection returns the error a call rejected under view w gets: the
+// state's, or one made now if the view moved on to a state that has none.
+func (b *Breaker) rejection(w uint64) *OpenError {
+	var e *OpenError
+	switch word(w).state() {
+	case Open, Isolated:
+		e = b.openErr.Load()
+	case HalfOpen:
+		e = b.trialErr.Load()
+	}
+	if e == nil {
+		e = &OpenError{Circuit: b.name, state: HalfOpen}
+	}
+	return e
 }
 
 // reject counts and reports a rejection.

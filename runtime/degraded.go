@@ -18,17 +18,19 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap s
 	s := b.snap
 	next, changed := s, false
 	switch {
-	case c.Kind == store.Claim && len(b.leases) >= b.set.Trials:
+	case c.Kind == store.Claim && len(b.peek().leases) >= b.set.Trials:
 		// This process holds every slot already: no claim.
 	default:
-		if c.Kind == store.Record && b.window == nil {
-			b.window = new(store.Window)
+		w := b.peek().window
+		if c.Kind == store.Record && w == nil {
+			w = new(store.Window)
+			b.edit().window = w
 		}
-		next, changed, granted = s.Apply(b.set, b.window, gen, now, c)
+		next, changed, granted = s.Apply(b.set, w, gen, now, c)
 	}
 	if changed {
-		if next.Gen != s.Gen && !b.diverged && !b.detached.Load() && !b.f.private {
-			b.diverged, b.base, b.baseGen = true, b.storeSeq.Load(), s.Gen
+		if r := b.edit(); next.Gen != s.Gen && !r.diverged && !b.flags.has(flagDetached) && !b.f.private {
+			r.diverged, r.base, r.baseGen = true, b.storeSeq.Load(), s.Gen
 			b.armRetryLocked()
 		}
 		b.setLocked(next, now)
@@ -64,17 +66,18 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 		b.storeFailed(err)
 		return false
 	}
-	b.degraded.Store(false)
+	b.flags.clear(flagDegraded)
 	now := b.f.clock.Now()
 	b.mu.Lock()
-	if b.diverged {
+	r := b.edit()
+	if r.diverged {
 		b.dropLocalLeasesLocked()
 		b.view.Store(b.viewOf(b.snap))
 	}
-	b.diverged = false
-	if b.retry != nil {
-		b.retry()
-		b.retry = nil
+	r.diverged = false
+	if r.retry != nil {
+		r.retry()
+		r.retry = nil
 	}
 	var installed bool
 	if got.Seq < base && b.installs.Load() == installs {
@@ -99,16 +102,18 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 // armRetryLocked makes sure a diverged circuit reconciles, and one whose
 // registration failed registers, even if no call comes. b.mu is held.
 func (b *Breaker) armRetryLocked() {
-	if b.retry != nil || b.detached.Load() {
+	r := b.edit()
+	if r.retry != nil || b.flags.has(flagDetached) {
 		return
 	}
-	b.retry = b.f.clock.AfterFunc(storeBackoff, b.retryTick)
+	r.retry = b.f.clock.AfterFunc(storeBackoff, b.retryTick)
 }
 
 func (b *Breaker) retryTick() {
 	b.mu.Lock()
-	b.retry = nil
-	unreg := b.unreg && !b.detached.Load()
+	r := b.edit()
+	r.retry = nil
+	unreg := r.unreg && !b.flags.has(flagDetached)
 	b.mu.Unlock()
 	if unreg && !b.registerAgain() {
 		b.mu.Lock()
@@ -117,8 +122,8 @@ func (b *Breaker) retryTick() {
 		return
 	}
 	b.mu.Lock()
-	again := b.diverged && !b.detached.Load()
-	want, base, baseGen := b.snap, b.base, b.baseGen
+	again := r.diverged && !b.flags.has(flagDetached)
+	want, base, baseGen := b.snap, r.base, r.baseGen
 	b.mu.Unlock()
 	if !again {
 		return
@@ -141,10 +146,11 @@ func (b *Breaker) storeFailed(err error) {
 
 func (b *Breaker) storeFailedLocked(err error) {
 	b.storeErrs.Add(1)
-	first := !b.degraded.Load()
-	b.degraded.Store(true)
-	b.retryAt = b.f.clock.Now().Add(storeBackoff)
-	b.f.outage.Store(&outage{until: b.retryAt, err: err})
+	first := !b.flags.has(flagDegraded)
+	b.flags.set(flagDegraded)
+	r := b.edit()
+	r.retryAt = b.f.clock.Now().Add(storeBackoff)
+	b.f.outage.Store(&outage{until: r.retryAt, err: err})
 	if first {
 		b.events.post(Event{Kind: EventStoreError, Circuit: b.name, Err: err})
 	}

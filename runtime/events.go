@@ -220,13 +220,11 @@ func (b *Breaker) drain() {
 		return // nothing queued: no lock
 	}
 	b.mu.Lock()
-	if b.events.draining || len(b.events.pending) == 0 || b.ready == nil {
+	if b.events.draining || len(b.events.pending) == 0 {
 		b.mu.Unlock()
 		return
 	}
-	select {
-	case <-b.ready:
-	default:
+	if !b.flags.has(flagReady) {
 		b.mu.Unlock()
 		return // register delivers them once b is ready
 	}

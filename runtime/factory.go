@@ -26,6 +26,8 @@ type Factory struct {
 	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
 	private  bool                   // no store given: breakers keep circuit state themselves
 	skew     time.Duration          // the clock skew tolerated (WithClockSkew)
+	epoch    time.Time              // origin of timed tokens' microseconds (see micros)
+	policy   *policy                // the last circuit's policy, guarded by mu (see policyFor)
 
 	refreshMu sync.Mutex
 	refreshed []*Breaker // open circuits whose RetryAfter was refreshed this tick
@@ -42,6 +44,7 @@ func NewFactory(opts ...Option) *Factory {
 	for _, o := range opts {
 		o(f)
 	}
+	f.epoch = f.clock.Now()
 	if f.store == nil {
 		// A store of its own, which nobody else can see: the breakers'
 		// own state is the circuit's state, and no store call is needed.
@@ -107,22 +110,23 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 		return f.registerAgain(v.(*Breaker), cfg)
 	}
 	b := f.newBreaker(name, cfg, group, resolved, set)
+	b.regMu.Lock() // until b is ready: see wait
 	f.breakers.Store(name, b)
 	if f.closed.Load() {
 		// Made after Close: local state only, like the breakers Close
 		// detached (a Close that began after this check detaches it).
-		b.detached.Store(true)
+		b.flags.set(flagDetached)
 	}
 	f.mu.Unlock()
 	b.register(b.set)
-	if !f.private && !b.detached.Load() {
+	if !f.private && !b.flags.has(flagDetached) {
 		stop := f.watch(b)
 		b.mu.Lock()
 		b.watch = stop
 		b.mu.Unlock()
 	}
-	close(b.ready)
-	b.isReady.Store(true)
+	b.flags.set(flagReady)
+	b.regMu.Unlock()
 	b.drain()
 	return b
 }
@@ -132,26 +136,23 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 // register and the circuit's first change). cfg is the registration as
 // asked, resolved and set what it resolves to. f.mu is held.
 func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Config, set store.Settings) *Breaker {
+	return &Breaker{conf: conf{name: name, f: f, policy: f.policyFor(cfg, group, resolved, set)}}
+}
+
+// policyFor returns the policy of a new circuit: the last circuit's if it
+// is the same (per-key circuits are made one after another with one
+// configuration), else a new one. f.mu is held.
+func (f *Factory) policyFor(cfg Config, group string, resolved Config, set store.Settings) *policy {
 	inForce := resolved
 	inForce.Exclude, inForce.Ignore = nil, nil
-	b := &Breaker{
-		conf: conf{
-			name:     name,
-			group:    group,
-			f:        f,
-			cfg:      inForce,
-			set:      set,
-			exclude:  resolved.Exclude,
-			ignore:   resolved.Ignore,
-			epoch:    f.clock.Now(),
-			ready:    make(chan struct{}),
-			regFirst: keyOf(cfg),
-		},
+	p := f.policy
+	if p != nil && p.group == group && p.set == set && p.regFirst == keyOf(cfg) && keyOf(p.cfg) == keyOf(inForce) &&
+		sameMatchers(p.exclude, resolved.Exclude) && sameMatchers(p.ignore, resolved.Ignore) {
+		return p
 	}
-	if f.counting.Load() {
-		b.stripes = newStripes()
-	}
-	return b
+	p = &policy{group: group, cfg: inForce, set: set, exclude: resolved.Exclude, ignore: resolved.Ignore, regFirst: keyOf(cfg)}
+	f.policy = p
+	return p
 }
 
 // registerAgain handles a registration of a name that exists.
@@ -194,15 +195,17 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 //
 // What a circuit costs while kept is measured, not quoted here, so that
 // the figures cannot go stale: BenchmarkIdleClosedCircuit (an idle closed
-// circuit, with and without call counting and with a failure-rate policy;
-// run it with -cpu 1,8,32: the cost does not grow with the processors) and
-// BenchmarkIdleOpenCircuits (open ones, timers included); the breaker
-// group's entry adds to that for a circuit of a keyed group. The counters take
-// one cache line until goroutines collide on it, and only then
-// per-processor lines (see stripes). The rarely used state
-// (reconciliation, timers, push and event queues) is inline in the
-// Breaker; only the local rolling window, used while the store is away, is
-// made on first use.
+// circuit, with and without call counting, with a failure-rate policy and
+// on a memory store; run it with -cpu 1,8,32: the cost does not grow with
+// the processors) and BenchmarkIdleOpenCircuits (open ones, timers
+// included); the breaker group's entry adds to that for a circuit of a
+// keyed group. What an idle closed circuit holds: the Breaker itself (its
+// call counters inline, two words until goroutines collide on them, and
+// only then per-processor lines: see stripes), the factory's map entry and
+// its name. Its configuration is shared with the circuits registered with
+// the same one; the state a circuit needs once it trips, holds a trial or
+// loses its store (timers, leases, reconciliation, transition counts), its
+// open errors and its push queue are made on first use and kept.
 func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {
@@ -255,9 +258,6 @@ func (f *Factory) CountCalls() {
 		b := v.(*Breaker)
 		b.wait()
 		b.mu.Lock()
-		if b.stripes == nil {
-			b.stripes = newStripes()
-		}
 		b.view.Store(b.viewOf(b.snap))
 		b.mu.Unlock()
 		return true

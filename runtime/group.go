@@ -183,7 +183,7 @@ func (g *Group) hit(e *groupEntry, key string) *Breaker {
 	if !e.used.Load() {
 		e.used.Store(true) // written only once per sweep: no line every call writes
 	}
-	if !e.b.detached.Load() || g.f.closed.Load() {
+	if !e.b.flags.has(flagDetached) || g.f.closed.Load() {
 		return e.b // after Factory.Close every circuit is detached: keep it
 	}
 	return g.create(key) // removed from the factory by somebody else
@@ -240,7 +240,7 @@ func (g *Group) create(key string) *Breaker {
 	g.mu.Lock()
 	if v, ok := g.keys.Load(key); ok {
 		e := v.(*groupEntry)
-		if !e.b.detached.Load() || g.f.closed.Load() {
+		if !e.b.flags.has(flagDetached) || g.f.closed.Load() {
 			g.mu.Unlock()
 			return e.b
 		}

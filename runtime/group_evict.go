@@ -59,7 +59,7 @@ func (g *Group) sweep() {
 	g.keys.Range(func(k, v any) bool {
 		e := v.(*groupEntry)
 		switch {
-		case e.b.detached.Load():
+		case e.b.flags.has(flagDetached):
 			g.deleteLocked(k.(string), e) // removed from the factory by somebody else
 			changed = true
 		case e.used.Load():

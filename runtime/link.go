@@ -36,14 +36,11 @@ func (c *conf) storeCtx(ctx context.Context) (context.Context, context.CancelFun
 // queued and delivered once b is ready.
 func (b *Breaker) register(wanted store.Settings) {
 	f := b.f
-	b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: b.cfg.TTL})
-	b.trialErr.Store(&OpenError{Circuit: b.name, state: HalfOpen})
-	b.isoErr = &OpenError{Circuit: b.name, state: Isolated}
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if o := f.outage.Load(); !f.private && !b.detached.Load() && o != nil && f.clock.Now().Before(o.until) {
+	if o := f.outage.Load(); !f.private && !b.flags.has(flagDetached) && o != nil && f.clock.Now().Before(o.until) {
 		err = o.skip(b.name) // the store failed lately: do not wait for it again
-	} else if !f.private && !b.detached.Load() {
+	} else if !f.private && !b.flags.has(flagDetached) {
 		ctx, cancel := b.storeCtx(nil)
 		set, snap, err = f.store.Register(ctx, b.name, wanted)
 		if p, ok := f.store.(interface{ Ping(context.Context) error }); ok && err == nil && f.pinged.CompareAndSwap(false, true) {
@@ -56,18 +53,17 @@ func (b *Breaker) register(wanted store.Settings) {
 	if err != nil {
 		b.storeFailedLocked(err)
 		snap = store.New()
-		if !f.private && !b.detached.Load() {
+		if !f.private && !b.flags.has(flagDetached) {
 			// Until it reaches the store, this process may not hear of the
 			// record at all (a record that does not change sends nothing):
 			// register again after the back-off, calls or not.
-			b.unreg = true
+			b.edit().unreg = true
 			b.armRetryLocked()
 		}
-	} else if set != wanted {
-		if validSettings(set) {
-			b.set = set
-			b.cfg = configOf(set, b.cfg)
-		}
+	} else if set != wanted && validSettings(set) {
+		p := *b.policy // shared with other circuits: this one gets its own
+		p.set, p.cfg = set, configOf(set, p.cfg)
+		b.policy = &p
 	}
 	if err == nil {
 		b.storeSeq.Store(snap.Seq)
@@ -97,10 +93,11 @@ func (b *Breaker) registerAgain() bool {
 		b.storeFailed(err)
 		return false
 	}
-	b.degraded.Store(false)
+	b.flags.clear(flagDegraded)
 	b.mu.Lock()
-	b.unreg = false
-	diverged := b.diverged
+	r := b.edit()
+	r.unreg = false
+	diverged := r.diverged
 	if set != b.set {
 		b.events.post(conflictEvent(b.name, configOf(set, b.cfg), b.cfg))
 	}
@@ -143,7 +140,7 @@ func (b *Breaker) adopt(s store.Snapshot) {
 // adoptLocked is adopt's work under b.mu, now the time if it was read
 // already (else zero). It reports whether it installed s.
 func (b *Breaker) adoptLocked(s store.Snapshot, now time.Time) bool {
-	if s.Seq <= b.storeSeq.Load() && s.Gen <= b.snap.Gen || b.diverged && s.Gen <= b.baseGen {
+	if r := b.peek(); s.Seq <= b.storeSeq.Load() && s.Gen <= b.snap.Gen || r.diverged && s.Gen <= r.baseGen {
 		// Old; or, while this process's own transitions wait to be pushed,
 		// the generation it left, moved on only by counters (a write it
 		// gave up on, applied late): that must not revert them.
@@ -169,10 +166,10 @@ func (b *Breaker) adoptLocked(s store.Snapshot, now time.Time) bool {
 func (b *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
 	b.installs.Add(1)
 	b.storeSeq.Store(seq)
-	if b.diverged {
+	if r := b.rare; r != nil && r.diverged {
 		b.dropLocalLeasesLocked()
+		r.diverged = false
 	}
-	b.diverged = false
 	b.setLocked(s.Clamp(b.set, now), now)
 }
 
@@ -208,7 +205,7 @@ func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 	b.mu.Lock()
 	installed := true
 	switch {
-	case b.installs.Load() == installs && !b.diverged:
+	case b.installs.Load() == installs && !b.peek().diverged:
 		b.installLocked(s, s.Seq, now)
 	case s.Gen >= asked || asked == 0: // as adoptReply, without letting go of mu
 		installed = b.adoptLocked(s, now)
@@ -236,7 +233,7 @@ func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change) (snap
 // slot in the store).
 func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted, local bool) {
 	f := b.f
-	if f.private || b.detached.Load() {
+	if f.private || b.flags.has(flagDetached) {
 		var now time.Time
 		if c.Kind.Timed() {
 			now = f.clock.Now()
@@ -245,15 +242,16 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 		return snap, granted, true
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}
-	degraded := b.degraded.Load()
+	degraded := b.flags.has(flagDegraded)
 	if c.Kind.Timed() || degraded {
 		o.Now = f.clock.Now()
 	}
 	useStore := true
 	if degraded {
 		b.mu.Lock()
-		useStore = !o.Now.Before(b.retryAt)
-		diverged, want, base, baseGen := b.diverged, b.snap, b.base, b.baseGen
+		r := b.peek()
+		useStore = !o.Now.Before(r.retryAt)
+		diverged, want, base, baseGen := r.diverged, b.snap, r.base, r.baseGen
 		b.mu.Unlock()
 		if useStore && diverged {
 			useStore = b.reconcile(o, want, base, baseGen)
@@ -272,10 +270,10 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 		var applied store.Applied
 		applied, err = b.appliedAnyway(err) // the snapshot is valid all the same
 		if err == nil {
-			if applied == nil && b.appliedErr.Load() {
-				b.appliedErr.Store(false)
+			if applied == nil && b.flags.has(flagApplied) {
+				b.flags.clear(flagApplied)
 			}
-			b.degraded.Store(false)
+			b.flags.clear(flagDegraded)
 			if f.outage.Load() != nil {
 				f.outage.Store(nil)
 			}
@@ -321,7 +319,7 @@ func (b *Breaker) appliedAnyway(err error) (store.Applied, error) {
 // until it stops.
 func (b *Breaker) reportApplied(err store.Applied) {
 	b.mu.Lock()
-	if !b.appliedErr.Swap(true) {
+	if !b.flags.set(flagApplied) {
 		var conflict store.Conflict
 		if errors.As(err, &conflict) {
 			inForce, wanted := conflict.Settings()
@@ -342,10 +340,10 @@ func (b *Breaker) reportApplied(err store.Applied) {
 // calls it on Remove and Close.
 func (b *Breaker) detach() {
 	b.mu.Lock()
-	b.detached.Store(true)
-	if b.retry != nil {
-		b.retry()
-		b.retry = nil
+	b.flags.set(flagDetached)
+	if r := b.rare; r != nil && r.retry != nil {
+		r.retry()
+		r.retry = nil
 	}
 	watch := b.watch
 	b.watch = nil

@@ -6,24 +6,28 @@ import (
 	"testing"
 
 	purgatory "github.com/purgatory-go/purgatory/runtime"
+	"github.com/purgatory-go/purgatory/runtime/store"
 )
 
 // BenchmarkIdleClosedCircuit measures the heap an idle closed circuit
 // costs (a per-key circuit that was called once and then not), without and
-// with call counting (what an exporter turns on), and with a failure-rate
-// policy. Run it with -cpu 1,8,32: the cost must not
+// with call counting (what an exporter turns on), with a failure-rate
+// policy, and on a memory store (the store's record and the watch
+// included). Run it with -cpu 1,8,32: the cost must not
 // grow with the processors.
 func BenchmarkIdleClosedCircuit(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
 		counting bool
+		shared   bool // a store.Memory: the watch and the store's record count too
 		cfg      purgatory.Config
 	}{
-		{"plain", false, purgatory.Config{}},
-		{"counting", true, purgatory.Config{}},
-		{"rate", false, purgatory.Config{FailureRate: 0.5}},
+		{"plain", false, false, purgatory.Config{}},
+		{"counting", true, false, purgatory.Config{}},
+		{"rate", false, false, purgatory.Config{FailureRate: 0.5}},
+		{"memorystore", false, true, purgatory.Config{}},
 	} {
-		counting := tc.counting
+		counting, shared := tc.counting, tc.shared
 		b.Run(tc.name, func(b *testing.B) {
 			const n = 20_000
 			var perCircuit float64
@@ -31,7 +35,11 @@ func BenchmarkIdleClosedCircuit(b *testing.B) {
 				var m0, m1 goruntime.MemStats
 				goruntime.GC()
 				goruntime.ReadMemStats(&m0)
-				f := purgatory.NewFactory()
+				var opts []purgatory.Option
+				if shared {
+					opts = append(opts, purgatory.WithStore(store.NewMemory()))
+				}
+				f := purgatory.NewFactory(opts...)
 				if counting {
 					f.CountCalls()
 				}

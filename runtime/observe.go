@@ -83,13 +83,13 @@ func (b *Breaker) Status() Status {
 		Name: b.name, State: s.State, Seq: b.events.seq, Failures: s.Failures,
 		Calls: s.Calls, Failed: s.Failed, Until: s.Until, Config: b.cfg,
 	}
+	r := b.peek()
 	if s.State != Closed {
-		st.OpenedAt = b.openedAt
+		st.OpenedAt = r.openedAt
 	}
-	if b.trans != nil {
-		st.Transitions = *b.trans
+	if r.trans != nil {
+		st.Transitions = *r.trans
 	}
-	sts := b.stripes
 	b.mu.Unlock()
 	if tl := b.tally.Load(); s.State == Closed && tl != nil && tl.gen == s.Gen {
 		// This process's counts not merged into the window yet.
@@ -104,8 +104,8 @@ func (b *Breaker) Status() Status {
 		st.RetryAfter = roundUp(st.Until.Sub(now))
 	}
 	st.Counts = Counts{
-		Success: sts.sum(successOf), Failure: b.failures.Load(), Excluded: b.excludedN.Load(),
-		Ignored: b.ignoredN.Load(), Rejected: sts.sum(rejectedOf), StoreErrors: b.storeErrs.Load(),
+		Success: b.stripes.sum(successOf), Failure: b.failures.Load(), Excluded: b.excludedN.Load(),
+		Ignored: b.ignoredN.Load(), Rejected: b.stripes.sum(rejectedOf), StoreErrors: b.storeErrs.Load(),
 	}
 	return st
 }

@@ -27,7 +27,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	}
 	f := b.f
 	d = min(d, max(b.set.TTL, b.set.MaxTTL))
-	if f.private || b.detached.Load() {
+	if f.private || b.flags.has(flagDetached) {
 		now := f.clock.Now()
 		b.mu.Lock()
 		next := b.snap.Force(b.set, Open, now)
@@ -40,7 +40,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
 	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Force, To: Open})
 	now := f.clock.Now()
-	if b.degraded.Load() || b.detached.Load() {
+	if b.flags.has(flagDegraded) || b.flags.has(flagDetached) {
 		// Applied locally: this process's open period is d; a
 		// reconciliation pushes it to the store with the rest.
 		b.mu.Lock()

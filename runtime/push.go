@@ -52,7 +52,7 @@ type pushQueue struct {
 // inline reports whether results are applied on the caller's path: the
 // store never blocks, or there is none, or the circuit is detached.
 func (b *Breaker) inline() bool {
-	if b.f.private || b.detached.Load() {
+	if b.f.private || b.flags.has(flagDetached) {
 		return true
 	}
 	_, ok := b.f.store.(store.Immediate)
@@ -71,7 +71,11 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 		b.update(nil, gen, &c)
 		return
 	}
-	q := &b.pushq
+	q := b.pushq.Load()
+	if q == nil {
+		b.pushq.CompareAndSwap(nil, new(pushQueue)) // the first result pushed
+		q = b.pushq.Load()
+	}
 	q.mu.Lock()
 	if n := len(q.items); n > 0 {
 		last := &q.items[n-1]
@@ -103,7 +107,7 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 
 // pushLoop sends the queue to the store until it is empty.
 func (b *Breaker) pushLoop() {
-	q := &b.pushq
+	q := b.pushq.Load()
 	for {
 		q.mu.Lock()
 		items := q.items

@@ -27,7 +27,7 @@ import (
 // the same at any core count.
 type tally struct {
 	gen        uint64
-	one        tallyStripe                   // the counts before spreading (and adds that raced with it)
+	one        atomic.Uint64                 // the counts before spreading (and adds that raced with it)
 	many       atomic.Pointer[[]tallyStripe] // per-processor lines, once spread
 	collisions atomic.Uint32                 // adds to one that raced with another
 }
@@ -55,8 +55,8 @@ func (t *tally) add(failed bool) bool {
 		lines := *m
 		return lines[stackHash()&uintptr(len(lines)-1)].n.Add(d)>>63 != 0
 	}
-	old := t.one.n.Load()
-	v := t.one.n.Add(d)
+	old := t.one.Load()
+	v := t.one.Add(d)
 	if v != old+d && t.collisions.Add(1) == spreadAfter {
 		lines := make([]tallyStripe, stripeCount())
 		t.many.CompareAndSwap(nil, &lines)
@@ -65,19 +65,19 @@ func (t *tally) add(failed bool) bool {
 }
 
 // lines calls fn with every line of t.
-func (t *tally) lines(fn func(*tallyStripe)) {
+func (t *tally) lines(fn func(*atomic.Uint64)) {
 	fn(&t.one)
 	if m := t.many.Load(); m != nil {
 		for i := range *m {
-			fn(&(*m)[i])
+			fn(&(*m)[i].n)
 		}
 	}
 }
 
 // sum returns the counts not merged yet.
 func (t *tally) sum() (calls, failed uint64) {
-	t.lines(func(l *tallyStripe) {
-		v := l.n.Load()
+	t.lines(func(l *atomic.Uint64) {
+		v := l.Load()
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
 	})
@@ -86,8 +86,8 @@ func (t *tally) sum() (calls, failed uint64) {
 
 // take returns the counts not merged yet and zeroes them.
 func (t *tally) take() (calls, failed uint64) {
-	t.lines(func(l *tallyStripe) {
-		v := l.n.Swap(0)
+	t.lines(func(l *atomic.Uint64) {
+		v := l.Swap(0)
 		calls += v >> 32
 		failed += v & (tallyCall - 1)
 	})

@@ -20,8 +20,12 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 	prev := b.snap
 	b.snap = s
 	changed := s.Gen != prev.Gen || s.State != prev.State
-	if changed {
-		b.leases = b.leases[:0]
+	var r *rare
+	if s.State != Closed || b.rare != nil {
+		r = b.edit() // a circuit that stays closed needs none
+	}
+	if changed && r != nil {
+		r.leases = r.leases[:0]
 	}
 	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
 		if now.IsZero() && s.State != Closed {
@@ -30,9 +34,9 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		// A lease of this generation with no slot taken in s but one held
 		// here keeps its timer: that slot's lease ends on this process's
 		// clock (see tick).
-		if b.timer != nil && (timed(s) || !b.endsLocked(s)) {
-			b.timer()
-			b.timer = nil
+		if r != nil && r.timer != nil && (timed(s) || !b.endsLocked(s)) {
+			r.timer()
+			r.timer = nil
 		}
 		if timed(s) {
 			b.armLocked(s, now)
@@ -51,23 +55,24 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 	if changed {
 		switch s.State {
 		case Open:
-			if prev.State == Closed || b.openedAt.IsZero() {
-				b.openedAt = now
+			if prev.State == Closed || r.openedAt.IsZero() {
+				r.openedAt = now
 			}
 			b.openErr.Store(&OpenError{Circuit: b.name, RetryAfter: roundUp(s.Until.Sub(now))})
-			b.stale = false
+			r.stale = false
 			b.f.stale(b)
 		case Isolated:
 			if prev.State == Closed {
-				b.openedAt = now
+				r.openedAt = now
 			}
+			b.openErr.Store(&OpenError{Circuit: b.name, state: Isolated})
 		}
 		if prev.State != s.State && prev.Gen != 0 {
 			b.events.post(Event{Kind: EventStateChanged, Circuit: b.name, From: prev.State, To: s.State})
-			if b.trans == nil {
-				b.trans = new(Transitions)
+			if r.trans == nil {
+				r.trans = new(Transitions)
 			}
-			b.trans[prev.State][s.State]++
+			r.trans[prev.State][s.State]++
 			if prev.State == HalfOpen && s.State == Closed && s.Succeeded > 0 { // closed by its trials, not by hand
 				b.events.post(Event{Kind: EventRecovered, Circuit: b.name, From: HalfOpen, To: Closed})
 			}
@@ -88,7 +93,7 @@ func timed(s store.Snapshot) bool {
 // forgotten by the store): a record that says no slot is taken must not
 // leave them held for ever. b.mu is held.
 func (b *Breaker) endsLocked(s store.Snapshot) bool {
-	return timed(s) || s.State == HalfOpen && len(b.leases) > 0
+	return timed(s) || s.State == HalfOpen && len(b.peek().leases) > 0
 }
 
 // armLocked schedules the end of an open period or trial lease: a lease
@@ -104,14 +109,14 @@ func (b *Breaker) armLocked(s store.Snapshot, now time.Time) {
 // armAfterLocked arms the timer of generation gen to tick after d. b.mu is
 // held.
 func (b *Breaker) armAfterLocked(gen uint64, d time.Duration) {
-	b.timer = b.f.clock.AfterFunc(d, func() { b.tick(gen) })
+	b.edit().timer = b.f.clock.AfterFunc(d, func() { b.tick(gen) })
 }
 
 // endLocked is when this process asks the store to end s: its Until, or
 // for a trial lease on a shared store, Until + the factory's clock skew.
 // b.mu is held.
 func (b *Breaker) endLocked(s store.Snapshot) time.Time {
-	if s.State == HalfOpen && !b.f.private && !b.detached.Load() {
+	if s.State == HalfOpen && !b.f.private && !b.flags.has(flagDetached) {
 		return s.Until.Add(b.f.skew)
 	}
 	return s.Until
@@ -125,7 +130,7 @@ func (b *Breaker) tick(gen uint64) {
 		b.mu.Unlock()
 		return
 	}
-	b.timer = nil
+	b.edit().timer = nil
 	b.mu.Unlock()
 	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
 	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 {
@@ -149,7 +154,7 @@ func (b *Breaker) tick(gen uint64) {
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()
-	if b.snap.Gen == gen && b.timer == nil && b.endsLocked(b.snap) {
+	if b.snap.Gen == gen && b.peek().timer == nil && b.endsLocked(b.snap) {
 		d := b.endLocked(b.snap).Sub(b.f.clock.Now())
 		if d <= 0 {
 			d = retryStep(b.cfg.TTL)
@@ -180,12 +185,12 @@ func (b *Breaker) refreshOpenErr() *OpenError {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.openErr.Load()
-	if !b.stale || b.snap.State != Open {
+	if !b.peek().stale || b.snap.State != Open {
 		return e
 	}
 	e = &OpenError{Circuit: b.name, RetryAfter: roundUp(b.snap.Until.Sub(b.f.clock.Now()))}
 	b.openErr.Store(e)
-	b.stale = false
+	b.edit().stale = false
 	b.view.Store(b.viewOf(b.snap))
 	b.f.stale(b)
 	return e
@@ -195,7 +200,7 @@ func (b *Breaker) refreshOpenErr() *OpenError {
 func (b *Breaker) markStale() {
 	b.mu.Lock()
 	if b.snap.State == Open {
-		b.stale = true
+		b.edit().stale = true
 		b.view.Store(b.viewOf(b.snap))
 	}
 	b.mu.Unlock()

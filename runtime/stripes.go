@@ -6,25 +6,29 @@ import (
 	"unsafe"
 )
 
+// callCounts are the counters stripes keep: successes and rejections
+// (when counting).
+type callCounts struct {
+	success  atomic.Uint64
+	rejected atomic.Uint64
+}
+
 // stripe is one cache line of counters. Each goroutine adds to the stripe
 // its stack address picks, so that cores counting at once write different
 // lines; a reader sums every stripe. The sums are exact: every add lands in
 // exactly one stripe.
 type stripe struct {
-	success  atomic.Uint64 // successes (when counting)
-	rejected atomic.Uint64 // rejections (when counting)
-	_        [48]byte
+	callCounts
+	_ [48]byte
 }
 
-// stripes are a circuit's call counters: one cache line until goroutines
-// collide on it, then, spread, also per-processor lines (four per
-// processor, at most 64 lines of 64 bytes). An idle circuit so
-// costs the same at any core count; a contended one gets lines its cores
-// do not share.
-type stripes = *stripeSet
-
+// stripeSet is a circuit's call counters, inline in the Breaker: two words
+// until goroutines collide on them, then, spread, also per-processor lines
+// (four per processor, at most 64 lines of 64 bytes). An idle circuit so
+// costs the same at any core count, and nothing more when counting is
+// on; a contended one gets lines its cores do not share.
 type stripeSet struct {
-	one        stripe                   // the counts before spreading (and adds that raced with it)
+	one        callCounts               // the counts before spreading (and adds that raced with it)
 	many       atomic.Pointer[[]stripe] // per-processor lines, once spread
 	collisions atomic.Uint32            // adds to one that raced with another
 }
@@ -33,9 +37,6 @@ type stripeSet struct {
 // counters. A collision is an add that found the line changed under it: two
 // goroutines counting at the same moment, not merely one after the other.
 const spreadAfter = 16
-
-// newStripes returns a circuit's counters, on one line until they spread.
-func newStripes() stripes { return new(stripeSet) }
 
 // spread gives s its per-processor lines.
 func (s *stripeSet) spread() {
@@ -56,7 +57,7 @@ func stripeCount() int {
 // line returns the calling goroutine's line of lines.
 //
 //go:nosplit
-func line(lines []stripe) *stripe { return &lines[stackHash()&uintptr(len(lines)-1)] }
+func line(lines []stripe) *callCounts { return &lines[stackHash()&uintptr(len(lines)-1)].callCounts }
 
 //go:nosplit
 func stackHash() uintptr {
@@ -91,28 +92,25 @@ func (s *stripeSet) collided() {
 
 // The offsets of the counters add counts.
 const (
-	offSuccess  = unsafe.Offsetof(stripe{}.success)
-	offRejected = unsafe.Offsetof(stripe{}.rejected)
+	offSuccess  = unsafe.Offsetof(callCounts{}.success)
+	offRejected = unsafe.Offsetof(callCounts{}.rejected)
 )
 
-func counter(st *stripe, off uintptr) *atomic.Uint64 {
+func counter(st *callCounts, off uintptr) *atomic.Uint64 {
 	return (*atomic.Uint64)(unsafe.Add(unsafe.Pointer(st), off))
 }
 
-// sum returns the sum of a field over every line (0 for nil).
-func (s *stripeSet) sum(field func(*stripe) *atomic.Uint64) uint64 {
-	if s == nil {
-		return 0
-	}
+// sum returns the sum of a field over every line.
+func (s *stripeSet) sum(field func(*callCounts) *atomic.Uint64) uint64 {
 	n := field(&s.one).Load()
 	if m := s.many.Load(); m != nil {
 		for i := range *m {
-			n += field(&(*m)[i]).Load()
+			n += field(&(*m)[i].callCounts).Load()
 		}
 	}
 	return n
 }
 
-func successOf(s *stripe) *atomic.Uint64 { return &s.success }
+func successOf(s *callCounts) *atomic.Uint64 { return &s.success }
 
-func rejectedOf(s *stripe) *atomic.Uint64 { return &s.rejected }
+func rejectedOf(s *callCounts) *atomic.Uint64 { return &s.rejected }

@@ -8,7 +8,7 @@ import (
 // TestStripesSpreadExactly counts on one line, spreads, counts on the
 // per-processor lines from many goroutines at once, and reads exact sums.
 func TestStripesSpreadExactly(t *testing.T) {
-	s := newStripes()
+	s := new(stripeSet)
 	if s.many.Load() != nil {
 		t.Fatal("spread before any collision")
 	}
@@ -44,7 +44,7 @@ func TestStripesSpreadExactly(t *testing.T) {
 // counters that start on one line (they may spread meanwhile, when the
 // goroutines collide): no add is lost.
 func TestStripesCountExactlyWhileSpreading(t *testing.T) {
-	s := newStripes()
+	s := new(stripeSet)
 	const goroutines, each = 8, 5000
 	var wg sync.WaitGroup
 	for range goroutines {

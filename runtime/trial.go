@@ -27,7 +27,9 @@ type trialLease struct {
 // same number, and their reports are ignored. b.mu is held; the caller
 // installs a snapshot or stores the view afterwards.
 func (b *Breaker) dropLocalLeasesLocked() {
-	b.leases = slices.DeleteFunc(b.leases, func(l trialLease) bool { return l.local })
+	if r := b.rare; r != nil {
+		r.leases = slices.DeleteFunc(r.leases, func(l trialLease) bool { return l.local })
+	}
 }
 
 // allowTrial claims a half-open trial slot.
@@ -40,10 +42,8 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 				return Token(w), nil
 			}
 			return b.allowClosed(w), nil
-		case Open:
+		case Open, Isolated:
 			return 0, b.reject(w, b.openErr.Load())
-		case Isolated:
-			return 0, b.reject(w, b.isoErr)
 		}
 		if w&fullBit != 0 {
 			return 0, b.reject(w, b.trialErr.Load())
@@ -58,7 +58,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 				start = b.micros()
 			}
 			b.mu.Lock()
-			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && len(b.leases) < b.set.Trials {
+			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && len(b.peek().leases) < b.set.Trials {
 				t := b.takeLeaseLocked(snap.Gen, start, local)
 				b.mu.Unlock()
 				return t, nil
@@ -82,7 +82,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			b.mu.Lock()
 			// Rejections are marked only while a timer (the lease's) will
 			// look again: a view must never stay full with nothing to end it.
-			if b.snap.Gen == snap.Gen && b.timer != nil {
+			if b.snap.Gen == snap.Gen && b.peek().timer != nil {
 				b.view.Store(b.viewOf(b.snap) | fullBit)
 			}
 			b.mu.Unlock()
@@ -90,21 +90,22 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		}
 	}
 	w := b.view.Load()
-	return 0, b.reject(w, b.trialErr.Load())
+	return 0, b.reject(w, b.rejection(w))
 }
 
 // takeLeaseLocked records a trial slot granted in generation gen (by the
 // store, or on local state) and returns its token. b.mu is held.
 func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
+	r := b.edit()
 	for {
-		b.lastNo = b.lastNo%leaseMask + 1 // 1 … 2^24-1, then 1 again
-		if b.leaseLocked(b.lastNo) < 0 {
+		r.lastNo = r.lastNo%leaseMask + 1 // 1 … 2^24-1, then 1 again
+		if b.leaseLocked(r.lastNo) < 0 {
 			break // (a number still held after 2^24 grants is skipped)
 		}
 	}
-	b.leases = append(b.leases, trialLease{no: b.lastNo, local: local, start: start})
+	r.leases = append(r.leases, trialLease{no: r.lastNo, local: local, start: start})
 	b.view.Store(b.viewOf(b.snap))
-	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(b.lastNo)<<leaseShift
+	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(r.lastNo)<<leaseShift
 	if local {
 		t |= localBit
 	}
@@ -114,7 +115,7 @@ func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
 // leaseLocked returns the index of the lease numbered no, or -1. b.mu is
 // held.
 func (b *Breaker) leaseLocked(no uint32) int {
-	for i, l := range b.leases {
+	for i, l := range b.peek().leases {
 		if l.no == no {
 			return i
 		}
@@ -140,8 +141,9 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 		b.count(b.view.Load(), o)
 		return // an old generation's trial, or reported twice
 	}
-	start := b.leases[i].start
-	b.leases = append(b.leases[:i], b.leases[i+1:]...)
+	r := b.edit()
+	start := r.leases[i].start
+	r.leases = append(r.leases[:i], r.leases[i+1:]...)
 	gen := b.snap.Gen
 	b.view.Store(b.viewOf(b.snap))
 	b.mu.Unlock()

@@ -48,12 +48,12 @@ const (
 // viewOf returns the view word of snapshot s. b.mu is held.
 func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 	w := uint64(s.State) | (s.Gen&genMask)<<genShift
-	if b.f.counting.Load() && b.stripes != nil {
+	if b.f.counting.Load() {
 		w |= countBit
 	}
 	switch s.State {
 	case Open:
-		if b.stale {
+		if b.peek().stale {
 			w |= staleBit
 		}
 	case Closed:
@@ -67,7 +67,7 @@ func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 			w |= slowBit
 		}
 	case HalfOpen:
-		if len(b.leases) >= b.set.Trials || s.Claimed >= b.set.Trials {
+		if len(b.peek().leases) >= b.set.Trials || s.Claimed >= b.set.Trials {
 			w |= fullBit
 		}
 	}
