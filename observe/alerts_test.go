@@ -1,26 +1,16 @@
 package observe_test
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/purgatory-go/purgatory/internal/testbin"
 )
 
 // need returns the path of a binary the test needs. Without it the test is
 // skipped, or fails when CI=true (CI installs it: see .ci/run).
-func need(t *testing.T, binary, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(binary)
-	if err != nil {
-		msg := binary + " not found in PATH; install Debian's " + pkg + " package (apt-get install " + pkg + ")"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
+func need(t *testing.T, binary, pkg string) string { return testbin.Need(t, binary, pkg) }
 
 // TestAlertRules checks the shipped alerting rules with promtool (syntax,
 // PromQL, templates) and runs their unit tests.

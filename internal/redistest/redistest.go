@@ -20,6 +20,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/purgatory-go/purgatory/internal/testbin"
 )
 
 // InstallHint is the message of a test skipped for want of redis-server.
@@ -98,12 +100,7 @@ var (
 // test is skipped, or fails when CI=true.
 func Client(t testing.TB) (*goredis.Client, string) {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(InstallHint)
-		}
-		t.Skip(InstallHint)
-	}
+	testbin.Need(t, "redis-server", "redis-server")
 	once.Do(func() { shared, errInit = Start(0) })
 	if errInit != nil {
 		t.Fatal(errInit)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/purgatory-go/purgatory/internal/testbin"
 	"github.com/purgatory-go/purgatory/observe/status"
 	purgatory "github.com/purgatory-go/purgatory/runtime"
 	"github.com/purgatory-go/purgatory/runtime/clocktest"
@@ -29,12 +30,7 @@ const chromiumPath = "/usr/bin/chromium"
 // without Chromium unless CI=true, where .ci/run installs it.
 func browser(t *testing.T, width, height int) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s is missing (.ci/run installs Debian's chromium package): %v", chromiumPath, err)
-		}
-		t.Skipf("skipping the browser test: %s not found (apt-get install chromium to run it)", chromiumPath)
-	}
+	testbin.Need(t, chromiumPath, "chromium")
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(width, height))...)
 	t.Cleanup(cancelAlloc)

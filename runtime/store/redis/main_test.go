@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/purgatory-go/purgatory/internal/redistest"
+	"github.com/purgatory-go/purgatory/internal/testbin"
 )
 
 // helperEnv, when set, makes the test binary a child process of
@@ -28,9 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(m.Run())
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			fmt.Fprintln(os.Stderr, installHint)
+	if _, err := testbin.Find("redis-server", "redis-server"); err != nil {
+		if testbin.InCI() {
+			fmt.Fprintln(os.Stderr, "CI=true:", err)
 			os.Exit(1)
 		}
 		os.Exit(m.Run()) // every test skips with installHint
