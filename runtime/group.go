@@ -17,10 +17,12 @@ const (
 	// and the exporters' per-key series, when asked for, to a number a
 	// Prometheus server takes in its stride.
 	DefaultMaxKeys = 1000
-	// DefaultIdleTimeout is how long a closed circuit of a group may go
-	// without calls before it is evicted. Ten minutes keeps the circuit of
-	// a key called every few minutes (a cron, a batch), and its pending
-	// failures, while a crawler's or a fan-out's one-off keys go.
+	// DefaultIdleTimeout is how long a circuit of a group may go without
+	// calls before it is evicted (see [Group] for the circuits that stay
+	// longer). Ten minutes keeps the circuit of a key called every few
+	// minutes (a cron, a batch), and its pending failures, while a
+	// crawler's or a fan-out's one-off keys, and the circuits of hosts
+	// that went away, go.
 	DefaultIdleTimeout = 10 * time.Minute
 	// MaxKeyLen is the longest key a circuit name holds verbatim (every
 	// DNS host name fits); longer keys are hashed (see [Group.Breaker]).
@@ -43,9 +45,10 @@ func WithMaxKeys(n int) GroupOption {
 	return func(c *groupConfig) { c.maxKeys = n }
 }
 
-// WithIdleTimeout sets how long a closed circuit of the group may go
-// without calls before it is evicted (default [DefaultIdleTimeout]). An
-// evicted circuit is gone between d and 1.5×d after its last call. It
+// WithIdleTimeout sets how long a circuit of the group may go without
+// calls before it is evicted (default [DefaultIdleTimeout]). An evicted
+// circuit is gone between d and 1.5×d after its last call, or, if it was
+// not at rest then (see [Group]), within d/2 after it came to rest. It
 // panics if d <= 0.
 func WithIdleTimeout(d time.Duration) GroupOption {
 	mustPositive("idle timeout", int64(d))
@@ -63,11 +66,37 @@ func WithIdleTimeout(d time.Duration) GroupOption {
 // group may evict it.
 //
 // Eviction. A sweep runs every half idle timeout while the group holds
-// circuits. A closed circuit with no failures pending that no call
-// reached for a whole idle timeout is removed from the group and the
-// factory (as by [Factory.Remove]); open, half-open and isolated circuits
-// are kept, since they protect. A circuit removed with [Factory.Remove]
-// leaves the group too: its key gets a new circuit on its next call.
+// circuits. A circuit that no call reached for a whole idle timeout (no
+// [Group.Breaker] lookup of its key) is removed from the group and the
+// factory (as by [Factory.Remove]) at the first sweep that finds it at
+// rest, whatever its state, except:
+//
+//   - open: kept while its open period runs, since it protects; at its
+//     end the circuit moves to half-open by itself, and an idle half-open
+//     circuit is evicted (nobody is left to try it);
+//   - isolated: kept until an operator closes it (or removes it), since
+//     isolation is an operator's word;
+//   - a trial lease of this process held (a half-open trial in flight),
+//     or something on its way to the store (local transitions to push
+//     after a store outage, queued results, rate counts to merge): kept
+//     until the lease ends or the store has it.
+//
+// So a circuit no call reaches holds its place no longer than the idle
+// timeout plus its open period (at most max(TTL, MaxTTL)) and one lease,
+// isolated circuits and a store that does not answer aside.
+//
+// What an evicted circuit loses is local: with a shared store, the store
+// keeps its record (open, half-open, failures pending), and the key's
+// next call registers a new circuit that adopts it; without one, the key
+// starts afresh, closed. (A [store.Memory] drops a record nobody watches
+// any more: shared by factories, it keeps it while another one has the
+// circuit.) A call admitted before the eviction (a closed call: closed
+// circuits do not count their calls in flight) may report to the evicted
+// breaker afterwards: that is harmless, it works on local state and
+// reaches neither the store nor the key's new circuit.
+//
+// A circuit removed with [Factory.Remove] leaves the group too: its key
+// gets a new circuit on its next call.
 type Group struct {
 	name string
 	f    *Factory
@@ -163,12 +192,16 @@ func (b *Breaker) Group() string { return b.group }
 //     (BenchmarkGroup/Lookup10KB against BenchmarkGroup/Lookup).
 //
 // Past MaxKeys. A new key when the group holds [WithMaxKeys] circuits
-// first evicts a closed circuit with no failures pending that no call
-// reached since the last sweep (least recently used, to the sweep's
-// precision). If there is none, the key shares the group's overflow
-// circuit, name+"/~overflow" (made on first need, not counted in
-// MaxKeys), until a sweep runs; while the group is in that state a
-// new key's lookup takes no lock either.
+// first evicts a circuit at rest that no call reached since the last
+// sweep (least recently used, to the sweep's precision): closed with no
+// failures pending, or idle for a whole idle timeout (see [Group]). If
+// there is none, the key shares the group's overflow circuit,
+// name+"/~overflow" (made on first need, not counted in MaxKeys, never
+// evicted), until a sweep runs; while the group is in that state a new
+// key's lookup takes no lock either. Open circuits are not evicted to
+// make room, so that a flood of new keys cannot flush the circuits of
+// hosts that are down; as the idle ones come to rest, the sweeps free
+// their places.
 func (g *Group) Breaker(key string) *Breaker {
 	if m := g.read.Load(); m != nil {
 		if e, ok := (*m)[key]; ok && !e.gone.Load() {

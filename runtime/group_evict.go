@@ -1,21 +1,63 @@
 package runtime
 
 // This file: a group's eviction of idle circuits: the sweep, and the
-// least recently used closed circuit evicted past MaxKeys.
+// circuit evicted past MaxKeys.
+//
+// The rule (see Group): a circuit no lookup reached for a whole idle
+// timeout leaves the group as soon as it is at rest, whatever its state
+// but open or isolated; past MaxKeys, a closed circuit with no failures
+// pending and at rest goes after a single sweep interval unused. A circuit
+// is never evicted while it protects (open: its open period runs; it moves
+// to half-open by itself at the end of it) or on an operator's word
+// (isolated), nor while this process holds one of its trial leases or has
+// something on its way to the store.
 
-// evictable reports whether b may be evicted: closed, no failures pending.
-func evictable(b *Breaker) bool {
+// atRest reports whether b may be evicted now as far as its own state
+// goes: it is closed or half-open, this process holds none of its trial
+// leases, and nothing of it is on its way to the store (local transitions
+// to reconcile after an outage, queued results, rate counts to merge).
+// clean is whether it is closed with no failures pending: evicting it
+// loses nothing at all. The one place the group reads a breaker's replica:
+// it takes b.mu and the push queue's lock (g.mu may be held: the group
+// takes them after its own).
+func (b *Breaker) atRest() (ok, clean bool) {
+	b.mu.Lock()
+	s, leases, diverged := b.snap.State, len(b.leases), b.diverged
+	failures := b.snap.Failures
+	b.mu.Unlock()
+	switch {
+	case s == Open || s == Isolated, leases > 0, diverged, b.flushing.Load():
+		return false, false
+	}
+	q := &b.pushq
+	q.mu.Lock()
+	queued := q.running || len(q.items) > 0
+	q.mu.Unlock()
+	if queued {
+		return false, false
+	}
+	return true, s == Closed && failures == 0
+}
+
+// cleanClosed reports, from the view word alone, whether b is closed with
+// no failures pending: the cheap first test of an eviction past MaxKeys.
+func cleanClosed(b *Breaker) bool {
 	w := b.view.Load()
 	return word(w).state() == Closed && w&pendingBit == 0
 }
 
-// evictOneLocked evicts one evictable circuit that no call reached since
-// the last sweep, and returns it (its events are to be delivered once
-// g.mu is released), or nil. g.mu is held.
+// evictOneLocked evicts one circuit that no call reached since the last
+// sweep and returns it (its events are to be delivered once g.mu is
+// released), or nil: a closed one with no failures pending, or one idle
+// for a whole idle timeout that came to rest since the sweep. g.mu is
+// held.
 func (g *Group) evictOneLocked() (victim *Breaker) {
 	g.keys.Range(func(k, v any) bool {
 		e := v.(*groupEntry)
-		if e.used.Load() || !evictable(e.b) || g.pending[k.(string)] > 0 {
+		if e.used.Load() || g.pending[k.(string)] > 0 || e.idle < 2 && !cleanClosed(e.b) {
+			return true
+		}
+		if ok, clean := e.b.atRest(); !ok || e.idle < 2 && !clean {
 			return true
 		}
 		g.dropLocked(k.(string), e)
@@ -45,8 +87,11 @@ func (g *Group) armLocked() {
 	}
 }
 
-// sweep evicts the circuits idle for an idle timeout: unused at two sweeps
-// in a row after the one that saw them used.
+// sweep evicts the circuits idle for an idle timeout (unused at two
+// sweeps in a row after the one that saw them used) that are at rest; an
+// idle circuit not at rest yet (open, a trial lease held, a push queued)
+// is looked at again at each sweep, and goes at the first that finds it
+// at rest.
 func (g *Group) sweep() {
 	var victims []*Breaker
 	g.mu.Lock()
@@ -69,7 +114,10 @@ func (g *Group) sweep() {
 			if e.idle < 2 {
 				e.idle++
 			}
-			if e.idle >= 2 && evictable(e.b) && g.pending[k.(string)] == 0 {
+			if e.idle < 2 || g.pending[k.(string)] > 0 {
+				return true
+			}
+			if ok, _ := e.b.atRest(); ok {
 				g.dropLocked(k.(string), e)
 				victims = append(victims, e.b)
 				changed = true

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +125,8 @@ func TestGroupRegistration(t *testing.T) {
 	assert.Panics(t, func() { purgatory.WithIdleTimeout(0) })
 }
 
+// An idle circuit goes whatever its state, except open (while its open
+// period runs) and isolated; one called now and then stays.
 func TestGroupIdleEviction(t *testing.T) {
 	clk := clocktest.New(time.Unix(0, 0))
 	var mu sync.Mutex
@@ -140,28 +143,39 @@ func TestGroupIdleEviction(t *testing.T) {
 	idle := g.Breaker("idle")
 	busy := g.Breaker("busy")
 	open := g.Breaker("open")
-	tripKey(t, open)
+	tripKey(t, open) // open for an hour
 	pending := g.Breaker("pending")
 	_ = pending.Do(context.Background(), func(context.Context) error { return errGroupDown }) // 1 of 2 failures
+	half := g.Breaker("half")
+	half.OpenFor(30 * time.Second) // half-open at 30 s, then nobody tries it
+	iso := g.Breaker("iso")
+	iso.Isolate()
 	for range 4 {
 		clk.Advance(30 * time.Second)
 		g.Breaker("busy")
 	}
-	// Two minutes without a call: idle is gone, busy, open and pending stay.
+	// Two minutes without a call: idle, pending and half-open are gone;
+	// busy, open (for an hour) and isolated stay.
 	mu.Lock()
-	assert.Equal(t, []string{"h/idle"}, removed)
+	slices.Sort(removed)
+	assert.Equal(t, []string{"h/half", "h/idle", "h/pending"}, removed)
 	mu.Unlock()
 	_, ok := f.Lookup("h/idle")
 	assert.False(t, ok)
 	assert.Equal(t, 3, g.Len())
 	assert.Same(t, busy, g.Breaker("busy"))
 	assert.Same(t, open, g.Breaker("open"))
-	assert.Same(t, pending, g.Breaker("pending"))
+	assert.Same(t, iso, g.Breaker("iso"))
 	fresh := g.Breaker("idle")
 	assert.NotSame(t, idle, fresh, "an evicted key gets a new circuit")
 	got, ok := f.Lookup("h/idle")
 	require.True(t, ok)
 	assert.Same(t, fresh, got)
+	// Without a store, an evicted circuit's state was its own: the key
+	// starts afresh.
+	assert.Equal(t, purgatory.Closed, g.Breaker("half").State())
+	assert.Equal(t, 0, g.Breaker("pending").Status().Failures)
+	assert.Equal(t, purgatory.HalfOpen, half.State(), "the evicted breaker goes on, on its own")
 }
 
 // An idle circuit goes between one and one and a half idle timeouts after

@@ -442,6 +442,22 @@ func newHistory(seed int64) *history {
 			h.actions = append(h.actions, action{kind: pick(r, actOpenFor, actRemove), at: durIn(r, 0, h.T), p: r.IntN(h.nproc), c: c,
 				dur: pick(r, cs.cfg.TTL, time.Hour)})
 		}
+		// Calls in flight across an eviction (finding 108): some hang (a
+		// trial's lease holds its circuit until it runs out), some report
+		// twice, some outlast the idle timeout. Drawn last, so that the
+		// group's histories drawn before keep theirs.
+		for i := range h.actions {
+			if a := &h.actions[i]; a.kind == actCall && a.c == c {
+				switch r.IntN(16) {
+				case 0:
+					a.doneMode = doneNever
+				case 1:
+					a.doneMode = doneTwice
+				case 2:
+					a.dur = 2 * cs.idle
+				}
+			}
+		}
 	}
 	return h
 }

@@ -32,6 +32,11 @@ package sim
 //     the ledger of item 3 does not count them, the store hears no
 //     Failure or Success of them, and they leave the consecutive
 //     failures alone.
+// 10. Groups (-sim.groups): a group never holds more than MaxKeys
+//     circuits, and idle circuits never hold its places for ever: after
+//     faults heal, key 0, called all along while the other keys are not,
+//     stops sharing the overflow circuit within the liveness bound plus
+//     two idle timeouts (finding 108).
 //
 // Known defects: today's main violates items 1, 2, 3, 7 and 8 of issue 16
 // (and 4 with forged messages). Until their fixes are merged, violations
