@@ -22,19 +22,21 @@ package runtime
 // takes them after its own).
 func (b *Breaker) atRest() (ok, clean bool) {
 	b.mu.Lock()
-	s, leases, diverged := b.snap.State, len(b.leases), b.diverged
+	r := b.peek()
+	s, leases, diverged := b.snap.State, len(r.leases), r.diverged
 	failures := b.snap.Failures
 	b.mu.Unlock()
 	switch {
 	case s == Open || s == Isolated, leases > 0, diverged, b.flushing.Load():
 		return false, false
 	}
-	q := &b.pushq
-	q.mu.Lock()
-	queued := q.running || len(q.items) > 0
-	q.mu.Unlock()
-	if queued {
-		return false, false
+	if q := b.pushq.Load(); q != nil {
+		q.mu.Lock()
+		queued := q.running || len(q.items) > 0
+		q.mu.Unlock()
+		if queued {
+			return false, false
+		}
 	}
 	return true, s == Closed && failures == 0
 }
