@@ -68,8 +68,8 @@ func WithFailure(isFailure func(error) bool) Option {
 }
 
 // WithGroupOptions passes options to the circuit groups: how many
-// circuits they keep ([purgatory.WithMaxKeys]) and how soon an idle closed
-// one goes ([purgatory.WithIdleTimeout]).
+// circuits they keep ([purgatory.WithMaxKeys]) and how soon an idle one
+// goes ([purgatory.WithIdleTimeout]).
 func WithGroupOptions(opts ...purgatory.GroupOption) Option {
 	return func(o *options) { o.groupOpts = append(o.groupOpts, opts...) }
 }

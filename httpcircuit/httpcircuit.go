@@ -62,7 +62,7 @@ func WithPrefix(prefix string) Option {
 
 // WithGroupOptions passes options to the circuit group: how many hosts
 // it keeps circuits for ([purgatory.WithMaxKeys]) and how soon an idle
-// host's closed circuit goes ([purgatory.WithIdleTimeout]).
+// host's circuit goes ([purgatory.WithIdleTimeout]).
 func WithGroupOptions(opts ...purgatory.GroupOption) Option {
 	return func(t *Transport) { t.groupOpts = append(t.groupOpts, opts...) }
 }
@@ -95,9 +95,11 @@ func WithRetryAfter(honour bool) Option {
 // other failure.
 //
 // Idle hosts. A host's circuit is made on its first request and dropped
-// once closed and idle for the group's idle timeout
-// ([purgatory.DefaultIdleTimeout] unless set with WithGroupOptions); at
-// most [purgatory.DefaultMaxKeys] hosts have circuits at once.
+// once no request went to the host for the group's idle timeout
+// ([purgatory.DefaultIdleTimeout] unless set with WithGroupOptions) and
+// the circuit is at rest (not open, no trial in flight: see
+// [purgatory.Group]); at most [purgatory.DefaultMaxKeys] hosts have
+// circuits at once.
 //
 // Sending a request whose circuit is closed costs one lock-free lookup
 // and allocates nothing beyond what the base transport does.
