@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -110,6 +111,9 @@ func (m *Memory) Failure(_ context.Context, op Op) (Snapshot, error) {
 
 // Failures implements [FailureBatcher].
 func (m *Memory) Failures(_ context.Context, op Op, n int) (Snapshot, error) {
+	if n < 1 {
+		return Snapshot{}, fmt.Errorf("purgatory/store: failures %q: bad count %d (want at least 1)", op.Circuit, n)
+	}
 	return m.do(&op, Change{Kind: Failures, N: n})
 }
 

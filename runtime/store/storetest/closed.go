@@ -128,6 +128,10 @@ func testFailureBatch(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	assert.Equal(t, x.Gen, y.Gen, "failures of an ended generation are ignored")
 	assert.Equal(t, store.Open, y.State)
+	for _, n := range []int{0, -1} {
+		_, err = b.Failures(ctx(t), op(name, y.Gen, t0), n)
+		assert.Error(t, err, "a count of %d is a caller's bug, not a read", n)
+	}
 }
 
 // testGenZeroReads: generation 0 is none a record has: an operation on it
