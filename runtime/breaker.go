@@ -42,7 +42,6 @@ type Breaker struct {
 	hot      // the rest of what a rejection reads: atomics, written under mu
 	conf     // identity and configuration: immutable once the breaker is registered
 	counters // atomic counters of outcomes and store errors
-	rate     // a rate circuit's unmerged calls: atomics (see rate.go)
 	link     // the link to the store: atomics, and a push queue with its own lock
 	replica  // the local replica of the circuit: guarded by mu
 }
@@ -63,6 +62,7 @@ type conf struct {
 	name    string
 	f       *Factory
 	*policy            // shared by the circuits registered with the same configuration
+	rate    *rater     // a rate circuit's unmerged calls (see rate.go); nil for the others
 	regMu   sync.Mutex // held by the registering goroutine until the breaker is ready (flagReady)
 }
 
@@ -86,14 +86,6 @@ type counters struct {
 	// them (see stripes.go).
 	stripes                                  stripeSet
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64
-}
-
-// rate holds a rate circuit's calls not merged into the store's window
-// yet: atomics (see recordCall and flush).
-type rate struct {
-	tally    atomic.Pointer[tally] // the unmerged calls of the closed generation
-	merged   atomic.Int64          // the window bucket of this process's last merge
-	flushing atomic.Bool           // a flush is under way or armed
 }
 
 // link is what the breaker knows of its store besides the replica:

@@ -168,7 +168,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 			b.stripes.add(offSuccess)
 		}
 		if w&rateBit != 0 {
-			b.recordCall(word(w).gen(), false)
+			b.rate.record(word(w).gen(), false)
 		}
 		return
 	}
@@ -186,7 +186,7 @@ func (b *Breaker) doneSlow(ctx context.Context, t Token, err error) {
 		return // admitted in an older generation
 	}
 	if w&rateBit != 0 && o != ignored {
-		b.recordCall(word(w).gen(), o == failure)
+		b.rate.record(word(w).gen(), o == failure)
 	}
 	switch o {
 	case success, excluded:

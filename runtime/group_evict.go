@@ -27,7 +27,7 @@ func (b *Breaker) atRest() (ok, clean bool) {
 	failures := b.snap.Failures
 	b.mu.Unlock()
 	switch {
-	case s == Open || s == Isolated, leases > 0, diverged, b.flushing.Load():
+	case s == Open || s == Isolated, leases > 0, diverged, b.rate != nil && b.rate.flushing.Load():
 		return false, false
 	}
 	if q := b.pushq.Load(); q != nil {

@@ -72,6 +72,9 @@ func (b *Breaker) register(wanted store.Settings) {
 		b.storeErrs.Add(1)
 		b.events.post(Event{Kind: EventStoreError, Circuit: b.name, Err: perr})
 	}
+	if b.set.FailureRate > 0 {
+		b.rate = &rater{b: b}
+	}
 	b.events.post(Event{Kind: EventCreated, Circuit: b.name, Config: b.cfg})
 	if b.set != wanted {
 		b.events.post(conflictEvent(b.name, b.cfg, configOf(wanted, b.cfg)))

@@ -91,9 +91,9 @@ func (b *Breaker) Status() Status {
 		st.Transitions = *r.trans
 	}
 	b.mu.Unlock()
-	if tl := b.tally.Load(); s.State == Closed && tl != nil && tl.gen == s.Gen {
+	if b.rate != nil && s.State == Closed {
 		// This process's counts not merged into the window yet.
-		calls, failed := tl.sum()
+		calls, failed := b.rate.unmerged(s.Gen)
 		st.Calls += int(calls)
 		st.Failed += int(failed)
 	}

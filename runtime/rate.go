@@ -94,33 +94,61 @@ func (t *tally) take() (calls, failed uint64) {
 	return calls, failed
 }
 
-// recordCall counts a call admitted in the closed generation gen into a
-// rate circuit's local tally, and merges the tally into the window at once
-// when it could trip the circuit, or arms the periodic merge. A call of a
-// generation that ended is not counted: its window is gone.
-func (b *Breaker) recordCall(gen uint64, failed bool) {
-	tl := b.tally.Load()
+// rater is a rate circuit's part of its breaker: the tally of the closed
+// generation's calls not merged into the store's window yet, and their
+// merges. register makes it for a circuit with a failure rate, once its
+// settings are final; other circuits have none.
+type rater struct {
+	b        *Breaker              // its breaker: immutable
+	tally    atomic.Pointer[tally] // the unmerged calls of the closed generation
+	merged   atomic.Int64          // the window bucket of this process's last merge
+	flushing atomic.Bool           // a flush is under way or armed
+}
+
+// record counts a call admitted in the closed generation gen into the
+// tally, and merges the tally into the window at once when it could trip
+// the circuit, or arms the periodic merge. A call of a generation that
+// ended is not counted: its window is gone.
+func (r *rater) record(gen uint64, failed bool) {
+	tl := r.tally.Load()
 	if tl == nil || tl.gen != gen {
 		return
 	}
-	if tl.add(failed) || failed && b.couldTrip(tl) {
-		b.flush()
+	if tl.add(failed) || failed && r.couldTrip(tl) {
+		r.flush()
 		return
 	}
-	if !b.flushing.Load() {
-		b.armFlush()
+	if !r.flushing.Load() {
+		r.armFlush()
 	}
 }
 
-// armFlush arms the periodic flush of a rate circuit's local counts.
-func (b *Breaker) armFlush() {
-	if b.flushing.CompareAndSwap(false, true) {
-		b.f.clock.AfterFunc(b.flushEvery(), b.flushTick)
+// follow makes the tally follow the circuit's snapshot s: a new closed
+// generation counts afresh, and the counts of one that ended no longer
+// matter. b.mu is held.
+func (r *rater) follow(s store.Snapshot) {
+	if s.State == Closed {
+		if tl := r.tally.Load(); tl == nil || tl.gen != s.Gen {
+			r.tally.Store(newTally(s.Gen))
+		}
+	} else if r.tally.Load() != nil {
+		r.tally.Store(nil)
 	}
 }
 
-func (c *conf) flushEvery() time.Duration {
-	return max(c.set.Window/store.Buckets, time.Millisecond)
+// unmerged returns the calls of the closed generation gen not merged yet.
+func (r *rater) unmerged(gen uint64) (calls, failed uint64) {
+	if tl := r.tally.Load(); tl != nil && tl.gen == gen {
+		return tl.sum()
+	}
+	return 0, 0
+}
+
+// armFlush arms the periodic flush of the local counts.
+func (r *rater) armFlush() {
+	if r.flushing.CompareAndSwap(false, true) {
+		r.b.f.clock.AfterFunc(max(r.b.set.Window/store.Buckets, time.Millisecond), r.tick)
+	}
 }
 
 // couldTrip reports whether the local counts, with the window as last
@@ -129,13 +157,14 @@ func (c *conf) flushEvery() time.Duration {
 // passed since, some of them may have aged out, and the local counts are
 // merged at once (at most once per bucket) so that the store decides on
 // the window as it is now.
-func (b *Breaker) couldTrip(tl *tally) bool {
+func (r *rater) couldTrip(tl *tally) bool {
+	b := r.b
 	calls, failed := tl.sum()
-	now := b.bucketOf(b.f.clock.Now())
+	now := r.bucketOf(b.f.clock.Now())
 	b.mu.Lock()
 	mc, mf := uint64(b.snap.Calls), uint64(b.snap.Failed)
 	b.mu.Unlock()
-	if mc > 0 && now != b.merged.Load() {
+	if mc > 0 && now != r.merged.Load() {
 		return true
 	}
 	calls += mc
@@ -145,23 +174,23 @@ func (b *Breaker) couldTrip(tl *tally) bool {
 
 // bucketOf returns the index of the window bucket of t, as [store.Window]
 // counts them.
-func (c *conf) bucketOf(t time.Time) int64 {
-	return t.UnixNano() / int64(max(c.set.Window/store.Buckets, 1))
+func (r *rater) bucketOf(t time.Time) int64 {
+	return t.UnixNano() / int64(max(r.b.set.Window/store.Buckets, 1))
 }
 
-func (b *Breaker) flushTick() {
-	b.flush()
-	b.flushing.Store(false)
-	if tl := b.tally.Load(); tl != nil {
+func (r *rater) tick() {
+	r.flush()
+	r.flushing.Store(false)
+	if tl := r.tally.Load(); tl != nil {
 		if calls, _ := tl.sum(); calls > 0 {
-			b.armFlush()
+			r.armFlush()
 		}
 	}
 }
 
 // flush merges the local counts into the store's window.
-func (b *Breaker) flush() {
-	tl := b.tally.Load()
+func (r *rater) flush() {
+	tl := r.tally.Load()
 	if tl == nil {
 		return
 	}
@@ -169,9 +198,10 @@ func (b *Breaker) flush() {
 	if calls == 0 {
 		return
 	}
+	b := r.b
 	if w := b.view.Load(); word(w).state() != Closed || word(w).gen() != tl.gen {
 		return // counts of a closed period that ended: they no longer matter
 	}
-	b.merged.Store(b.bucketOf(b.f.clock.Now()))
+	r.merged.Store(r.bucketOf(b.f.clock.Now()))
 	b.pushCounts(tl.gen, store.Record, false, int(calls), int(failed))
 }

@@ -45,12 +45,8 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 			b.trialErr.Store(&OpenError{Circuit: b.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
 		}
 	}
-	if s.State == Closed && b.set.FailureRate > 0 {
-		if tl := b.tally.Load(); tl == nil || tl.gen != s.Gen {
-			b.tally.Store(newTally(s.Gen)) // a closed generation counts afresh
-		}
-	} else if s.State != Closed && b.tally.Load() != nil {
-		b.tally.Store(nil) // the closed generation ended: its counts no longer matter
+	if b.rate != nil {
+		b.rate.follow(s)
 	}
 	if changed {
 		switch s.State {
