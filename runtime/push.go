@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/purgatory-go/purgatory/runtime/store"
 )
@@ -15,11 +16,24 @@ import (
 // exactly once. Results that accumulated while the pusher's last store call
 // ran are coalesced: adjacent failures of one generation become one
 // [store.FailureBatcher] call, adjacent closed successes of one generation
-// one Success, adjacent rate counts of one generation one Record. So a
-// burst of failures across many goroutines costs one round trip, and a
-// frozen store holds no caller: the pusher's calls are bounded by the
-// store timeout, and when one fails the breaker goes on with its local
-// state as it would have on the caller's path (see update).
+// one Success, adjacent rate counts of one generation one Record, and
+// failures and successes alternating in one generation at most three calls
+// (see resetQueued). So a burst of failures across many goroutines costs
+// one round trip, and a frozen store holds no caller: the pusher's calls
+// are bounded by the store timeout, and when one fails the breaker goes on
+// with its local state as it would have on the caller's path (see update).
+//
+// A closed success sends a reset only when the view has pendingBit, which
+// the store's answer sets once it counts a failure. A success that comes
+// before that answer must reset this process's failure all the same, in
+// order behind it: from the moment a closed failure is queued until the
+// pusher has sent it and adopted the answer, the view has pendingBit in
+// that generation (owed), and a success queues a reset, which the store
+// applies only in the generation the failure was counted in. Setting the
+// bit takes b.mu once per such period, and so does dropping it, which the
+// pusher does as soon as no failure is left to send: from then on the
+// store's count decides again, so successes that keep the pusher busy do
+// not keep the bit (each of them would queue a reset).
 //
 // The local view changes when the store's answer is adopted: a trip made by
 // this process's failures shows once the pusher's call returns (one round
@@ -47,6 +61,34 @@ type pushQueue struct {
 	items   []pushItem
 	spare   []pushItem // the other buffer: the two are swapped, not reallocated
 	running bool       // a pusher goroutine is draining items
+	// owed is the closed generation of the newest failure queued, 0 once
+	// the pusher sent every failure queued: a success of that generation
+	// owes the store a reset (see viewOf). Written under mu, read without
+	// it.
+	owed atomic.Uint64
+}
+
+// owes reports whether a closed success of generation gen must send a
+// reset for a failure of this process still on its way to the store. q may
+// be nil: nothing was ever pushed.
+func (q *pushQueue) owes(gen uint64) bool {
+	if q == nil {
+		return false
+	}
+	g := q.owed.Load()
+	return g != 0 && g == gen
+}
+
+// refreshPending stores the view again after owed changed, so that it has
+// pendingBit exactly while a reset is owed or the store counts failures.
+// Storing it under b.mu orders it with every other store of the view:
+// one computed before owed changed cannot overwrite it.
+func (b *Breaker) refreshPending() {
+	b.mu.Lock()
+	if b.snap.State == Closed {
+		b.view.Store(b.viewOf(b.snap))
+	}
+	b.mu.Unlock()
 }
 
 // inline reports whether results are applied on the caller's path: the
@@ -77,6 +119,10 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 		q = b.pushq.Load()
 	}
 	q.mu.Lock()
+	if op == store.Success && !trial && q.resetQueued(gen, b.set.Threshold) {
+		q.mu.Unlock()
+		return
+	}
 	if n := len(q.items); n > 0 {
 		last := &q.items[n-1]
 		if last.op == op && last.gen == gen && last.trial == trial {
@@ -85,9 +131,6 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 				last.n++
 				q.mu.Unlock()
 				return
-			case op == store.Success && !trial:
-				q.mu.Unlock()
-				return // a closed success resets pending failures: once is enough
 			case op == store.Record:
 				last.calls += calls
 				last.failed += failed
@@ -99,10 +142,64 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 	q.items = append(q.items, it)
 	start := !q.running
 	q.running = true
+	owed := op == store.Failure && !trial && q.owed.Swap(gen) != gen
 	q.mu.Unlock()
+	if owed {
+		b.refreshPending() // before Done returns: the caller's next success sees it
+	}
 	if start {
 		go b.pushLoop()
 	}
+}
+
+// resetQueued reports whether a closed success of generation gen needs no
+// item of its own, the queue's last closed items of gen making it
+// redundant, and drops what it makes redundant. q.mu is held.
+//
+// The queue keeps at most three closed items of a generation (failures,
+// reset, failures) however results alternate, not one per alternation,
+// which the pusher, one round trip per item, could not keep up with (and
+// the trials' results queued behind them would wait for):
+//   - after a reset: once is enough;
+//   - after a run of threshold failures or more: the run trips the circuit,
+//     and its generation ends with it;
+//   - after a reset and a run shorter than the threshold: the run is
+//     dropped, the reset stands for both. Applied after that reset, the run
+//     cannot trip the circuit by itself, and the count after the second
+//     reset is what it is after the first; only failures of other
+//     processes applied between the two could have made a difference, and
+//     the pusher promises no place among those.
+//
+// A run with no reset before it is never dropped: with the failures
+// counted before it, it may reach the threshold.
+func (q *pushQueue) resetQueued(gen uint64, threshold int) bool {
+	closed := func(i int, op store.Kind) bool {
+		return i >= 0 && q.items[i].op == op && q.items[i].gen == gen && !q.items[i].trial
+	}
+	n := len(q.items)
+	switch {
+	case closed(n-1, store.Success):
+		return true
+	case !closed(n-1, store.Failure):
+		return false
+	case q.items[n-1].n >= threshold:
+		return true
+	case closed(n-2, store.Success):
+		q.items = q.items[:n-1]
+		return true
+	}
+	return false
+}
+
+// failureQueued reports whether a closed failure waits in the queue. q.mu
+// is held.
+func (q *pushQueue) failureQueued() bool {
+	for _, it := range q.items {
+		if it.op == store.Failure && !it.trial {
+			return true
+		}
+	}
+	return false
 }
 
 // pushLoop sends the queue to the store until it is empty.
@@ -111,13 +208,22 @@ func (b *Breaker) pushLoop() {
 	for {
 		q.mu.Lock()
 		items := q.items
+		// Unless a failure waits in items, every failure queued was sent
+		// and its answer adopted: no reset is owed any more.
+		owed := !q.failureQueued() && q.owed.Swap(0) != 0
 		if len(items) == 0 {
 			q.running = false
 			q.mu.Unlock()
+			if owed {
+				b.refreshPending()
+			}
 			return
 		}
 		q.items = q.spare[:0]
 		q.mu.Unlock()
+		if owed {
+			b.refreshPending()
+		}
 		for _, it := range items {
 			c := it.change()
 			b.update(nil, it.gen, &c)

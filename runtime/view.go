@@ -57,8 +57,8 @@ func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 			w |= staleBit
 		}
 	case Closed:
-		if s.Failures > 0 {
-			w |= pendingBit
+		if s.Failures > 0 || b.pushq.Load().owes(s.Gen) {
+			w |= pendingBit // a success resets: the store's count or this process's queued failure
 		}
 		if b.set.FailureRate > 0 {
 			w |= rateBit

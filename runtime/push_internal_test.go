@@ -1,0 +1,136 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/purgatory-go/purgatory/runtime/store"
+)
+
+// heldStore is a memory store whose Failure and Success say they were
+// called, then wait for a token of their gate (all pass once it is
+// closed): a pusher stuck on a store call, and results queued behind it.
+type heldStore struct {
+	store.Store
+	entered      chan store.Kind
+	fgate, sgate chan struct{}
+}
+
+func newHeldStore() *heldStore {
+	return &heldStore{Store: store.NewMemory(), entered: make(chan store.Kind, 100),
+		fgate: make(chan struct{}), sgate: make(chan struct{})}
+}
+
+func (s *heldStore) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
+	s.entered <- store.Failure
+	<-s.fgate
+	return s.Store.Failure(ctx, op)
+}
+
+func (s *heldStore) Success(ctx context.Context, op store.Op) (store.Snapshot, error) {
+	s.entered <- store.Success
+	<-s.sgate
+	return s.Store.Success(ctx, op)
+}
+
+// queued describes the closed items of b's queue: F<n> for n failures in a
+// row, S for a reset.
+func queued(b *Breaker) string {
+	q := b.pushq.Load()
+	if q == nil {
+		return ""
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var s []string
+	for _, it := range q.items {
+		switch it.op {
+		case store.Failure:
+			s = append(s, fmt.Sprintf("F%d", it.n))
+		case store.Success:
+			s = append(s, "S")
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// TestPushQueueResets: while a failure is on its way to the store, the
+// view asks successes for a reset; alternating results keep at most
+// failures, reset, failures of a generation queued; a run that reaches the
+// threshold absorbs what follows. Threshold 3.
+func TestPushQueueResets(t *testing.T) {
+	st := newHeldStore()
+	f := NewFactory(WithStore(st))
+	t.Cleanup(func() { _ = f.Close() })
+	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	ctx := context.Background()
+
+	require.Zero(t, b.view.Load()&pendingBit)
+	require.ErrorIs(t, b.Do(ctx, fail), boom)
+	require.NotZero(t, b.view.Load()&pendingBit, "a failure on its way: a success must reset it")
+	require.Equal(t, store.Failure, <-st.entered) // the pusher took it: the queue is empty, the store waits
+
+	for _, step := range []struct{ calls, want string }{
+		{"fail", "F1"},                 // no reset before it: it adds to the failure in flight
+		{"ok", "F1 S"},                 // behind the failures
+		{"fail", "F1 S F1"},            //
+		{"ok", "F1 S"},                 // reset, failure, reset: one reset
+		{"fail fail", "F1 S F2"},       //
+		{"ok", "F1 S"},                 //
+		{"ok", "F1 S"},                 // once is enough
+		{"fail fail fail", "F1 S F3"},  // the threshold: it trips
+		{"ok fail", "F1 S F4"},         // and the generation ends with it
+		{"ok ok fail fail", "F1 S F6"}, //
+	} {
+		for _, c := range strings.Fields(step.calls) {
+			if c == "ok" {
+				require.NoError(t, b.Do(ctx, ok))
+			} else {
+				require.ErrorIs(t, b.Do(ctx, fail), boom)
+			}
+		}
+		require.Equal(t, step.want, queued(b), "after %s", step.calls)
+	}
+	close(st.fgate) // failures 1, 2, reset, 1, 2, 3: open
+	close(st.sgate)
+	require.Eventually(t, func() bool { return b.State() == Open }, 5*time.Second, time.Millisecond)
+}
+
+// TestPushQueueOwedEnds: once the failures queued are answered, the
+// store's count decides whether a success sends a reset, even while the
+// pusher keeps busy with resets: a stream of successes after a failure
+// makes no store call once the reset is answered.
+func TestPushQueueOwedEnds(t *testing.T) {
+	st := newHeldStore()
+	f := NewFactory(WithStore(st))
+	t.Cleanup(func() { _ = f.Close() })
+	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	ctx := context.Background()
+
+	require.ErrorIs(t, b.Do(ctx, fail), boom)
+	require.Equal(t, store.Failure, <-st.entered)
+	require.NoError(t, b.Do(ctx, ok))
+	require.Equal(t, "S", queued(b))
+	st.fgate <- struct{}{} // the failure is answered: the store counts 1
+	require.Equal(t, store.Success, <-st.entered)
+	require.NotZero(t, b.view.Load()&pendingBit, "the store counts a failure")
+	require.NoError(t, b.Do(ctx, ok))
+	require.Equal(t, "S", queued(b), "behind the reset on its way")
+	st.sgate <- struct{}{} // the reset is answered: the store counts none
+	require.Equal(t, store.Success, <-st.entered, "the second reset is sent")
+	require.Zero(t, b.view.Load()&pendingBit, "nothing owed, nothing counted: a closed success is back on its fast path")
+	require.NoError(t, b.Do(ctx, ok))
+	require.Empty(t, queued(b))
+	close(st.sgate)
+}
+
+var boom = errors.New("boom")
+
+func fail(context.Context) error { return boom }
+func ok(context.Context) error   { return nil }
