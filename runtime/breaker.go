@@ -137,8 +137,7 @@ type rare struct {
 	stale    bool          // open: openErr's RetryAfter wants refreshing (see refreshOpenErr)
 	base     uint64        // the store's Seq when snap diverged
 	baseGen  uint64        // the generation snap diverged from (see reconcile)
-	leases   []trialLease  // trial slots held by this process's calls, in this generation
-	lastNo   uint32        // the number of the last trial lease granted (see trialLease)
+	leases   leases        // trial slots held by this process's calls, in this generation
 	timer    func() bool   // stops the open/lease timer
 	retry    func() bool   // stops the reconciliation retry timer
 	openedAt time.Time

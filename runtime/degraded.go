@@ -18,7 +18,7 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap s
 	s := b.snap
 	next, changed := s, false
 	switch {
-	case c.Kind == store.Claim && len(b.peek().leases) >= b.set.Trials:
+	case c.Kind == store.Claim && b.peek().leases.n() >= b.set.Trials:
 		// This process holds every slot already: no claim.
 	default:
 		w := b.peek().window
@@ -71,7 +71,7 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	b.mu.Lock()
 	r := b.edit()
 	if r.diverged {
-		b.dropLocalLeasesLocked()
+		r.leases.dropLocal()
 		b.view.Store(b.viewOf(b.snap))
 	}
 	r.diverged = false

@@ -23,7 +23,7 @@ package runtime
 func (b *Breaker) atRest() (ok, clean bool) {
 	b.mu.Lock()
 	r := b.peek()
-	s, leases, diverged := b.snap.State, len(r.leases), r.diverged
+	s, leases, diverged := b.snap.State, r.leases.n(), r.diverged
 	failures := b.snap.Failures
 	b.mu.Unlock()
 	switch {

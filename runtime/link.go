@@ -170,7 +170,7 @@ func (b *Breaker) installLocked(s store.Snapshot, seq uint64, now time.Time) {
 	b.installs.Add(1)
 	b.storeSeq.Store(seq)
 	if r := b.rare; r != nil && r.diverged {
-		b.dropLocalLeasesLocked()
+		r.leases.dropLocal()
 		r.diverged = false
 	}
 	b.setLocked(s.Clamp(b.set, now), now)

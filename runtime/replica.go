@@ -25,7 +25,7 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		r = b.edit() // a circuit that stays closed needs none
 	}
 	if changed && r != nil {
-		r.leases = r.leases[:0]
+		r.leases.endAll()
 	}
 	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
 		if now.IsZero() && s.State != Closed {
@@ -89,7 +89,7 @@ func timed(s store.Snapshot) bool {
 // forgotten by the store): a record that says no slot is taken must not
 // leave them held for ever. b.mu is held.
 func (b *Breaker) endsLocked(s store.Snapshot) bool {
-	return timed(s) || s.State == HalfOpen && len(b.peek().leases) > 0
+	return timed(s) || s.State == HalfOpen && b.peek().leases.n() > 0
 }
 
 // armLocked schedules the end of an open period or trial lease: a lease

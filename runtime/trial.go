@@ -21,15 +21,50 @@ type trialLease struct {
 	start uint64 // b.micros() at the grant, if the circuit times calls
 }
 
-// dropLocalLeasesLocked forgets the trials granted on local state: a
-// diverged state met the store (pushed, or the record won), so the
-// generation they were granted in is gone even if the record's has the
-// same number, and their reports are ignored. b.mu is held; the caller
-// installs a snapshot or stores the view afterwards.
-func (b *Breaker) dropLocalLeasesLocked() {
-	if r := b.rare; r != nil {
-		r.leases = slices.DeleteFunc(r.leases, func(l trialLease) bool { return l.local })
+// leases are the trial slots this process's calls hold in the circuit's
+// generation. Guarded by the breaker's mu.
+type leases struct {
+	held   []trialLease
+	lastNo uint32 // the number of the last lease granted
+}
+
+// n returns how many slots are held.
+func (l *leases) n() int { return len(l.held) }
+
+// take records a slot granted and returns its number.
+func (l *leases) take(local bool, start uint64) uint32 {
+	for {
+		l.lastNo = l.lastNo%leaseMask + 1 // 1 … 2^24-1, then 1 again
+		if l.find(l.lastNo) < 0 {
+			break // (a number still held after 2^24 grants is skipped)
+		}
 	}
+	l.held = append(l.held, trialLease{no: l.lastNo, local: local, start: start})
+	return l.lastNo
+}
+
+// find returns the index of the lease numbered no, or -1.
+func (l *leases) find(no uint32) int {
+	return slices.IndexFunc(l.held, func(x trialLease) bool { return x.no == no })
+}
+
+// end gives back the lease at index i and returns it.
+func (l *leases) end(i int) trialLease {
+	x := l.held[i]
+	l.held = slices.Delete(l.held, i, i+1)
+	return x
+}
+
+// endAll gives back every lease: the generation changed.
+func (l *leases) endAll() { l.held = l.held[:0] }
+
+// dropLocal forgets the trials granted on local state: a diverged state
+// met the store (pushed, or the record won), so the generation they were
+// granted in is gone even if the record's has the same number, and their
+// reports are ignored. The caller installs a snapshot or stores the view
+// afterwards.
+func (l *leases) dropLocal() {
+	l.held = slices.DeleteFunc(l.held, func(x trialLease) bool { return x.local })
 }
 
 // allowTrial claims a half-open trial slot.
@@ -58,7 +93,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 				start = b.micros()
 			}
 			b.mu.Lock()
-			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && len(b.peek().leases) < b.set.Trials {
+			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.peek().leases.n() < b.set.Trials {
 				t := b.takeLeaseLocked(snap.Gen, start, local)
 				b.mu.Unlock()
 				return t, nil
@@ -96,31 +131,13 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 // takeLeaseLocked records a trial slot granted in generation gen (by the
 // store, or on local state) and returns its token. b.mu is held.
 func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
-	r := b.edit()
-	for {
-		r.lastNo = r.lastNo%leaseMask + 1 // 1 … 2^24-1, then 1 again
-		if b.leaseLocked(r.lastNo) < 0 {
-			break // (a number still held after 2^24 grants is skipped)
-		}
-	}
-	r.leases = append(r.leases, trialLease{no: r.lastNo, local: local, start: start})
+	no := b.edit().leases.take(local, start)
 	b.view.Store(b.viewOf(b.snap))
-	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(r.lastNo)<<leaseShift
+	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(no)<<leaseShift
 	if local {
 		t |= localBit
 	}
 	return Token(t)
-}
-
-// leaseLocked returns the index of the lease numbered no, or -1. b.mu is
-// held.
-func (b *Breaker) leaseLocked(no uint32) int {
-	for i, l := range b.peek().leases {
-		if l.no == no {
-			return i
-		}
-	}
-	return -1
 }
 
 // trialDone takes the result of a half-open trial: once, and only if its
@@ -134,16 +151,14 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 	b.mu.Lock()
 	i := -1
 	if sameGen(b.viewOf(b.snap), t) && b.snap.State == HalfOpen {
-		i = b.leaseLocked(uint32(t >> leaseShift & leaseMask))
+		i = b.peek().leases.find(uint32(t >> leaseShift & leaseMask))
 	}
 	if i < 0 {
 		b.mu.Unlock()
 		b.count(b.view.Load(), o)
 		return // an old generation's trial, or reported twice
 	}
-	r := b.edit()
-	start := r.leases[i].start
-	r.leases = append(r.leases[:i], r.leases[i+1:]...)
+	start := b.edit().leases.end(i).start
 	gen := b.snap.Gen
 	b.view.Store(b.viewOf(b.snap))
 	b.mu.Unlock()

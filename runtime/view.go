@@ -67,7 +67,7 @@ func (b *Breaker) viewOf(s store.Snapshot) uint64 {
 			w |= slowBit
 		}
 	case HalfOpen:
-		if len(b.peek().leases) >= b.set.Trials || s.Claimed >= b.set.Trials {
+		if b.peek().leases.n() >= b.set.Trials || s.Claimed >= b.set.Trials {
 			w |= fullBit
 		}
 	}
