@@ -32,6 +32,13 @@ func (g *Group) circuitName(key string) string {
 	return g.name + "/" + key
 }
 
+// verbatim reports whether key's circuit is named after the key as it is,
+// name+"/"+key (the last case of circuitName): such keys are in the
+// group's table.
+func verbatim(key string) bool {
+	return key != "" && key[0] != '~' && len(key) <= MaxKeyLen && printable(key)
+}
+
 func printable(s string) bool {
 	for _, r := range s {
 		if r == utf8.RuneError || unicode.IsControl(r) {
