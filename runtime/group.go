@@ -197,6 +197,9 @@ func (b *Breaker) Group() string { return b.group }
 func (g *Group) Breaker(key string) *Breaker {
 	if t := g.table.Load(); t != nil && len(key) <= MaxKeyLen {
 		if _, b := t.find(key, len(g.name)+1); b != nil {
+			if b.flags.v.Load()&(flagUsed|flagDetached) == flagUsed {
+				return b // marked since the last sweep, in the factory: nothing to do
+			}
 			return g.hit(b, key)
 		}
 	}
@@ -216,8 +219,8 @@ func (g *Group) hit(b *Breaker, key string) *Breaker {
 	return b // after Factory.Close every circuit is detached: keep it
 }
 
-// lookup finds a key the table does not have: one not named verbatim, or
-// new.
+// lookup finds a key the table did not have: one not named verbatim, new,
+// or made since.
 //
 //go:noinline
 func (g *Group) lookup(key string) *Breaker {
@@ -226,6 +229,12 @@ func (g *Group) lookup(key string) *Breaker {
 	}
 	if g.full.Load() {
 		if o := g.overflow.Load(); o != nil {
+			// Looked for again once the group is seen full: a key made
+			// since the table was read (before the group filled up)
+			// keeps its circuit.
+			if b := g.held(key); b != nil {
+				return g.hit(b, key)
+			}
 			return o
 		}
 	}
@@ -245,7 +254,7 @@ func (g *Group) create(key string) *Breaker {
 		}
 	}()
 	g.mu.Lock()
-	if b := g.findLocked(key); b != nil {
+	if b := g.held(key); b != nil {
 		if !b.flags.has(flagDetached) || g.f.closed.Load() {
 			g.mu.Unlock()
 			return b
@@ -278,7 +287,7 @@ func (g *Group) create(key string) *Breaker {
 	if g.pending[key]--; g.pending[key] == 0 {
 		delete(g.pending, key)
 	}
-	if found := g.findLocked(key); found != nil {
+	if found := g.held(key); found != nil {
 		g.recountLocked(key, was)
 		return found // another caller published it first
 	}
@@ -294,7 +303,7 @@ func (g *Group) create(key string) *Breaker {
 // key holds a place against maxKeys until it is published or given up.
 // g.mu is held.
 func (g *Group) inflightLocked(key string) bool {
-	return g.pending[key] > 0 && g.findLocked(key) == nil
+	return g.pending[key] > 0 && g.held(key) == nil
 }
 
 // recountLocked updates g.inflight after a change of key's pending count

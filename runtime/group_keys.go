@@ -16,45 +16,63 @@ import (
 // flagUsed, flagIdle). The other keys (the empty key, keys beginning with
 // '~', hashed keys) are in a sync.Map, odd.
 
-// keyTable is an open-addressing table, with linear probing, of circuits
-// named after their key. Lookups read it without a lock. Writers hold g.mu
-// and only ever store a circuit into a nil slot or a tombstone, or a
-// tombstone over a circuit, so that the probe sequence of a key present
-// stays unbroken under a reader; growing or shrinking makes a new table,
-// and the old one, which readers may still hold, is not written again.
-// At most three quarters of the slots are filled (circuits and
-// tombstones): a probe meets a nil slot soon.
+// keyTable is an open-addressing hash table of circuits named after
+// their key, in groups of eight slots, each slot with a tag byte (as Go's
+// maps are): empty, deleted, or seven bits of the key's hash. A lookup
+// reads a group's eight tags in one word and compares the names of the
+// circuits whose tag matches only, and stops at the first group with an
+// empty slot. Lookups take no lock. Writers hold g.mu; a circuit is
+// stored before its tag says so, and a tag only ever goes from empty to
+// a circuit's and then between deleted and a circuit's, so that the probe
+// sequence of a key present stays unbroken under a reader; growing or
+// shrinking makes a new table, and the old one, which readers may still
+// hold, is not written again. At most seven eighths of the slots are
+// filled (circuits and deleted ones): probes meet an empty slot soon.
 type keyTable struct {
 	seed   maphash.Seed
-	slots  []atomic.Pointer[Breaker]
-	live   int // slots holding a circuit (g.mu)
-	filled int // slots not nil: circuits and tombstones (g.mu)
+	tags   []atomic.Uint64           // the tags of slots 8i to 8i+7, a byte each
+	slots  []atomic.Pointer[Breaker] // a circuit, or nil
+	live   int                       // slots holding a circuit (g.mu)
+	filled int                       // slots not empty: circuits and deleted ones (g.mu)
 }
 
-// tombstone fills the slot of a circuit that left the group: probes go
-// past it, and an insertion may take it.
-var tombstone = new(Breaker)
-
-// minSlots is the smallest table.
+// minSlots is the smallest table: a group.
 const minSlots = 8
 
-// home returns the slot where key's probe sequence starts.
-func (t *keyTable) home(key string) uint64 {
-	hi, _ := bits.Mul64(maphash.String(t.seed, key), uint64(len(t.slots)))
-	return hi
+// Tags, and the arithmetic on eight of them at once.
+const (
+	tagEmpty   = 0x00
+	tagDeleted = 0x01
+	tagLive    = 0x80 // | seven bits of the hash
+	lsbs       = 0x0101010101010101
+	msbs       = 0x8080808080808080
+)
+
+// hash returns key's hash, its first group and its tag.
+func (t *keyTable) hash(key string) (group, tag uint64) {
+	h := maphash.String(t.seed, key)
+	group, _ = bits.Mul64(h, uint64(len(t.tags)))
+	return group, tagLive | h&0x7f
 }
 
 // find returns key's slot and circuit, or -1 and nil; skip is the length
 // of the group's name and "/". It takes no lock and allocates nothing.
 func (t *keyTable) find(key string, skip int) (int, *Breaker) {
-	n := uint64(len(t.slots))
-	for i := t.home(key); ; {
-		b := t.slots[i].Load()
-		if b == nil {
-			return -1, nil
+	h := maphash.String(t.seed, key) // t.hash, by hand: one call less on the fast path
+	n := uint64(len(t.tags))
+	i, _ := bits.Mul64(h, n)
+	tag := lsbs * (tagLive | h&0x7f)
+	for {
+		w := t.tags[i].Load()
+		x := w ^ tag
+		for m := (x - lsbs) &^ x & msbs; m != 0; m &= m - 1 { // the bytes equal to tag, and maybe a few more
+			j := i*8 + uint64(bits.TrailingZeros64(m))/8
+			if b := t.slots[j].Load(); b != nil && b.name[skip:] == key {
+				return int(j), b
+			}
 		}
-		if b != tombstone && b.name[skip:] == key {
-			return int(i), b
+		if (w-lsbs)&^w&msbs != 0 {
+			return -1, nil // an empty slot: key would be in this group or an earlier one
 		}
 		if i++; i == n {
 			i = 0
@@ -65,27 +83,38 @@ func (t *keyTable) find(key string, skip int) (int, *Breaker) {
 // put stores b, key's circuit, in t, which has room for it and does not
 // hold key. g.mu is held (or t is not published yet).
 func (t *keyTable) put(key string, b *Breaker) {
-	n := uint64(len(t.slots))
-	i := t.home(key)
+	n := uint64(len(t.tags))
+	i, tag := t.hash(key)
 	for {
-		s := t.slots[i].Load()
-		if s == nil {
-			t.filled++
-			break
-		}
-		if s == tombstone {
-			break
+		w := t.tags[i].Load()
+		if free := ^w & msbs; free != 0 { // empty or deleted
+			shift := uint(bits.TrailingZeros64(free)) - 7
+			if w>>shift&0xff == tagEmpty {
+				t.filled++
+			}
+			t.live++
+			t.slots[i*8+uint64(shift/8)].Store(b)
+			t.tags[i].Store(w&^(0xff<<shift) | tag<<shift)
+			return
 		}
 		if i++; i == n {
 			i = 0
 		}
 	}
-	t.live++
-	t.slots[i].Store(b)
 }
 
-// findLocked returns key's circuit, or nil. g.mu is held.
-func (g *Group) findLocked(key string) *Breaker {
+// delete empties slot j. g.mu is held.
+func (t *keyTable) delete(j int) {
+	i, shift := j/8, uint(j%8)*8
+	w := t.tags[i].Load()
+	t.tags[i].Store(w&^(0xff<<shift) | tagDeleted<<shift)
+	t.slots[j].Store(nil)
+	t.live--
+}
+
+// held returns key's circuit, or nil. It takes no lock (writers hold
+// g.mu).
+func (g *Group) held(key string) *Breaker {
 	if t := g.table.Load(); t != nil && len(key) <= MaxKeyLen {
 		if _, b := t.find(key, len(g.name)+1); b != nil {
 			return b
@@ -105,7 +134,7 @@ func (g *Group) storeLocked(key string, b *Breaker) {
 		return
 	}
 	t := g.table.Load()
-	if t == nil || (t.filled+1)*4 > len(t.slots)*3 {
+	if t == nil || (t.filled+1)*8 > len(t.slots)*7 {
 		live := 0
 		if t != nil {
 			live = t.live
@@ -118,32 +147,32 @@ func (g *Group) storeLocked(key string, b *Breaker) {
 // removeLocked takes key out of the group. g.mu is held.
 func (g *Group) removeLocked(key string) {
 	if t := g.table.Load(); t != nil && len(key) <= MaxKeyLen {
-		if i, _ := t.find(key, len(g.name)+1); i >= 0 {
-			t.slots[i].Store(tombstone)
-			t.live--
+		if j, _ := t.find(key, len(g.name)+1); j >= 0 {
+			t.delete(j)
 			return
 		}
 	}
 	g.odd.Delete(key)
 }
 
-// resizeLocked publishes a new table, half full once it holds room
-// circuits, with the circuits of the current one, and returns it; for
-// room 0, no table. O(circuits held), at most once per circuits/2
-// insertions, and at sweeps that leave the table mostly empty. g.mu is
-// held.
+// resizeLocked publishes a new table, about five eighths full once it
+// holds room circuits, with the circuits of the current one, and returns
+// it; for room 0, no table. O(circuits held), at most once per
+// circuits/4 insertions, and at sweeps that leave the table mostly empty.
+// g.mu is held.
 func (g *Group) resizeLocked(room int) *keyTable {
 	old := g.table.Load()
 	if room == 0 {
 		g.table.Store(nil)
 		return nil
 	}
-	t := &keyTable{slots: make([]atomic.Pointer[Breaker], max(minSlots, 2*room))}
+	groups := (room*8/5 + 7) / 8
+	t := &keyTable{tags: make([]atomic.Uint64, groups), slots: make([]atomic.Pointer[Breaker], groups*8)}
 	if old != nil {
 		t.seed = old.seed
 		skip := len(g.name) + 1
 		for i := range old.slots {
-			if b := old.slots[i].Load(); b != nil && b != tombstone {
+			if b := old.slots[i].Load(); b != nil {
 				t.put(b.name[skip:], b)
 			}
 		}
@@ -169,7 +198,7 @@ func (g *Group) eachLocked(fn func(key string, b *Breaker) bool) {
 	if t := g.table.Load(); t != nil {
 		skip := len(g.name) + 1
 		for i := range t.slots {
-			if b := t.slots[i].Load(); b != nil && b != tombstone {
+			if b := t.slots[i].Load(); b != nil {
 				if !fn(b.name[skip:], b) {
 					return
 				}
