@@ -164,7 +164,7 @@ func (b *Breaker) Group() string { return b.group }
 
 // Breaker returns the circuit for key, creating it on first use. For a key
 // that has a circuit it takes no lock and allocates nothing (it probes a
-// lock-free table, or for the keys not used verbatim below a lock-free
+// lock-free table, or, for the keys named otherwise below, a lock-free
 // map, and sets a flag the sweep reads).
 //
 // Circuit names. A key is used verbatim, name+"/"+key, whatever it holds:
