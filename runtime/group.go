@@ -103,11 +103,11 @@ type Group struct {
 	cfg  Config
 	gc   groupConfig
 
-	table    atomic.Pointer[keyTable] // the keys named verbatim, nearly all: the fast path (see group_keys.go)
-	odd      sync.Map                 // key -> *Breaker, the other keys (see verbatim)
+	table    atomic.Pointer[keyTable] // every key but the hashed ones: the fast path (see group_keys.go)
+	hashed   sync.Map                 // key -> *Breaker, the keys whose circuit name is hashed (see circuitName)
 	full     atomic.Bool              // at maxKeys with nothing to evict: new keys share the overflow circuit
 	overflow atomic.Pointer[Breaker]  // made on first need
-	mu       sync.Mutex               // creation, eviction, the sweep; writes to table and odd
+	mu       sync.Mutex               // creation, eviction, the sweep; writes to table and hashed
 	n        int                      // keys held (see deleteLocked, create)
 	inflight int                      // keys in pending but not held: n + inflight is held to maxKeys
 	pending  map[string]int           // keys being made: how many callers make each
@@ -164,8 +164,8 @@ func (b *Breaker) Group() string { return b.group }
 
 // Breaker returns the circuit for key, creating it on first use. For a key
 // that has a circuit it takes no lock and allocates nothing (it probes a
-// lock-free table, or, for the keys named otherwise below, a lock-free
-// map, and sets a flag the sweep reads).
+// lock-free table, or, for the hashed keys below, a lock-free map, and
+// sets a flag the sweep reads).
 //
 // Circuit names. A key is used verbatim, name+"/"+key, whatever it holds:
 // '/', spaces, braces, dots, colons. Other names are:
@@ -219,12 +219,12 @@ func (g *Group) hit(b *Breaker, key string) *Breaker {
 	return b // after Factory.Close every circuit is detached: keep it
 }
 
-// lookup finds a key the table did not have: one not named verbatim, new,
-// or made since.
+// lookup finds a key the table did not have: a hashed one, a new one, or
+// one made since.
 //
 //go:noinline
 func (g *Group) lookup(key string) *Breaker {
-	if v, ok := g.odd.Load(key); ok {
+	if v, ok := g.hashed.Load(key); ok {
 		return g.hit(v.(*Breaker), key)
 	}
 	if g.full.Load() {

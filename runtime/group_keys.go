@@ -9,15 +9,15 @@ import (
 // This file: where a group keeps its circuits, at the cost of a slot per
 // key rather than a map entry (see BenchmarkIdleClosedCircuit/group).
 //
-// A key whose circuit is named name+"/"+key (verbatim: see circuitName),
-// which is nearly every key, is in the group's keyTable, found by the
-// circuit's name: the group keeps neither the key nor an entry of its own
-// (what its sweep needs to know of a circuit is in the circuit's flags:
-// flagUsed, flagIdle). The other keys (the empty key, keys beginning with
-// '~', hashed keys) are in a sync.Map, odd.
+// A key whose circuit name is not hashed (see circuitName), which is
+// nearly every key, is in the group's keyTable, found by the circuit's
+// name, which gives the key back (keyOfName): the group keeps neither the
+// key nor an entry of its own (what its sweep needs to know of a circuit
+// is in the circuit's flags: flagUsed, flagIdle). Hashed keys, which their
+// names do not give back, are in a sync.Map, hashed.
 
-// keyTable is an open-addressing hash table of circuits named after
-// their key, in groups of eight slots, each slot with a tag byte (as Go's
+// keyTable is an open-addressing hash table of circuits whose names give
+// their key back, in groups of eight slots, each slot with a tag byte (as Go's
 // maps are): empty, deleted, or seven bits of the key's hash. A lookup
 // reads a group's eight tags in one word and compares the names of the
 // circuits whose tag matches only, and stops at the first group with an
@@ -67,7 +67,7 @@ func (t *keyTable) find(key string, skip int) (int, *Breaker) {
 		x := w ^ tag
 		for m := (x - lsbs) &^ x & msbs; m != 0; m &= m - 1 { // the bytes equal to tag, and maybe a few more
 			j := i*8 + uint64(bits.TrailingZeros64(m))/8
-			if b := t.slots[j].Load(); b != nil && b.name[skip:] == key {
+			if b := t.slots[j].Load(); b != nil && keyOfName(b.name[skip:]) == key {
 				return int(j), b
 			}
 		}
@@ -120,7 +120,7 @@ func (g *Group) held(key string) *Breaker {
 			return b
 		}
 	}
-	if v, ok := g.odd.Load(key); ok {
+	if v, ok := g.hashed.Load(key); ok {
 		return v.(*Breaker)
 	}
 	return nil
@@ -129,8 +129,8 @@ func (g *Group) held(key string) *Breaker {
 // storeLocked stores b as key's circuit; the group does not hold key.
 // g.mu is held.
 func (g *Group) storeLocked(key string, b *Breaker) {
-	if !verbatim(key) {
-		g.odd.Store(key, b)
+	if !tabled(key) {
+		g.hashed.Store(key, b)
 		return
 	}
 	t := g.table.Load()
@@ -152,7 +152,7 @@ func (g *Group) removeLocked(key string) {
 			return
 		}
 	}
-	g.odd.Delete(key)
+	g.hashed.Delete(key)
 }
 
 // resizeLocked publishes a new table, about five eighths full once it
@@ -173,7 +173,7 @@ func (g *Group) resizeLocked(room int) *keyTable {
 		skip := len(g.name) + 1
 		for i := range old.slots {
 			if b := old.slots[i].Load(); b != nil {
-				t.put(b.name[skip:], b)
+				t.put(keyOfName(b.name[skip:]), b)
 			}
 		}
 	} else {
@@ -199,11 +199,11 @@ func (g *Group) eachLocked(fn func(key string, b *Breaker) bool) {
 		skip := len(g.name) + 1
 		for i := range t.slots {
 			if b := t.slots[i].Load(); b != nil {
-				if !fn(b.name[skip:], b) {
+				if !fn(keyOfName(b.name[skip:]), b) {
 					return
 				}
 			}
 		}
 	}
-	g.odd.Range(func(k, v any) bool { return fn(k.(string), v.(*Breaker)) })
+	g.hashed.Range(func(k, v any) bool { return fn(k.(string), v.(*Breaker)) })
 }

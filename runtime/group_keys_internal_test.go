@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A group's keys, verbatim and odd ones mixed, made, removed from the
+// A group's keys, hashed ones and others mixed (the empty key, '~' keys), made, removed from the
 // factory and made again, evicted by sweeps: after each step the group
-// holds each key once, in the table if it is named verbatim and in odd if
-// not, the table's tags and counts are exact and it is at most seven
+// holds each key once, in the table if its name is not hashed and in
+// hashed if it is, the table's tags and counts are exact and it is at most seven
 // eighths filled; it shrinks, and goes, as the keys go.
 func TestGroupTableHoldsExactly(t *testing.T) {
 	clk := clocktest.New(time.Unix(0, 0))
@@ -52,13 +52,13 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 		assert.Zero(t, g.inflight, step)
 		inTable := 0
 		for k, b := range held {
-			if verbatim(k) {
+			if tabled(k) {
 				inTable++
 				_, got := g.table.Load().find(k, len(g.name)+1)
 				assert.Same(t, b, got, "%s: key %q in the table", step, k)
 			} else {
-				v, ok := g.odd.Load(k)
-				assert.True(t, ok && v.(*Breaker) == b, "%s: key %.20q in odd", step, k)
+				v, ok := g.hashed.Load(k)
+				assert.True(t, ok && v.(*Breaker) == b, "%s: key %.20q in hashed", step, k)
 			}
 		}
 		tb := g.table.Load()
@@ -72,7 +72,7 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 			b, tag := tb.slots[j].Load(), tb.tags[j/8].Load()>>(j%8*8)&0xff
 			if b != nil {
 				live++
-				_, want := tb.hash(b.name[len(g.name)+1:])
+				_, want := tb.hash(keyOfName(b.name[len(g.name)+1:]))
 				assert.Equal(t, want, tag, "%s: slot %d's tag", step, j)
 			} else {
 				assert.Contains(t, []uint64{tagEmpty, tagDeleted}, tag, "%s: slot %d's tag", step, j)

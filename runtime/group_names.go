@@ -32,11 +32,21 @@ func (g *Group) circuitName(key string) string {
 	return g.name + "/" + key
 }
 
-// verbatim reports whether key's circuit is named after the key as it is,
-// name+"/"+key (the last case of circuitName): such keys are in the
-// group's table.
-func verbatim(key string) bool {
-	return key != "" && key[0] != '~' && len(key) <= MaxKeyLen && printable(key)
+// tabled reports whether key's circuit name is not hashed, so that the
+// name gives the key back (keyOfName): such keys are in the group's
+// table.
+func tabled(key string) bool { return len(key) <= MaxKeyLen && printable(key) }
+
+// keyOfName returns the key of a circuit whose name, after the group's
+// name and "/", is s, and not hashed (see circuitName).
+func keyOfName(s string) string {
+	if len(s) > 0 && s[0] == '~' {
+		if s == emptyKey {
+			return ""
+		}
+		return s[1:] // "~~x" is the circuit of "~x"
+	}
+	return s
 }
 
 func printable(s string) bool {
