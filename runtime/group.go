@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -195,15 +197,36 @@ func (b *Breaker) Group() string { return b.group }
 // hosts that are down; as the idle ones come to rest, the sweeps free
 // their places.
 func (g *Group) Breaker(key string) *Breaker {
-	if t := g.table.Load(); t != nil && len(key) <= MaxKeyLen {
-		if _, b := t.find(key, len(g.name)+1); b != nil {
+	t := g.table.Load()
+	if t == nil || len(key) > MaxKeyLen {
+		return g.lookup(key)
+	}
+	// keyTable.find, by hand: a call less on the fast path.
+	h := maphash.String(t.seed, key)
+	gs := t.groups
+	i, _ := bits.Mul64(h, uint64(len(gs)))
+	tag := lsbs * (tagLive | h&0x7f)
+	for {
+		grp := &gs[i]
+		w := grp.tags.Load()
+		x := w ^ tag
+		for m := (x - lsbs) &^ x & msbs; m != 0; m &= m - 1 {
+			b := grp.slots[bits.TrailingZeros64(m)/8&7].Load()
+			if b == nil || keyOfName(b.name[len(g.name)+1:]) != key {
+				continue
+			}
 			if b.flags.v.Load()&(flagUsed|flagDetached) == flagUsed {
 				return b // marked since the last sweep, in the factory: nothing to do
 			}
 			return g.hit(b, key)
 		}
+		if (w-lsbs)&^w&msbs != 0 {
+			return g.lookup(key)
+		}
+		if i++; i == uint64(len(gs)) {
+			i = 0
+		}
 	}
-	return g.lookup(key)
 }
 
 // hit returns b, key's circuit, found by a lookup.

@@ -30,14 +30,17 @@ import (
 // filled (circuits and deleted ones): probes meet an empty slot soon.
 type keyTable struct {
 	seed   maphash.Seed
-	tags   []atomic.Uint64           // the tags of slots 8i to 8i+7, a byte each
-	slots  []atomic.Pointer[Breaker] // a circuit, or nil
-	live   int                       // slots holding a circuit (g.mu)
-	filled int                       // slots not empty: circuits and deleted ones (g.mu)
+	groups []slotGroup
+	live   int // slots holding a circuit (g.mu)
+	filled int // slots not empty: circuits and deleted ones (g.mu)
 }
 
-// minSlots is the smallest table: a group.
-const minSlots = 8
+// slotGroup is eight slots and their tags, side by side: 9 bytes a slot.
+// Slot j of a table is slot j%8 of group j/8.
+type slotGroup struct {
+	tags  atomic.Uint64              // a byte a slot
+	slots [8]atomic.Pointer[Breaker] // a circuit, or nil
+}
 
 // Tags, and the arithmetic on eight of them at once.
 const (
@@ -51,7 +54,7 @@ const (
 // hash returns key's hash, its first group and its tag.
 func (t *keyTable) hash(key string) (group, tag uint64) {
 	h := maphash.String(t.seed, key)
-	group, _ = bits.Mul64(h, uint64(len(t.tags)))
+	group, _ = bits.Mul64(h, uint64(len(t.groups)))
 	return group, tagLive | h&0x7f
 }
 
@@ -59,22 +62,23 @@ func (t *keyTable) hash(key string) (group, tag uint64) {
 // of the group's name and "/". It takes no lock and allocates nothing.
 func (t *keyTable) find(key string, skip int) (int, *Breaker) {
 	h := maphash.String(t.seed, key) // t.hash, by hand: one call less on the fast path
-	n := uint64(len(t.tags))
-	i, _ := bits.Mul64(h, n)
+	gs := t.groups
+	i, _ := bits.Mul64(h, uint64(len(gs)))
 	tag := lsbs * (tagLive | h&0x7f)
 	for {
-		w := t.tags[i].Load()
+		grp := &gs[i]
+		w := grp.tags.Load()
 		x := w ^ tag
 		for m := (x - lsbs) &^ x & msbs; m != 0; m &= m - 1 { // the bytes equal to tag, and maybe a few more
-			j := i*8 + uint64(bits.TrailingZeros64(m))/8
-			if b := t.slots[j].Load(); b != nil && keyOfName(b.name[skip:]) == key {
-				return int(j), b
+			k := bits.TrailingZeros64(m) / 8
+			if b := grp.slots[k&7].Load(); b != nil && keyOfName(b.name[skip:]) == key {
+				return int(i)*8 + k, b
 			}
 		}
 		if (w-lsbs)&^w&msbs != 0 {
 			return -1, nil // an empty slot: key would be in this group or an earlier one
 		}
-		if i++; i == n {
+		if i++; i == uint64(len(gs)) {
 			i = 0
 		}
 	}
@@ -83,21 +87,21 @@ func (t *keyTable) find(key string, skip int) (int, *Breaker) {
 // put stores b, key's circuit, in t, which has room for it and does not
 // hold key. g.mu is held (or t is not published yet).
 func (t *keyTable) put(key string, b *Breaker) {
-	n := uint64(len(t.tags))
 	i, tag := t.hash(key)
 	for {
-		w := t.tags[i].Load()
+		grp := &t.groups[i]
+		w := grp.tags.Load()
 		if free := ^w & msbs; free != 0 { // empty or deleted
 			shift := uint(bits.TrailingZeros64(free)) - 7
 			if w>>shift&0xff == tagEmpty {
 				t.filled++
 			}
 			t.live++
-			t.slots[i*8+uint64(shift/8)].Store(b)
-			t.tags[i].Store(w&^(0xff<<shift) | tag<<shift)
+			grp.slots[shift/8].Store(b)
+			grp.tags.Store(w&^(0xff<<shift) | tag<<shift)
 			return
 		}
-		if i++; i == n {
+		if i++; i == uint64(len(t.groups)) {
 			i = 0
 		}
 	}
@@ -105,10 +109,10 @@ func (t *keyTable) put(key string, b *Breaker) {
 
 // delete empties slot j. g.mu is held.
 func (t *keyTable) delete(j int) {
-	i, shift := j/8, uint(j%8)*8
-	w := t.tags[i].Load()
-	t.tags[i].Store(w&^(0xff<<shift) | tagDeleted<<shift)
-	t.slots[j].Store(nil)
+	grp, shift := &t.groups[j/8], uint(j%8)*8
+	w := grp.tags.Load()
+	grp.tags.Store(w&^(0xff<<shift) | tagDeleted<<shift)
+	grp.slots[j%8].Store(nil)
 	t.live--
 }
 
@@ -134,7 +138,7 @@ func (g *Group) storeLocked(key string, b *Breaker) {
 		return
 	}
 	t := g.table.Load()
-	if t == nil || (t.filled+1)*8 > len(t.slots)*7 {
+	if t == nil || (t.filled+1)*8 > len(t.groups)*8*7 {
 		live := 0
 		if t != nil {
 			live = t.live
@@ -166,14 +170,15 @@ func (g *Group) resizeLocked(room int) *keyTable {
 		g.table.Store(nil)
 		return nil
 	}
-	groups := (room*8/5 + 7) / 8
-	t := &keyTable{tags: make([]atomic.Uint64, groups), slots: make([]atomic.Pointer[Breaker], groups*8)}
+	t := &keyTable{groups: make([]slotGroup, (room*8/5+7)/8)}
 	if old != nil {
 		t.seed = old.seed
 		skip := len(g.name) + 1
-		for i := range old.slots {
-			if b := old.slots[i].Load(); b != nil {
-				t.put(keyOfName(b.name[skip:]), b)
+		for i := range old.groups {
+			for k := range old.groups[i].slots {
+				if b := old.groups[i].slots[k].Load(); b != nil {
+					t.put(keyOfName(b.name[skip:]), b)
+				}
 			}
 		}
 	} else {
@@ -186,7 +191,7 @@ func (g *Group) resizeLocked(room int) *keyTable {
 // shrinkLocked makes the table smaller if at most an eighth of it holds
 // circuits. g.mu is held.
 func (g *Group) shrinkLocked() {
-	if t := g.table.Load(); t != nil && (t.live == 0 || len(t.slots) > minSlots && t.live*8 <= len(t.slots)) {
+	if t := g.table.Load(); t != nil && (t.live == 0 || len(t.groups) > 1 && t.live <= len(t.groups)) {
 		g.resizeLocked(t.live)
 	}
 }
@@ -197,10 +202,12 @@ func (g *Group) shrinkLocked() {
 func (g *Group) eachLocked(fn func(key string, b *Breaker) bool) {
 	if t := g.table.Load(); t != nil {
 		skip := len(g.name) + 1
-		for i := range t.slots {
-			if b := t.slots[i].Load(); b != nil {
-				if !fn(keyOfName(b.name[skip:]), b) {
-					return
+		for i := range t.groups {
+			for k := range t.groups[i].slots {
+				if b := t.groups[i].slots[k].Load(); b != nil {
+					if !fn(keyOfName(b.name[skip:]), b) {
+						return
+					}
 				}
 			}
 		}

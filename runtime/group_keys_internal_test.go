@@ -68,8 +68,9 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 		}
 		require.NotNil(t, tb, step)
 		live, filled := 0, 0
-		for j := range tb.slots {
-			b, tag := tb.slots[j].Load(), tb.tags[j/8].Load()>>(j%8*8)&0xff
+		for j := range len(tb.groups) * 8 {
+			grp := &tb.groups[j/8]
+			b, tag := grp.slots[j%8].Load(), grp.tags.Load()>>(j%8*8)&0xff
 			if b != nil {
 				live++
 				_, want := tb.hash(keyOfName(b.name[len(g.name)+1:]))
@@ -84,7 +85,7 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 		assert.Equal(t, inTable, live, step)
 		assert.Equal(t, live, tb.live, step)
 		assert.Equal(t, filled, tb.filled, step)
-		assert.LessOrEqual(t, tb.filled*8, len(tb.slots)*7, step)
+		assert.LessOrEqual(t, tb.filled*8, len(tb.groups)*8*7, step)
 	}
 	use := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -105,7 +106,7 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 	}
 	use(0, 1000)
 	check("made again after Factory.Remove")
-	slots := len(g.table.Load().slots)
+	groups := len(g.table.Load().groups)
 	for range 3 {
 		use(0, 100)
 		clk.Advance(30 * time.Second) // a sweep
@@ -114,7 +115,7 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 		delete(held, keyOf(i))
 	}
 	check("evicted but 100")
-	assert.Less(t, len(g.table.Load().slots), slots, "the table shrank")
+	assert.Less(t, len(g.table.Load().groups), groups, "the table shrank")
 	clk.Advance(90 * time.Second)
 	held = map[string]*Breaker{}
 	check("evicted all")
