@@ -17,8 +17,8 @@ import (
 // names do not give back, are in a sync.Map, hashed.
 
 // keyTable is an open-addressing hash table of circuits whose names give
-// their key back, in groups of eight slots, each slot with a tag byte (as Go's
-// maps are): empty, deleted, or seven bits of the key's hash. A lookup
+// their key back, in groups of eight slots, each slot with a tag byte (as
+// Go's maps are): empty, deleted, or seven bits of the key's hash. A lookup
 // reads a group's eight tags in one word and compares the names of the
 // circuits whose tag matches only, and stops at the first group with an
 // empty slot. Lookups take no lock. Writers hold g.mu; a circuit is
