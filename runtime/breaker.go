@@ -95,11 +95,12 @@ type counters struct {
 type link struct {
 	storeSeq atomic.Uint64             // the newest Seq the store vouched for
 	installs atomic.Uint64             // counts installLocked calls (see stepBack)
-	flags    flags                     // flagReady, flagDegraded, flagApplied, flagDetached
+	flags    flags                     // flagReady, flagDegraded, flagApplied, flagDetached; a group's flagUsed, flagIdle
 	pushq    atomic.Pointer[pushQueue] // results on their way to the store (see push.go)
 }
 
-// flags are the breaker's lifecycle and link flags, in one atomic word.
+// flags are the breaker's lifecycle and link flags, and its group's marks,
+// in one atomic word.
 type flags struct{ v atomic.Uint32 }
 
 const (
@@ -107,6 +108,14 @@ const (
 	flagDegraded             // the last store call failed
 	flagApplied              // an Applied error was reported (see reportApplied)
 	flagDetached             // the factory dropped the circuit or was closed: local state only
+
+	// A circuit of a Group: what its sweep reads (see group.go), kept here
+	// rather than in an entry of the group's, which would cost every key.
+	flagUsed  // a lookup of its key reached it since the group's last sweep
+	flagIdle  // with flagIdle2: how many sweeps in a row found it unused, 0 to 2 (written under the group's mu)
+	flagIdle2 // the count's high bit
+
+	idleMask = flagIdle | flagIdle2
 )
 
 func (f *flags) has(m uint32) bool { return f.v.Load()&m != 0 }

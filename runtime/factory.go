@@ -195,15 +195,17 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 //
 // What a circuit costs while kept is measured, not quoted here, so that
 // the figures cannot go stale: BenchmarkIdleClosedCircuit (an idle closed
-// circuit, with and without call counting, with a failure-rate policy and
-// on a memory store; run it with -cpu 1,8,32: the cost does not grow with
-// the processors) and BenchmarkIdleOpenCircuits (open ones, timers
-// included); the breaker group's entry adds to that for a circuit of a
-// keyed group. What an idle closed circuit holds: the Breaker itself (its
-// call counters inline, two words until goroutines collide on them, and
-// only then per-processor lines: see stripes), the factory's map entry and
-// its name. Its configuration is shared with the circuits registered with
-// the same one; the state a circuit needs once it trips, holds a trial or
+// circuit, with and without call counting, with a failure-rate policy, on
+// a memory store, and as the circuit of a [Group]'s key; run it with -cpu
+// 1,8,32: the cost does not grow with the processors) and
+// BenchmarkIdleOpenCircuits (open ones, timers included). What an idle
+// closed circuit holds: the Breaker itself (its call counters inline, two
+// words until goroutines collide on them, and only then per-processor
+// lines: see stripes), the factory's map entry and its name; in a group,
+// besides, a slot of the group's table (the group reads the key from the
+// circuit's name and keeps what its sweep needs in the Breaker, so it
+// holds no entry of its own, but for hashed keys). Its configuration is shared with the circuits registered with the
+// same one; the state a circuit needs once it trips, holds a trial or
 // loses its store (timers, leases, reconciliation, transition counts), its
 // open errors and its push queue are made on first use and kept.
 func (f *Factory) Remove(name string) bool {

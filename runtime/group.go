@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,24 +105,15 @@ type Group struct {
 	cfg  Config
 	gc   groupConfig
 
-	read     atomic.Pointer[map[string]*groupEntry] // a snapshot of keys, rebuilt now and then: the fast path
-	keys     sync.Map                               // key -> *groupEntry, every key: lock-free for keys not in read yet
-	unread   int                                    // keys stored since read was rebuilt (g.mu)
-	misses   atomic.Int64                           // lookups read missed and keys answered since the rebuild
-	full     atomic.Bool                            // at maxKeys with nothing to evict: new keys share the overflow circuit
-	overflow atomic.Pointer[Breaker]                // made on first need
-	mu       sync.Mutex                             // creation, eviction, the sweep
-	n        int                                    // keys in keys (see deleteLocked, storeLocked)
-	inflight int                                    // keys in pending but not in keys: n + inflight is held to maxKeys
-	pending  map[string]int                         // keys being made: how many callers make each
-	stop     func() bool                            // stops the sweep timer; nil while none is armed
-}
-
-type groupEntry struct {
-	b    *Breaker
-	used atomic.Bool // a call looked it up since the last sweep
-	gone atomic.Bool // removed from the group: read may hold it still
-	idle uint8       // sweeps in a row that found it unused (g.mu)
+	table    atomic.Pointer[keyTable] // every key but the hashed ones: the fast path (see group_keys.go)
+	hashed   sync.Map                 // key -> *Breaker, the keys whose circuit name is hashed (see circuitName)
+	full     atomic.Bool              // at maxKeys with nothing to evict: new keys share the overflow circuit
+	overflow atomic.Pointer[Breaker]  // made on first need
+	mu       sync.Mutex               // creation, eviction, the sweep; writes to table and hashed
+	n        int                      // keys held (see deleteLocked, create)
+	inflight int                      // keys in pending but not held: n + inflight is held to maxKeys
+	pending  map[string]int           // keys being made: how many callers make each
+	stop     func() bool              // stops the sweep timer; nil while none is armed
 }
 
 // Group returns the group named name, creating it with cfg and opts if
@@ -172,8 +165,9 @@ func (g *Group) Config() Config { return g.cfg }
 func (b *Breaker) Group() string { return b.group }
 
 // Breaker returns the circuit for key, creating it on first use. For a key
-// that has a circuit it takes no lock and allocates nothing (it reads a
-// lock-free map and sets a flag the sweep reads).
+// that has a circuit it takes no lock and allocates nothing (it probes a
+// lock-free table, or, for the hashed keys below, a lock-free map, and
+// sets a flag the sweep reads).
 //
 // Circuit names. A key is used verbatim, name+"/"+key, whatever it holds:
 // '/', spaces, braces, dots, colons. Other names are:
@@ -203,59 +197,71 @@ func (b *Breaker) Group() string { return b.group }
 // hosts that are down; as the idle ones come to rest, the sweeps free
 // their places.
 func (g *Group) Breaker(key string) *Breaker {
-	if m := g.read.Load(); m != nil {
-		if e, ok := (*m)[key]; ok && !e.gone.Load() {
-			return g.hit(e, key)
+	t := g.table.Load()
+	if t == nil || len(key) > MaxKeyLen {
+		return g.lookup(key)
+	}
+	// keyTable.find, by hand: a call less on the fast path.
+	h := maphash.String(t.seed, key)
+	gs := t.groups
+	i, _ := bits.Mul64(h, uint64(len(gs)))
+	tag := lsbs * (tagLive | h&0x7f)
+	for {
+		grp := &gs[i]
+		w := grp.tags.Load()
+		x := w ^ tag
+		for m := (x - lsbs) &^ x & msbs; m != 0; m &= m - 1 {
+			b := grp.slots[bits.TrailingZeros64(m)/8&7].Load()
+			if b == nil || keyOfName(b.name[len(g.name)+1:]) != key {
+				continue
+			}
+			if b.flags.v.Load()&(flagUsed|flagDetached) == flagUsed {
+				return b // marked since the last sweep, in the factory: nothing to do
+			}
+			return g.hit(b, key)
+		}
+		if (w-lsbs)&^w&msbs != 0 {
+			return g.lookup(key)
+		}
+		if i++; i == uint64(len(gs)) {
+			i = 0
 		}
 	}
-	return g.lookup(key)
 }
 
-// hit returns e's circuit for key, found by a lookup.
-func (g *Group) hit(e *groupEntry, key string) *Breaker {
-	if !e.used.Load() {
-		e.used.Store(true) // written only once per sweep: no line every call writes
+// hit returns b, key's circuit, found by a lookup.
+func (g *Group) hit(b *Breaker, key string) *Breaker {
+	if fl := b.flags.v.Load(); fl&(flagUsed|flagDetached) != flagUsed {
+		if fl&flagUsed == 0 {
+			b.flags.v.Or(flagUsed) // written only once per sweep: no line every call writes
+		}
+		if fl&flagDetached != 0 && !g.f.closed.Load() {
+			return g.create(key) // removed from the factory by somebody else
+		}
 	}
-	if !e.b.flags.has(flagDetached) || g.f.closed.Load() {
-		return e.b // after Factory.Close every circuit is detached: keep it
-	}
-	return g.create(key) // removed from the factory by somebody else
+	return b // after Factory.Close every circuit is detached: keep it
 }
 
-// lookup finds a key that read does not have: made since read was last
-// rebuilt, or new. Keys found here often get read rebuilt.
+// lookup finds a key the table did not have: a hashed one, a new one, or
+// one made since.
 //
 //go:noinline
 func (g *Group) lookup(key string) *Breaker {
-	if v, ok := g.keys.Load(key); ok {
-		if m := g.read.Load(); m == nil || g.misses.Add(1) > int64(64+len(*m)) {
-			g.mu.Lock()
-			g.rebuildLocked()
-			g.mu.Unlock()
-		}
-		return g.hit(v.(*groupEntry), key)
+	if v, ok := g.hashed.Load(key); ok {
+		return g.hit(v.(*Breaker), key)
 	}
 	if g.full.Load() {
 		if o := g.overflow.Load(); o != nil {
+			// Looked for again once the group is seen full: a key made
+			// since the table was read (before the group filled up)
+			// keeps its circuit.
+			if b := g.held(key); b != nil {
+				return g.hit(b, key)
+			}
 			return o
 		}
 	}
 	return g.create(key)
-}
-
-// rebuildLocked makes read a snapshot of keys. g.mu is held. Rebuilds
-// happen when a quarter of the keys are not in read, after more misses
-// than keys, and at each sweep that changed anything: O(1) amortized per
-// key made.
-func (g *Group) rebuildLocked() {
-	m := make(map[string]*groupEntry, g.n)
-	g.keys.Range(func(k, v any) bool {
-		m[k.(string)] = v.(*groupEntry)
-		return true
-	})
-	g.read.Store(&m)
-	g.unread = 0
-	g.misses.Store(0)
 }
 
 // create handles a key without a usable circuit. The factory's Breaker
@@ -271,13 +277,12 @@ func (g *Group) create(key string) *Breaker {
 		}
 	}()
 	g.mu.Lock()
-	if v, ok := g.keys.Load(key); ok {
-		e := v.(*groupEntry)
-		if !e.b.flags.has(flagDetached) || g.f.closed.Load() {
+	if b := g.held(key); b != nil {
+		if !b.flags.has(flagDetached) || g.f.closed.Load() {
 			g.mu.Unlock()
-			return e.b
+			return b
 		}
-		g.deleteLocked(key, e) // removed from the factory by somebody else
+		g.deleteLocked(key) // removed from the factory by somebody else
 	}
 	if g.pending[key] == 0 && g.n+g.inflight >= g.gc.maxKeys {
 		if b := g.evictOneLocked(); b != nil {
@@ -305,31 +310,23 @@ func (g *Group) create(key string) *Breaker {
 	if g.pending[key]--; g.pending[key] == 0 {
 		delete(g.pending, key)
 	}
-	if v, ok := g.keys.Load(key); ok {
+	if found := g.held(key); found != nil {
 		g.recountLocked(key, was)
-		return v.(*groupEntry).b // another caller published it first
+		return found // another caller published it first
 	}
-	e := &groupEntry{b: b}
-	e.used.Store(true)
-	g.keys.Store(key, e)
+	b.flags.v.And(^uint32(idleMask))
+	b.flags.v.Or(flagUsed)
+	g.storeLocked(key, b)
 	g.n++
 	g.recountLocked(key, was)
-	g.unread++
-	if m := g.read.Load(); m == nil || g.unread*4 >= len(*m) {
-		g.rebuildLocked()
-	}
 	return b
 }
 
-// inflightLocked reports whether key is being made and not in keys: such
-// a key holds a place against maxKeys until it is published or given up.
+// inflightLocked reports whether key is being made and not held: such a
+// key holds a place against maxKeys until it is published or given up.
 // g.mu is held.
 func (g *Group) inflightLocked(key string) bool {
-	if g.pending[key] == 0 {
-		return false
-	}
-	_, ok := g.keys.Load(key)
-	return !ok
+	return g.pending[key] > 0 && g.held(key) == nil
 }
 
 // recountLocked updates g.inflight after a change of key's pending count
@@ -346,11 +343,11 @@ func (g *Group) recountLocked(key string, was bool) {
 	}
 }
 
-// deleteLocked takes key's entry e out of the group. g.mu is held.
-func (g *Group) deleteLocked(key string, e *groupEntry) {
+// deleteLocked takes key, which the group holds, out of the group. g.mu
+// is held.
+func (g *Group) deleteLocked(key string) {
 	was := g.inflightLocked(key)
-	g.keys.Delete(key)
-	e.gone.Store(true)
+	g.removeLocked(key)
 	g.n--
 	g.recountLocked(key, was)
 }
@@ -370,15 +367,31 @@ func (g *Group) Len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
-	g.keys.Range(func(any, any) bool { n++; return true })
+	g.eachLocked(func(string, *Breaker) bool { n++; return true })
 	return n
 }
 
 // Range calls fn for each key of the group and its circuit, in no
-// particular order, until fn returns false. The overflow circuit is not
-// included. fn may call the group.
+// particular order, until fn returns false: the keys the group held when
+// Range was called. The overflow circuit is not included. fn may call the
+// group.
 func (g *Group) Range(fn func(key string, b *Breaker) bool) {
-	g.keys.Range(func(k, v any) bool { return fn(k.(string), v.(*groupEntry).b) })
+	type held struct {
+		key string
+		b   *Breaker
+	}
+	g.mu.Lock()
+	all := make([]held, 0, g.n)
+	g.eachLocked(func(key string, b *Breaker) bool {
+		all = append(all, held{key, b})
+		return true
+	})
+	g.mu.Unlock()
+	for _, h := range all {
+		if !fn(h.key, h.b) {
+			return
+		}
+	}
 }
 
 // Overflow returns the group's overflow circuit, or nil if no key has

@@ -54,27 +54,31 @@ func cleanClosed(b *Breaker) bool {
 // for a whole idle timeout that came to rest since the sweep. g.mu is
 // held.
 func (g *Group) evictOneLocked() (victim *Breaker) {
-	g.keys.Range(func(k, v any) bool {
-		e := v.(*groupEntry)
-		if e.used.Load() || g.pending[k.(string)] > 0 || e.idle < 2 && !cleanClosed(e.b) {
+	g.eachLocked(func(key string, b *Breaker) bool {
+		fl := b.flags.v.Load()
+		idle := idleOf(fl)
+		if fl&flagUsed != 0 || g.pending[key] > 0 || idle < 2 && !cleanClosed(b) {
 			return true
 		}
-		if ok, clean := e.b.atRest(); !ok || e.idle < 2 && !clean {
+		if ok, clean := b.atRest(); !ok || idle < 2 && !clean {
 			return true
 		}
-		g.dropLocked(k.(string), e)
-		victim = e.b
+		g.dropLocked(key, b)
+		victim = b
 		return false
 	})
 	return victim
 }
 
-// dropLocked removes e from the group and, if the factory still has it,
-// from the factory, queueing its EventRemoved. g.mu is held.
-func (g *Group) dropLocked(key string, e *groupEntry) {
-	g.deleteLocked(key, e)
-	if g.f.breakers.CompareAndDelete(e.b.name, e.b) {
-		b := e.b
+// idleOf returns how many sweeps in a row found a circuit unused, from its
+// flags.
+func idleOf(fl uint32) uint32 { return fl & idleMask / flagIdle }
+
+// dropLocked removes b, key's circuit, from the group and, if the factory
+// still has it, from the factory, queueing its EventRemoved. g.mu is held.
+func (g *Group) dropLocked(key string, b *Breaker) {
+	g.deleteLocked(key)
+	if g.f.breakers.CompareAndDelete(b.name, b) {
 		b.detach()
 		b.mu.Lock()
 		b.events.post(Event{Kind: EventRemoved, Circuit: b.name})
@@ -102,34 +106,29 @@ func (g *Group) sweep() {
 		g.mu.Unlock()
 		return // Factory.Close stops the sweep: breakers keep working as they are
 	}
-	changed := false
-	g.keys.Range(func(k, v any) bool {
-		e := v.(*groupEntry)
+	g.eachLocked(func(key string, b *Breaker) bool {
+		fl := b.flags.v.Load()
 		switch {
-		case e.b.flags.has(flagDetached):
-			g.deleteLocked(k.(string), e) // removed from the factory by somebody else
-			changed = true
-		case e.used.Load():
-			e.used.Store(false)
-			e.idle = 0
+		case fl&flagDetached != 0:
+			g.deleteLocked(key) // removed from the factory by somebody else
+		case fl&flagUsed != 0:
+			b.flags.v.And(^uint32(flagUsed | idleMask))
 		default:
-			if e.idle < 2 {
-				e.idle++
+			idle := idleOf(fl)
+			if idle < 2 {
+				idle = idleOf(b.flags.v.Add(flagIdle)) // only the sweep writes the count
 			}
-			if e.idle < 2 || g.pending[k.(string)] > 0 {
+			if idle < 2 || g.pending[key] > 0 {
 				return true
 			}
-			if ok, _ := e.b.atRest(); ok {
-				g.dropLocked(k.(string), e)
-				victims = append(victims, e.b)
-				changed = true
+			if ok, _ := b.atRest(); ok {
+				g.dropLocked(key, b)
+				victims = append(victims, b)
 			}
 		}
 		return true
 	})
-	if changed || g.unread > 0 {
-		g.rebuildLocked() // drops the gone entries, takes the new keys
-	}
+	g.shrinkLocked()
 	g.full.Store(false) // entries unused since this sweep may make room now
 	if g.n > 0 {
 		g.armLocked()

@@ -32,6 +32,23 @@ func (g *Group) circuitName(key string) string {
 	return g.name + "/" + key
 }
 
+// tabled reports whether key's circuit name is not hashed, so that the
+// name gives the key back (keyOfName): such keys are in the group's
+// table.
+func tabled(key string) bool { return len(key) <= MaxKeyLen && printable(key) }
+
+// keyOfName returns the key of a circuit whose name, after the group's
+// name and "/", is s, and not hashed (see circuitName).
+func keyOfName(s string) string {
+	if len(s) > 0 && s[0] == '~' {
+		if s == emptyKey {
+			return ""
+		}
+		return s[1:] // "~~x" is the circuit of "~x"
+	}
+	return s
+}
+
 func printable(s string) bool {
 	for _, r := range s {
 		if r == utf8.RuneError || unicode.IsControl(r) {
