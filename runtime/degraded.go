@@ -13,7 +13,10 @@ import (
 // applyLocal applies the operation c of generation gen, at now, to the
 // local snapshot in place (the same table of transitions a store applies:
 // see [store.Snapshot.Step]), and stores the snapshot after it in *out
-// unless out is nil.
+// unless out is nil. A zero now is a clock the caller did not read:
+// applyLocal reads it if the transition needs it (see
+// [store.Snapshot.Timed]), so that a failure that does not trip the
+// circuit costs no clock reading.
 func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *store.Snapshot) (granted bool) {
 	b.mu.Lock()
 	// A claim when this process holds every slot already is no claim.
@@ -22,6 +25,9 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *st
 		if c.Kind == store.Record && w == nil {
 			w = new(store.Window)
 			b.edit().window = w
+		}
+		if now.IsZero() && b.snap.Timed(b.set, gen, c) {
+			now = b.f.clock.Now()
 		}
 		prev := b.snap
 		var changed bool

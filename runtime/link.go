@@ -236,11 +236,8 @@ func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change, out *
 func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
 	f := b.f
 	if f.private || b.flags.has(flagDetached) {
-		var now time.Time
-		if c.Kind.Timed() {
-			now = f.clock.Now()
-		}
-		return b.applyLocal(gen, now, c, out), true
+		// applyLocal reads the clock if c needs it.
+		return b.applyLocal(gen, time.Time{}, c, out), true
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}
 	degraded := b.flags.has(flagDegraded)

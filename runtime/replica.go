@@ -13,7 +13,8 @@ import (
 // open period or a trial lease of a new generation, and queues the events
 // of the change. The error a rejection returns is in place before the view
 // says so. now is the time, or zero when the caller did not read the clock
-// (an operation that does not need it: Success, Release); setLocked reads
+// (an operation that does not need it: Success, Release, a failure that
+// does not open the circuit; see [store.Snapshot.Timed]); setLocked reads
 // it then if it arms a timer or computes a RetryAfter, so that nothing is
 // ever measured from the zero time. b.mu is held.
 func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
