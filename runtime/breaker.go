@@ -268,7 +268,7 @@ func (b *Breaker) Isolate() { b.force(Isolated) }
 // force moves the circuit by hand.
 func (b *Breaker) force(to State) {
 	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
-	b.update(nil, gen, &store.Change{Kind: store.Force, To: to})
+	b.update(nil, gen, &store.Change{Kind: store.Force, To: to}, nil)
 }
 
 // wait returns once b is registered.

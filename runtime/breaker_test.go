@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -667,4 +668,40 @@ func TestIgnore(t *testing.T) {
 	assert.PanicsWithValue(t, `purgatory: circuit "nil-ig": ignore matcher 0 is nil`, func() {
 		e.f.Breaker("nil-ig", purgatory.Config{Ignore: []func(error) bool{nil}})
 	})
+}
+
+// countingClock is a fake clock that counts its readings.
+type countingClock struct {
+	*clocktest.Clock
+	reads atomic.Int64
+}
+
+func (c *countingClock) Now() time.Time {
+	c.reads.Add(1)
+	return c.Clock.Now()
+}
+
+// TestFailureBelowThresholdReadsNoClock: on local state, a failure that
+// does not open the circuit, and the success that resets the count, read
+// no clock; the failure that opens it does, and its open period runs from
+// that reading.
+func TestFailureBelowThresholdReadsNoClock(t *testing.T) {
+	clk := &countingClock{Clock: clocktest.New(time.Unix(1_700_000_000, 0))}
+	b := purgatory.NewFactory(purgatory.WithClock(clk)).Breaker("c", purgatory.Config{Threshold: 3, TTL: time.Second})
+	reads := clk.reads.Load()
+	for range 2 {
+		require.ErrorIs(t, call(b, errBoom), errBoom)
+	}
+	require.NoError(t, call(b, nil))
+	for range 2 {
+		require.ErrorIs(t, call(b, errBoom), errBoom)
+	}
+	assert.Equal(t, reads, clk.reads.Load(), "failures below the threshold, or a reset, read the clock")
+	require.ErrorIs(t, call(b, errBoom), errBoom)
+	require.Equal(t, purgatory.Open, b.State())
+	assert.Greater(t, clk.reads.Load(), reads, "the failure that opens the circuit reads the clock")
+	clk.Advance(time.Second - time.Nanosecond)
+	assert.Equal(t, purgatory.Open, b.State())
+	clk.Advance(time.Nanosecond)
+	assert.Equal(t, purgatory.HalfOpen, b.State())
 }

@@ -11,33 +11,42 @@ import (
 // fails, and reconciling with it once it answers again.
 
 // applyLocal applies the operation c of generation gen, at now, to the
-// local snapshot (the same table of transitions a store applies: see
-// [store.Snapshot.Apply]).
-func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change) (snap store.Snapshot, granted bool) {
+// local snapshot in place (the same table of transitions a store applies:
+// see [store.Snapshot.Step]), and stores the snapshot after it in *out
+// unless out is nil. A zero now is a clock the caller did not read:
+// applyLocal reads it if the transition needs it (see
+// [store.Snapshot.Timed]), so that a failure that does not trip the
+// circuit costs no clock reading.
+func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *store.Snapshot) (granted bool) {
 	b.mu.Lock()
-	s := b.snap
-	next, changed := s, false
-	switch {
-	case c.Kind == store.Claim && b.peek().leases.n() >= b.set.Trials:
-		// This process holds every slot already: no claim.
-	default:
+	// A claim when this process holds every slot already is no claim.
+	if c.Kind != store.Claim || b.peek().leases.n() < b.set.Trials {
 		w := b.peek().window
 		if c.Kind == store.Record && w == nil {
 			w = new(store.Window)
 			b.edit().window = w
 		}
-		next, changed, granted = s.Apply(b.set, w, gen, now, c)
-	}
-	if changed {
-		if r := b.edit(); next.Gen != s.Gen && !r.diverged && !b.flags.has(flagDetached) && !b.f.private {
-			r.diverged, r.base, r.baseGen = true, b.storeSeq.Load(), s.Gen
-			b.armRetryLocked()
+		if now.IsZero() && b.snap.Timed(b.set, gen, c) {
+			now = b.f.clock.Now()
 		}
-		b.setLocked(next, now)
+		prev := b.snap
+		var changed bool
+		changed, granted = b.snap.Step(b.set, w, gen, now, c)
+		if changed {
+			if b.snap.Gen != prev.Gen && !b.peek().diverged && !b.flags.has(flagDetached) && !b.f.private {
+				r := b.edit()
+				r.diverged, r.base, r.baseGen = true, b.storeSeq.Load(), prev.Gen
+				b.armRetryLocked()
+			}
+			b.changedLocked(&prev, now)
+		}
+	}
+	if out != nil {
+		*out = b.snap
 	}
 	b.mu.Unlock()
 	b.drain()
-	return next, granted
+	return granted
 }
 
 // reconcile pushes a state the circuit reached while the store was away,
@@ -72,7 +81,7 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 	r := b.edit()
 	if r.diverged {
 		r.leases.dropLocal()
-		b.view.Store(b.viewOf(b.snap))
+		b.view.Store(b.viewOf(&b.snap))
 	}
 	r.diverged = false
 	if r.retry != nil {

@@ -260,7 +260,7 @@ func (f *Factory) CountCalls() {
 		b := v.(*Breaker)
 		b.wait()
 		b.mu.Lock()
-		b.view.Store(b.viewOf(b.snap))
+		b.view.Store(b.viewOf(&b.snap))
 		b.mu.Unlock()
 		return true
 	})

@@ -225,24 +225,22 @@ func (b *Breaker) stepBack(s store.Snapshot, asked uint64, installs uint64) {
 // adopts the store's answer. When the store fails (or failed less than
 // storeBackoff ago), or the factory is closed, it applies c to the local
 // snapshot instead so that the breaker keeps working, and remembers that
-// the local state diverged. A claim reports whether it got a slot.
-func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted bool) {
-	snap, granted, _ = b.updateFrom(ctx, gen, c)
-	return snap, granted
+// the local state diverged. A claim reports whether it got a slot. The
+// snapshot after c (the store's answer, or the local one) is stored in
+// *out unless out is nil.
+func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted bool) {
+	granted, _ = b.updateFrom(ctx, gen, c, out)
+	return granted
 }
 
 // updateFrom is update that also reports whether c was applied to the
 // local snapshot rather than by the store (a claim granted so holds no
 // slot in the store).
-func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (snap store.Snapshot, granted, local bool) {
+func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
 	f := b.f
 	if f.private || b.flags.has(flagDetached) {
-		var now time.Time
-		if c.Kind.Timed() {
-			now = f.clock.Now()
-		}
-		snap, granted = b.applyLocal(gen, now, c)
-		return snap, granted, true
+		// applyLocal reads the clock if c needs it.
+		return b.applyLocal(gen, time.Time{}, c, out), true
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}
 	degraded := b.flags.has(flagDegraded)
@@ -268,6 +266,7 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 		if sc.Kind == store.Claim || sc.Kind == store.Expire {
 			sc.Skew = f.skew // a lease's Until is the claimer's clock (see WithClockSkew)
 		}
+		var snap store.Snapshot
 		snap, granted, err = store.Do(sctx, f.store, o, sc)
 		cancel()
 		var applied store.Applied
@@ -285,21 +284,26 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change) (
 			} else {
 				b.adoptReply(snap, gen)
 			}
-			return snap, granted, false
+			if out != nil {
+				*out = snap
+			}
+			return granted, false
 		}
 		if ctx != nil && ctx.Err() != nil {
 			// The caller gave up (its claim): the store is not to blame.
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			return b.snap, false, false
+			if out != nil {
+				*out = b.snap
+			}
+			return false, false
 		}
 		b.storeFailed(err)
 		if o.Now.IsZero() {
 			o.Now = f.clock.Now()
 		}
 	}
-	snap, granted = b.applyLocal(gen, o.Now, c)
-	return snap, granted, true
+	return b.applyLocal(gen, o.Now, c, out), true
 }
 
 // appliedAnyway takes a store call's error. One the store returned beside

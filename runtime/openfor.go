@@ -38,7 +38,8 @@ func (b *Breaker) OpenFor(d time.Duration) {
 		return
 	}
 	gen := word(b.view.Load()).gen() // the snapshot's: setLocked writes both under mu
-	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Force, To: Open})
+	var snap store.Snapshot
+	b.update(nil, gen, &store.Change{Kind: store.Force, To: Open}, &snap)
 	now := f.clock.Now()
 	if b.flags.has(flagDegraded) || b.flags.has(flagDetached) {
 		// Applied locally: this process's open period is d; a

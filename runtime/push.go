@@ -86,7 +86,7 @@ func (q *pushQueue) owes(gen uint64) bool {
 func (b *Breaker) refreshPending() {
 	b.mu.Lock()
 	if b.snap.State == Closed {
-		b.view.Store(b.viewOf(b.snap))
+		b.view.Store(b.viewOf(&b.snap))
 	}
 	b.mu.Unlock()
 }
@@ -109,8 +109,9 @@ func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen
 func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
 	it := pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed}
 	if b.inline() {
-		c := it.change()
-		b.update(nil, gen, &c)
+		var c store.Change
+		it.change(&c)
+		b.update(nil, gen, &c, nil)
 		return
 	}
 	q := b.pushq.Load()
@@ -225,8 +226,9 @@ func (b *Breaker) pushLoop() {
 			b.refreshPending()
 		}
 		for _, it := range items {
-			c := it.change()
-			b.update(nil, it.gen, &c)
+			var c store.Change
+			it.change(&c)
+			b.update(nil, it.gen, &c, nil)
 		}
 		clear(items)
 		q.mu.Lock()
@@ -235,16 +237,18 @@ func (b *Breaker) pushLoop() {
 	}
 }
 
-// change returns the store operation of it: coalesced failures become
-// one Failures operation (one store call when the store batches them).
-func (it pushItem) change() store.Change {
+// change fills the zero *c with the store operation of it: coalesced
+// failures become one Failures operation (one store call when the store
+// batches them). It fills c in place, not returned, so that the inline
+// path copies no Change (a Change carries a whole Snapshot).
+func (it pushItem) change(c *store.Change) {
+	c.Kind = it.op
 	switch it.op {
 	case store.Failure:
 		if it.n > 1 {
-			return store.Change{Kind: store.Failures, N: it.n}
+			c.Kind, c.N = store.Failures, it.n
 		}
 	case store.Record:
-		return store.Change{Kind: store.Record, N: it.calls, Failed: it.failed}
+		c.N, c.Failed = it.calls, it.failed
 	}
-	return store.Change{Kind: it.op}
 }

@@ -126,7 +126,7 @@ func (r *rater) record(gen uint64, failed bool) {
 // follow makes the tally follow the circuit's snapshot s: a new closed
 // generation counts afresh, and the counts of one that ended no longer
 // matter. b.mu is held.
-func (r *rater) follow(s store.Snapshot) {
+func (r *rater) follow(s *store.Snapshot) {
 	if s.State == Closed {
 		if tl := r.tally.Load(); tl == nil || tl.gen != s.Gen {
 			r.tally.Store(newTally(s.Gen))

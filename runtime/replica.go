@@ -13,12 +13,20 @@ import (
 // open period or a trial lease of a new generation, and queues the events
 // of the change. The error a rejection returns is in place before the view
 // says so. now is the time, or zero when the caller did not read the clock
-// (an operation that does not need it: Success, Release); setLocked reads
+// (an operation that does not need it: Success, Release, a failure that
+// does not open the circuit; see [store.Snapshot.Timed]); setLocked reads
 // it then if it arms a timer or computes a RetryAfter, so that nothing is
 // ever measured from the zero time. b.mu is held.
 func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 	prev := b.snap
 	b.snap = s
+	b.changedLocked(&prev, now)
+}
+
+// changedLocked is setLocked once b.snap holds the new snapshot, prev the
+// one before it: applyLocal changes b.snap in place. b.mu is held.
+func (b *Breaker) changedLocked(prev *store.Snapshot, now time.Time) {
+	s := &b.snap
 	changed := s.Gen != prev.Gen || s.State != prev.State
 	var r *rare
 	if s.State != Closed || b.rare != nil {
@@ -34,12 +42,12 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 		// A lease of this generation with no slot taken in s but one held
 		// here keeps its timer: that slot's lease ends on this process's
 		// clock (see tick).
-		if r != nil && r.timer != nil && (timed(s) || !b.endsLocked(s)) {
+		if r != nil && r.timer != nil && (timed(*s) || !b.endsLocked(*s)) {
 			r.timer()
 			r.timer = nil
 		}
-		if timed(s) {
-			b.armLocked(s, now)
+		if timed(*s) {
+			b.armLocked(*s, now)
 		}
 		if s.State == HalfOpen {
 			b.trialErr.Store(&OpenError{Circuit: b.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
@@ -128,7 +136,8 @@ func (b *Breaker) tick(gen uint64) {
 	}
 	b.edit().timer = nil
 	b.mu.Unlock()
-	snap, _ := b.update(nil, gen, &store.Change{Kind: store.Expire})
+	var snap store.Snapshot
+	b.update(nil, gen, &store.Change{Kind: store.Expire}, &snap)
 	if snap.Gen == gen && snap.State == HalfOpen && snap.Claimed == 0 {
 		// The store holds no slot of this lease, yet this process still
 		// does: slots it granted on local state while the store was away
@@ -144,7 +153,7 @@ func (b *Breaker) tick(gen uint64) {
 		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.endsLocked(b.snap)
 		b.mu.Unlock()
 		if local {
-			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Failure})
+			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Failure}, nil)
 		}
 	}
 	// A store may keep the circuit as it is for longer (its clock is
@@ -187,7 +196,7 @@ func (b *Breaker) refreshOpenErr() *OpenError {
 	e = &OpenError{Circuit: b.name, RetryAfter: roundUp(b.snap.Until.Sub(b.f.clock.Now()))}
 	b.openErr.Store(e)
 	b.edit().stale = false
-	b.view.Store(b.viewOf(b.snap))
+	b.view.Store(b.viewOf(&b.snap))
 	b.f.stale(b)
 	return e
 }
@@ -197,7 +206,7 @@ func (b *Breaker) markStale() {
 	b.mu.Lock()
 	if b.snap.State == Open {
 		b.edit().stale = true
-		b.view.Store(b.viewOf(b.snap))
+		b.view.Store(b.viewOf(&b.snap))
 	}
 	b.mu.Unlock()
 }

@@ -86,7 +86,8 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 		if ctx != nil && ctx.Err() != nil {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
-		snap, granted, local := b.updateFrom(ctx, word(w).gen(), &store.Change{Kind: store.Claim})
+		var snap store.Snapshot
+		granted, local := b.updateFrom(ctx, word(w).gen(), &store.Change{Kind: store.Claim}, &snap)
 		if granted {
 			var start uint64
 			if b.cfg.SlowCall > 0 {
@@ -104,7 +105,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			if local {
 				b.giveBack(snap.Gen, store.Release, true)
 			} else {
-				b.update(nil, snap.Gen, &store.Change{Kind: store.Release}) // on the caller's path, as the claim
+				b.update(nil, snap.Gen, &store.Change{Kind: store.Release}, nil) // on the caller's path, as the claim
 			}
 			continue
 		}
@@ -118,7 +119,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			// Rejections are marked only while a timer (the lease's) will
 			// look again: a view must never stay full with nothing to end it.
 			if b.snap.Gen == snap.Gen && b.peek().timer != nil {
-				b.view.Store(b.viewOf(b.snap) | fullBit)
+				b.view.Store(b.viewOf(&b.snap) | fullBit)
 			}
 			b.mu.Unlock()
 			return 0, b.reject(w, b.trialErr.Load())
@@ -132,7 +133,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 // store, or on local state) and returns its token. b.mu is held.
 func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
 	no := b.edit().leases.take(local, start)
-	b.view.Store(b.viewOf(b.snap))
+	b.view.Store(b.viewOf(&b.snap))
 	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(no)<<leaseShift
 	if local {
 		t |= localBit
@@ -150,7 +151,7 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 	}
 	b.mu.Lock()
 	i := -1
-	if sameGen(b.viewOf(b.snap), t) && b.snap.State == HalfOpen {
+	if sameGen(b.viewOf(&b.snap), t) && b.snap.State == HalfOpen {
 		i = b.peek().leases.find(uint32(t >> leaseShift & leaseMask))
 	}
 	if i < 0 {
@@ -160,7 +161,7 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 	}
 	start := b.edit().leases.end(i).start
 	gen := b.snap.Gen
-	b.view.Store(b.viewOf(b.snap))
+	b.view.Store(b.viewOf(&b.snap))
 	b.mu.Unlock()
 	if b.cfg.SlowCall > 0 && o != ignored && b.slow(end-start) {
 		o, err = failure, &SlowCallError{Circuit: b.name, Err: err}
@@ -188,7 +189,7 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 // reconcile).
 func (b *Breaker) giveBack(gen uint64, op store.Kind, local bool) {
 	if local {
-		b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: op})
+		b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: op}, nil)
 		return
 	}
 	b.push(gen, op, true)

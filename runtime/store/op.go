@@ -95,30 +95,68 @@ type Change struct {
 // Want) and copying it cost the failure path more than the transition
 // (BenchmarkBreaker/ClosedFailureThenSuccess in package runtime).
 func (s Snapshot) Apply(set Settings, w *Window, gen uint64, now time.Time, c *Change) (next Snapshot, changed, granted bool) {
+	changed, granted = s.Step(set, w, gen, now, c)
+	return s, changed, granted
+}
+
+// Step is [Snapshot.Apply] in place: it applies the operation c to *s and
+// reports whether *s changed and whether a Claim got a trial slot, without
+// copying the snapshot in and out (a breaker's local state, under its
+// lock). *s is left as it was when Step reports no change.
+func (s *Snapshot) Step(set Settings, w *Window, gen uint64, now time.Time, c *Change) (changed, granted bool) {
 	switch c.Kind {
 	case Failure:
-		next, changed = s.Failure(set, gen, now)
-	case Failures:
-		next, changed = s.FailureN(set, gen, c.N, now)
+		return s.failure(set, gen, now), false
 	case Success:
-		next, changed = s.Success(set, gen)
-	case Claim:
-		next, granted = s.Claim(set, gen, now, c.Skew)
-		changed = next.Seq != s.Seq
-	case Release:
-		next, changed = s.Release(gen)
-	case Expire:
-		next, changed = s.Expire(set, gen, now, c.Skew)
-	case Force:
-		next, changed = s.Force(set, c.To, now), true
-	case Record:
-		next, *w, changed = s.Record(*w, set, gen, c.N, c.Failed, now)
-	case Reconcile:
-		next, changed = s.Reconcile(c.Base, c.Want)
-	default:
-		next = s
+		return s.success(set, gen), false
 	}
-	return next, changed, granted
+	return s.step(set, w, gen, now, c)
+}
+
+// step is Step for the kinds but Failure and Success: out of line, so that
+// the copies of the snapshot it makes cost those two nothing.
+func (s *Snapshot) step(set Settings, w *Window, gen uint64, now time.Time, c *Change) (changed, granted bool) {
+	switch c.Kind {
+	case Failures:
+		*s, changed = s.FailureN(set, gen, c.N, now)
+	case Claim:
+		seq := s.Seq
+		*s, granted = s.Claim(set, gen, now, c.Skew)
+		changed = s.Seq != seq
+	case Release:
+		*s, changed = s.Release(gen)
+	case Expire:
+		*s, changed = s.Expire(set, gen, now, c.Skew)
+	case Force:
+		*s, changed = s.Force(set, c.To, now), true
+	case Record:
+		*s, *w, changed = s.Record(*w, set, gen, c.N, c.Failed, now)
+	case Reconcile:
+		*s, changed = s.Reconcile(c.Base, c.Want)
+	}
+	return changed, granted
+}
+
+// Timed reports whether [Snapshot.Step] of c on *s, in generation gen
+// under set, reads its clock argument: as c.Kind.Timed, but a Failure only
+// when it opens the circuit (the failure that reaches the threshold while
+// closed, or a trial's while half-open). A caller that applies c to a
+// snapshot it holds may skip reading its clock when it reports false: the
+// transition is the same whatever the time.
+func (s *Snapshot) Timed(set Settings, gen uint64, c *Change) bool {
+	if c.Kind != Failure {
+		return c.Kind.Timed()
+	}
+	if gen != s.Gen {
+		return false
+	}
+	switch s.State {
+	case Closed:
+		return set.Threshold > 0 && s.Failures+1 >= set.Threshold
+	case HalfOpen:
+		return true
+	}
+	return false
 }
 
 // Do applies the operation c, for a call admitted in generation op.Gen at

@@ -96,3 +96,65 @@ func TestKindOutsideTable(t *testing.T) {
 	assert.False(t, store.Success.Timed())
 	assert.True(t, store.Reconcile.Timed())
 }
+
+// TestStepAndTimed: Step is Apply in place, and leaves the snapshot as it
+// was when it reports no change; a transition that Timed says does not
+// read the clock is the same whatever the clock.
+func TestStepAndTimed(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	later := now.Add(time.Hour)
+	until := now.Add(time.Second)
+	var snaps []store.Snapshot
+	for _, st := range []store.State{store.Closed, store.Open, store.HalfOpen, store.Isolated} {
+		for failures := range 4 {
+			for claimed := range 3 {
+				snaps = append(snaps, store.Snapshot{State: st, Gen: 5, Seq: 9, Failures: failures, Claimed: claimed, Until: until, Level: 1})
+			}
+		}
+	}
+	changes := []store.Change{
+		{Kind: store.Failure}, {Kind: store.Failures, N: 2}, {Kind: store.Success}, {Kind: store.Claim},
+		{Kind: store.Release}, {Kind: store.Expire}, {Kind: store.Force, To: store.Open},
+		{Kind: store.Record, N: 4, Failed: 3}, {Kind: store.Reconcile, Base: 9, Want: store.Snapshot{State: store.Open, Until: until}}, {},
+	}
+	for _, set := range []store.Settings{
+		{Threshold: 3, TTL: time.Second, Trials: 2},
+		{Threshold: 1, TTL: time.Second, Trials: 1},
+		{TTL: time.Second, Trials: 1, FailureRate: 0.5, Window: time.Minute, MinCalls: 1},
+	} {
+		for _, s := range snaps {
+			for _, gen := range []uint64{4, 5} {
+				for _, c := range changes {
+					var w store.Window
+					want, wantChanged, wantGranted := s.Apply(set, &w, gen, now, &c)
+					got, gw := s, store.Window{}
+					changed, granted := got.Step(set, &gw, gen, now, &c)
+					assert.Equal(t, want, got, "%+v %v gen %d", s, c.Kind, gen)
+					assert.Equal(t, w, gw)
+					assert.Equal(t, wantChanged, changed)
+					assert.Equal(t, wantGranted, granted)
+					if !changed {
+						assert.Equal(t, s, got, "%+v %v gen %d: no change, yet changed", s, c.Kind, gen)
+					}
+					if !s.Timed(set, gen, &c) {
+						var lw store.Window
+						at, atChanged, atGranted := s.Apply(set, &lw, gen, later, &c)
+						assert.Equal(t, want, at, "%+v %v gen %d: not timed, yet the clock matters", s, c.Kind, gen)
+						assert.Equal(t, wantChanged, atChanged)
+						assert.Equal(t, wantGranted, atGranted)
+						assert.Equal(t, w, lw)
+					}
+				}
+			}
+		}
+	}
+	set := store.Settings{Threshold: 3, TTL: time.Second, Trials: 1}
+	s := store.New()
+	fail := store.Change{Kind: store.Failure}
+	assert.False(t, s.Timed(set, s.Gen, &fail), "a failure below the threshold")
+	s.Failures = 2
+	assert.True(t, s.Timed(set, s.Gen, &fail), "the failure that opens the circuit")
+	assert.False(t, s.Timed(set, s.Gen+1, &fail), "a failure of another generation")
+	assert.True(t, s.Timed(set, s.Gen, &store.Change{Kind: store.Claim}))
+	assert.False(t, s.Timed(set, s.Gen, &store.Change{Kind: store.Success}))
+}

@@ -56,24 +56,33 @@ func New() Snapshot { return Snapshot{State: Closed, Gen: 1, Seq: 1} }
 // opens the circuit at the threshold (if there is one); while half-open it
 // re-opens it, one backoff level up.
 func (s Snapshot) Failure(set Settings, gen uint64, now time.Time) (Snapshot, bool) {
+	changed := s.failure(set, gen, now)
+	return s, changed
+}
+
+// failure is [Snapshot.Failure] in place: it changes *s only when it
+// reports a change.
+func (s *Snapshot) failure(set Settings, gen uint64, now time.Time) bool {
 	if gen != s.Gen {
-		return s, false
+		return false
 	}
 	switch s.State {
 	case Closed:
 		if set.Threshold <= 0 {
-			return s, false
+			return false
 		}
 		s.Failures++
 		if s.Failures >= set.Threshold {
-			return s.open(set, now, 0), true
+			*s = s.open(set, now, 0)
+			return true
 		}
 		s.Seq++
-		return s, true
+		return true
 	case HalfOpen:
-		return s.open(set, now, s.Level+1), true
+		*s = s.open(set, now, s.Level+1)
+		return true
 	}
-	return s, false
+	return false
 }
 
 // FailureN returns s after n failures of calls admitted in generation gen,
@@ -104,31 +113,39 @@ func (s Snapshot) FailureN(set Settings, gen uint64, n int, now time.Time) (Snap
 // trial that never reports may cost a re-opening (see Expire). A
 // half-open circuit with no slot taken waits for calls, however long.
 func (s Snapshot) Success(set Settings, gen uint64) (Snapshot, bool) {
+	changed := s.success(set, gen)
+	return s, changed
+}
+
+// success is [Snapshot.Success] in place: it changes *s only when it
+// reports a change.
+func (s *Snapshot) success(set Settings, gen uint64) bool {
 	if gen != s.Gen {
-		return s, false
+		return false
 	}
 	switch s.State {
 	case Closed:
 		if s.Failures == 0 {
-			return s, false
+			return false
 		}
 		s.Failures = 0
 		s.Seq++
-		return s, true
+		return true
 	case HalfOpen:
 		s.Succeeded++
 		if s.Succeeded >= set.Trials {
 			n := s.to(Closed)
 			n.Succeeded = s.Succeeded // closed by its trials: a recovery
-			return n, true
+			*s = n
+			return true
 		}
 		if s.Claimed > 0 {
 			s.Claimed-- // a trial that reported holds no slot: its lease is over
 		}
 		s.Seq++
-		return s, true
+		return true
 	}
-	return s, false
+	return false
 }
 
 // Claim returns s after an attempt to claim a trial slot in generation gen,
