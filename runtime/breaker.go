@@ -39,11 +39,11 @@ type Breaker struct {
 	// described in view.go.
 	view atomic.Uint64
 
-	hot      // the rest of what a rejection reads: atomics, written under mu
-	conf     // identity and configuration: immutable once the breaker is registered
-	counters // atomic counters of outcomes and store errors
-	link     // the link to the store: atomics, and a push queue with its own lock
-	replica  // the local replica of the circuit: guarded by mu
+	hot            // the rest of what a rejection reads: atomics, written under mu
+	conf           // identity, configuration and parts: immutable once the breaker is registered
+	counters       // atomic counters of outcomes and store errors
+	flags    flags // lifecycle and link flags, a group's marks: one atomic word
+	replica        // the local replica of the circuit: guarded by mu
 }
 
 // hot is the rest of what an open or half-open rejection reads. Each error
@@ -63,6 +63,7 @@ type conf struct {
 	f       *Factory
 	*policy            // shared by the circuits registered with the same configuration
 	rate    *rater     // a rate circuit's unmerged calls (see rate.go); nil for the others
+	link    *storeLink // the link to the factory's store (see link.go); nil without one
 	regMu   sync.Mutex // held by the registering goroutine until the breaker is ready (flagReady)
 }
 
@@ -86,17 +87,6 @@ type counters struct {
 	// them (see stripes.go).
 	stripes                                  stripeSet
 	failures, excludedN, ignoredN, storeErrs atomic.Uint64
-}
-
-// link is what the breaker knows of its store besides the replica:
-// atomics, read on the way to the store without a lock (each is also
-// written under mu where it must agree with the replica), and the push
-// queue, made by the first result pushed, which has its own lock.
-type link struct {
-	storeSeq atomic.Uint64             // the newest Seq the store vouched for
-	installs atomic.Uint64             // counts installLocked calls (see stepBack)
-	flags    flags                     // flagReady, flagDegraded, flagApplied, flagDetached; a group's flagUsed, flagIdle
-	pushq    atomic.Pointer[pushQueue] // results on their way to the store (see push.go)
 }
 
 // flags are the breaker's lifecycle and link flags, and its group's marks,
@@ -131,7 +121,6 @@ func (f *flags) clear(m uint32) { f.v.And(^m) }
 type replica struct {
 	mu     sync.Mutex
 	snap   store.Snapshot // the circuit as this process sees it
-	watch  func()         // stops the store watch
 	events eventQueue     // guarded by mu; its queued and last are atomics, also read without it
 	rare   *rare          // nil until needed: read it through peek, write it through edit
 }

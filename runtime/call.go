@@ -56,19 +56,15 @@ func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 	return b.allowClosed(w), nil
 }
 
-// allowClosed admits a call to a closed circuit whose view has a flag: its
-// token is marked for Done's slow path, and timed for a slow-call circuit.
+// allowClosed admits a call to a closed circuit whose view w has a flag:
+// its token is marked for Done's slow path, and timed (its start in it)
+// for a slow-call circuit. A trial's token: see takeLeaseLocked.
 func (b *Breaker) allowClosed(w uint64) Token {
-	return b.token(w&^flagMask|uint64(Closed), w&slowBit != 0)
-}
-
-// token returns a marked token for a closed call admitted in generation
-// w, timed if asked (a trial's token: see takeLeaseLocked).
-func (b *Breaker) token(w uint64, timed bool) Token {
-	if !timed {
-		return Token(w | tokenBit)
+	t := w&^flagMask | uint64(Closed) | tokenBit
+	if w&slowBit == 0 {
+		return Token(t)
 	}
-	return Token(w&(flagMask|timedGenMask<<genShift) | tokenBit | timedBit | b.micros()<<timedShift)
+	return Token(t&(flagMask|timedGenMask<<genShift) | timedBit | b.micros()<<timedShift)
 }
 
 // micros reads the factory clock in microseconds since the factory's
@@ -112,7 +108,7 @@ func (b *Breaker) reject(w uint64, e *OpenError) error {
 
 //go:noinline
 func (b *Breaker) rejected(e *OpenError) { // out of line: keeps the rejection's frame small
-	b.f.listeners.emit(Event{Kind: EventRejected, Circuit: b.name, Breaker: b, Seq: b.seq(), Err: e})
+	b.f.listeners.emit(Event{Kind: EventRejected, Circuit: b.name, Breaker: b, Seq: b.events.last.Load(), Err: e})
 }
 
 type outcome uint8
@@ -224,11 +220,9 @@ func (b *Breaker) failed(err error) {
 	b.mu.Lock()
 	n := b.snap.Failures + 1
 	b.mu.Unlock()
-	seq := b.seq()
+	seq := b.events.last.Load()
 	b.f.listeners.emit(Event{Kind: EventFailure, Circuit: b.name, Breaker: b, Seq: seq, Failures: n, Err: err})
 }
-
-func (b *Breaker) seq() uint64 { return b.events.last.Load() }
 
 // SlowCallError is what a failure event carries for a call that took
 // longer than Config.SlowCall. The call's own result is returned to its

@@ -35,8 +35,8 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *st
 		if changed {
 			if b.snap.Gen != prev.Gen && !b.peek().diverged && !b.flags.has(flagDetached) && !b.f.private {
 				r := b.edit()
-				r.diverged, r.base, r.baseGen = true, b.storeSeq.Load(), prev.Gen
-				b.armRetryLocked()
+				r.diverged, r.base, r.baseGen = true, b.link.storeSeq.Load(), prev.Gen
+				b.link.armRetryLocked()
 			}
 			b.changedLocked(&prev, now)
 		}
@@ -53,15 +53,16 @@ func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *st
 // before any other operation (see the package doc). It reports whether the
 // store answered. The caller read want (the local snapshot), base and
 // baseGen under b.mu, when it found the circuit diverged.
-func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint64) bool {
-	sctx, cancel := b.storeCtx(nil)
+func (l *storeLink) reconcile(o store.Op, want store.Snapshot, base, baseGen uint64) bool {
+	b := l.b
+	sctx, cancel := l.storeCtx(nil)
 	defer cancel()
 	var got store.Snapshot
 	var err error
-	installs := b.installs.Load() // see stepBack
+	installs := l.installs.Load() // see stepBack
 	for range 4 {
 		got, err = b.f.store.Reconcile(sctx, o, base, want)
-		_, err = b.appliedAnyway(err)
+		_, err = l.appliedAnyway(err)
 		if err != nil || got.Seq == base || got.Gen != baseGen || got.Seq < base {
 			break
 		}
@@ -72,7 +73,7 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 		base = got.Seq
 	}
 	if err != nil {
-		b.storeFailed(err)
+		l.storeFailed(err)
 		return false
 	}
 	b.flags.clear(flagDegraded)
@@ -89,17 +90,17 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 		r.retry = nil
 	}
 	var installed bool
-	if got.Seq < base && b.installs.Load() == installs {
+	if got.Seq < base && l.installs.Load() == installs {
 		// The record is older than what this process saw of it (a forged
 		// message got through, or the store lost writes): the answer is
 		// the record, installed as it is (see stepBack). Adopting it by
 		// Seq would ignore it, and leave this process on its own state
 		// for ever.
-		b.installLocked(got, got.Seq, now)
+		l.installLocked(got, got.Seq, now)
 		installed = true
 	} else {
 		// Pushed (a new generation of ours), or the record won: adopt it.
-		installed = got.Seq != base && b.adoptLocked(got, now)
+		installed = got.Seq != base && l.adoptLocked(got, now)
 	}
 	b.mu.Unlock()
 	if installed {
@@ -110,23 +111,25 @@ func (b *Breaker) reconcile(o store.Op, want store.Snapshot, base, baseGen uint6
 
 // armRetryLocked makes sure a diverged circuit reconciles, and one whose
 // registration failed registers, even if no call comes. b.mu is held.
-func (b *Breaker) armRetryLocked() {
+func (l *storeLink) armRetryLocked() {
+	b := l.b
 	r := b.edit()
 	if r.retry != nil || b.flags.has(flagDetached) {
 		return
 	}
-	r.retry = b.f.clock.AfterFunc(storeBackoff, b.retryTick)
+	r.retry = b.f.clock.AfterFunc(storeBackoff, l.retryTick)
 }
 
-func (b *Breaker) retryTick() {
+func (l *storeLink) retryTick() {
+	b := l.b
 	b.mu.Lock()
 	r := b.edit()
 	r.retry = nil
 	unreg := r.unreg && !b.flags.has(flagDetached)
 	b.mu.Unlock()
-	if unreg && !b.registerAgain() {
+	if unreg && !l.registerAgain() {
 		b.mu.Lock()
-		b.armRetryLocked()
+		l.armRetryLocked()
 		b.mu.Unlock()
 		return
 	}
@@ -138,22 +141,24 @@ func (b *Breaker) retryTick() {
 		return
 	}
 	o := store.Op{Circuit: b.name, Settings: b.set, Now: b.f.clock.Now()}
-	if !b.reconcile(o, want, base, baseGen) {
+	if !l.reconcile(o, want, base, baseGen) {
 		b.mu.Lock()
-		b.armRetryLocked()
+		l.armRetryLocked()
 		b.mu.Unlock()
 	}
 }
 
 // storeFailed reports a store error once per episode and backs off.
-func (b *Breaker) storeFailed(err error) {
+func (l *storeLink) storeFailed(err error) {
+	b := l.b
 	b.mu.Lock()
-	b.storeFailedLocked(err)
+	l.storeFailedLocked(err)
 	b.mu.Unlock()
 	b.drain()
 }
 
-func (b *Breaker) storeFailedLocked(err error) {
+func (l *storeLink) storeFailedLocked(err error) {
+	b := l.b
 	b.storeErrs.Add(1)
 	first := !b.flags.has(flagDegraded)
 	b.flags.set(flagDegraded)

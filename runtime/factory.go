@@ -122,7 +122,7 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 	if !f.private && !b.flags.has(flagDetached) {
 		stop := f.watch(b)
 		b.mu.Lock()
-		b.watch = stop
+		b.link.watch = stop
 		b.mu.Unlock()
 	}
 	b.flags.set(flagReady)
@@ -136,7 +136,11 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 // register and the circuit's first change). cfg is the registration as
 // asked, resolved and set what it resolves to. f.mu is held.
 func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Config, set store.Settings) *Breaker {
-	return &Breaker{conf: conf{name: name, f: f, policy: f.policyFor(cfg, group, resolved, set)}}
+	b := &Breaker{conf: conf{name: name, f: f, policy: f.policyFor(cfg, group, resolved, set)}}
+	if !f.private {
+		b.link = &storeLink{b: b}
+	}
+	return b
 }
 
 // policyFor returns the policy of a new circuit: the last circuit's if it
@@ -273,7 +277,7 @@ func (f *Factory) watch(b *Breaker) (stop func()) {
 	wp := weak.Make(b)
 	stop = f.store.Watch(b.name, func(s store.Snapshot) {
 		if b := wp.Value(); b != nil {
-			b.watched(s)
+			b.link.watched(s)
 		}
 	})
 	goruntime.AddCleanup(b, func(stop func()) { stop() }, stop)

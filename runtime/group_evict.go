@@ -30,13 +30,8 @@ func (b *Breaker) atRest() (ok, clean bool) {
 	case s == Open || s == Isolated, leases > 0, diverged, b.rate != nil && b.rate.flushing.Load():
 		return false, false
 	}
-	if q := b.pushq.Load(); q != nil {
-		q.mu.Lock()
-		queued := q.running || len(q.items) > 0
-		q.mu.Unlock()
-		if queued {
-			return false, false
-		}
+	if b.link != nil && b.link.queued() {
+		return false, false
 	}
 	return true, s == Closed && failures == 0
 }

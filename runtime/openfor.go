@@ -60,13 +60,13 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	want := snap
 	want.Until = now.Add(d)
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: snap.Gen, Now: now}
-	ctx, cancel := b.storeCtx(nil)
+	ctx, cancel := b.link.storeCtx(nil)
 	got, err := f.store.Reconcile(ctx, o, snap.Seq, want)
 	cancel()
-	_, err = b.appliedAnyway(err)
+	_, err = b.link.appliedAnyway(err)
 	if err != nil {
-		b.storeFailed(err) // open for its TTL all the same
+		b.link.storeFailed(err) // open for its TTL all the same
 		return
 	}
-	b.adopt(got)
+	b.link.adopt(got)
 }

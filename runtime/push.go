@@ -83,7 +83,8 @@ func (q *pushQueue) owes(gen uint64) bool {
 // pendingBit exactly while a reset is owed or the store counts failures.
 // Storing it under b.mu orders it with every other store of the view:
 // one computed before owed changed cannot overwrite it.
-func (b *Breaker) refreshPending() {
+func (l *storeLink) refreshPending() {
+	b := l.b
 	b.mu.Lock()
 	if b.snap.State == Closed {
 		b.view.Store(b.viewOf(&b.snap))
@@ -91,14 +92,26 @@ func (b *Breaker) refreshPending() {
 	b.mu.Unlock()
 }
 
-// inline reports whether results are applied on the caller's path: the
-// store never blocks, or there is none, or the circuit is detached.
-func (b *Breaker) inline() bool {
-	if b.f.private || b.flags.has(flagDetached) {
-		return true
+// queued reports whether results wait for the pusher, or it runs.
+func (l *storeLink) queued() bool {
+	q := l.pushq.Load()
+	if q == nil {
+		return false
 	}
-	_, ok := b.f.store.(store.Immediate)
-	return ok
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.running || len(q.items) > 0
+}
+
+// queues reports whether results go to the store through the pusher:
+// the store may block, and the circuit is not detached. Otherwise they are
+// applied on the caller's path.
+func (l *storeLink) queues() bool {
+	if l.b.flags.has(flagDetached) {
+		return false
+	}
+	_, ok := l.b.f.store.(store.Immediate)
+	return !ok
 }
 
 // push reports a result of generation gen to the store: at once when the
@@ -108,33 +121,40 @@ func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen
 // pushCounts is push with a rate flush's counts (Record).
 func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
 	it := pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed}
-	if b.inline() {
-		var c store.Change
-		it.change(&c)
-		b.update(nil, gen, &c, nil)
+	if l := b.link; l != nil && l.queues() {
+		l.enqueue(it)
 		return
 	}
-	q := b.pushq.Load()
+	var c store.Change
+	it.change(&c)
+	b.update(nil, gen, &c, nil)
+}
+
+// enqueue queues it for the pusher, coalesced with the last item when it
+// can be, and starts the pusher if none runs.
+func (l *storeLink) enqueue(it pushItem) {
+	b := l.b
+	q := l.pushq.Load()
 	if q == nil {
-		b.pushq.CompareAndSwap(nil, new(pushQueue)) // the first result pushed
-		q = b.pushq.Load()
+		l.pushq.CompareAndSwap(nil, new(pushQueue)) // the first result pushed
+		q = l.pushq.Load()
 	}
 	q.mu.Lock()
-	if op == store.Success && !trial && q.resetQueued(gen, b.set.Threshold) {
+	if it.op == store.Success && !it.trial && q.resetQueued(it.gen, b.set.Threshold) {
 		q.mu.Unlock()
 		return
 	}
 	if n := len(q.items); n > 0 {
 		last := &q.items[n-1]
-		if last.op == op && last.gen == gen && last.trial == trial {
+		if last.op == it.op && last.gen == it.gen && last.trial == it.trial {
 			switch {
-			case op == store.Failure:
+			case it.op == store.Failure:
 				last.n++
 				q.mu.Unlock()
 				return
-			case op == store.Record:
-				last.calls += calls
-				last.failed += failed
+			case it.op == store.Record:
+				last.calls += it.calls
+				last.failed += it.failed
 				q.mu.Unlock()
 				return
 			}
@@ -143,13 +163,13 @@ func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, faile
 	q.items = append(q.items, it)
 	start := !q.running
 	q.running = true
-	owed := op == store.Failure && !trial && q.owed.Swap(gen) != gen
+	owed := it.op == store.Failure && !it.trial && q.owed.Swap(it.gen) != it.gen
 	q.mu.Unlock()
 	if owed {
-		b.refreshPending() // before Done returns: the caller's next success sees it
+		l.refreshPending() // before Done returns: the caller's next success sees it
 	}
 	if start {
-		go b.pushLoop()
+		go l.pushLoop()
 	}
 }
 
@@ -204,8 +224,9 @@ func (q *pushQueue) failureQueued() bool {
 }
 
 // pushLoop sends the queue to the store until it is empty.
-func (b *Breaker) pushLoop() {
-	q := b.pushq.Load()
+func (l *storeLink) pushLoop() {
+	b := l.b
+	q := l.pushq.Load()
 	for {
 		q.mu.Lock()
 		items := q.items
@@ -216,14 +237,14 @@ func (b *Breaker) pushLoop() {
 			q.running = false
 			q.mu.Unlock()
 			if owed {
-				b.refreshPending()
+				l.refreshPending()
 			}
 			return
 		}
 		q.items = q.spare[:0]
 		q.mu.Unlock()
 		if owed {
-			b.refreshPending()
+			l.refreshPending()
 		}
 		for _, it := range items {
 			var c store.Change

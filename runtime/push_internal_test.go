@@ -42,7 +42,7 @@ func (s *heldStore) Success(ctx context.Context, op store.Op) (store.Snapshot, e
 // queued describes the closed items of b's queue: F<n> for n failures in a
 // row, S for a reset.
 func queued(b *Breaker) string {
-	q := b.pushq.Load()
+	q := b.link.pushq.Load()
 	if q == nil {
 		return ""
 	}

@@ -57,7 +57,7 @@ func (b *Breaker) viewOf(s *store.Snapshot) uint64 {
 			w |= staleBit
 		}
 	case Closed:
-		if s.Failures > 0 || b.pushq.Load().owes(s.Gen) {
+		if s.Failures > 0 || b.link != nil && b.link.pushq.Load().owes(s.Gen) {
 			w |= pendingBit // a success resets: the store's count or this process's queued failure
 		}
 		if b.set.FailureRate > 0 {
