@@ -126,8 +126,14 @@ type replica struct {
 }
 
 // rare is the part of the replica a closed circuit that never tripped,
-// never held a trial and never lost its store does without.
+// never held a trial and never lost its store does without, and what works
+// on it: the timers of open periods and trial leases, the half-open
+// trials' claims (replica.go, trial.go). Its fields are guarded by the
+// breaker's mu. Once made it stays, so whoever read a view that is not
+// closed may follow b.rare without the lock: it was made, under mu, before
+// that view was stored.
 type rare struct {
+	b        *Breaker      // its breaker: immutable
 	window   *store.Window // the local rolling window, used while degraded and without a store; made on first use
 	retryAt  time.Time     // while degraded, store calls wait until then
 	diverged bool          // snap moved on by itself while degraded
@@ -155,11 +161,11 @@ func (r *replica) peek() *rare {
 }
 
 // edit returns the rare state to write, made if need be. b.mu is held.
-func (r *replica) edit() *rare {
-	if r.rare == nil {
-		r.rare = new(rare)
+func (b *Breaker) edit() *rare {
+	if b.rare == nil {
+		b.rare = &rare{b: b}
 	}
-	return r.rare
+	return b.rare
 }
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and

@@ -42,14 +42,14 @@ func (b *Breaker) allowOther(ctx context.Context) (Token, error) {
 	case Open:
 		e := b.openErr.Load()
 		if w&staleBit != 0 {
-			e = b.refreshOpenErr()
+			e = b.rare.refreshOpenErr() // see rare: made before the view left closed
 		}
 		return 0, b.reject(w, e)
 	case HalfOpen:
 		if w&fullBit != 0 {
 			return 0, b.reject(w, b.trialErr.Load())
 		}
-		return b.allowTrial(ctx)
+		return b.rare.allowTrial(ctx) // see rare
 	case Isolated:
 		return 0, b.reject(w, b.openErr.Load())
 	}

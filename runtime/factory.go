@@ -307,6 +307,6 @@ func (f *Factory) refreshTick() {
 	f.ticking = false
 	f.refreshMu.Unlock()
 	for _, c := range list {
-		c.markStale()
+		c.rare.markStale() // made when it opened, before it was listed
 	}
 }

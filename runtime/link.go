@@ -145,18 +145,12 @@ func validSettings(s store.Settings) bool {
 // adopts the store's answer. When the store fails (or failed less than
 // storeBackoff ago), or the factory is closed, it applies c to the local
 // snapshot instead so that the breaker keeps working, and remembers that
-// the local state diverged. A claim reports whether it got a slot. The
-// snapshot after c (the store's answer, or the local one) is stored in
-// *out unless out is nil.
-func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted bool) {
-	granted, _ = b.updateFrom(ctx, gen, c, out)
-	return granted
-}
-
-// updateFrom is update that also reports whether c was applied to the
-// local snapshot rather than by the store (a claim granted so holds no
-// slot in the store).
-func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
+// the local state diverged. A claim reports whether it got a slot, and
+// local whether c was applied to the local snapshot rather than by the
+// store (a claim granted so holds no slot in the store). The snapshot
+// after c (the store's answer, or the local one) is stored in *out unless
+// out is nil.
+func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
 	if b.link == nil || b.flags.has(flagDetached) {
 		// applyLocal reads the clock if c needs it.
 		return b.applyLocal(gen, time.Time{}, c, out), true
@@ -164,7 +158,7 @@ func (b *Breaker) updateFrom(ctx context.Context, gen uint64, c *store.Change, o
 	return b.link.update(ctx, gen, c, out)
 }
 
-// update is updateFrom with the store.
+// update is Breaker.update with the store.
 func (l *storeLink) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
 	b, f := l.b, l.b.f
 	o := store.Op{Circuit: b.name, Settings: b.set, Gen: gen}

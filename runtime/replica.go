@@ -42,12 +42,12 @@ func (b *Breaker) changedLocked(prev *store.Snapshot, now time.Time) {
 		// A lease of this generation with no slot taken in s but one held
 		// here keeps its timer: that slot's lease ends on this process's
 		// clock (see tick).
-		if r != nil && r.timer != nil && (timed(*s) || !b.endsLocked(*s)) {
+		if r != nil && r.timer != nil && (timed(*s) || !r.endsLocked(*s)) {
 			r.timer()
 			r.timer = nil
 		}
 		if timed(*s) {
-			b.armLocked(*s, now)
+			r.armLocked(*s, now) // s is not closed: r was made
 		}
 		if s.State == HalfOpen {
 			b.trialErr.Store(&OpenError{Circuit: b.name, RetryAfter: max(roundUp(s.Until.Sub(now)), time.Millisecond), state: HalfOpen})
@@ -96,8 +96,8 @@ func timed(s store.Snapshot) bool {
 // not count (granted on local state, which the store never heard of, or
 // forgotten by the store): a record that says no slot is taken must not
 // leave them held for ever. b.mu is held.
-func (b *Breaker) endsLocked(s store.Snapshot) bool {
-	return timed(s) || s.State == HalfOpen && b.peek().leases.n() > 0
+func (r *rare) endsLocked(s store.Snapshot) bool {
+	return timed(s) || s.State == HalfOpen && r.leases.n() > 0
 }
 
 // armLocked schedules the end of an open period or trial lease: a lease
@@ -106,20 +106,22 @@ func (b *Breaker) endsLocked(s store.Snapshot) bool {
 // circuit the factory dropped keeps its timers: they end by themselves (an
 // open period, then at most a lease), and a circuit must not stay open for
 // ever because nobody watches it. b.mu is held.
-func (b *Breaker) armLocked(s store.Snapshot, now time.Time) {
-	b.armAfterLocked(s.Gen, max(b.endLocked(s).Sub(now), 0))
+func (r *rare) armLocked(s store.Snapshot, now time.Time) {
+	r.armAfterLocked(s.Gen, max(r.endLocked(s).Sub(now), 0))
 }
 
 // armAfterLocked arms the timer of generation gen to tick after d. b.mu is
 // held.
-func (b *Breaker) armAfterLocked(gen uint64, d time.Duration) {
-	b.edit().timer = b.f.clock.AfterFunc(d, func() { b.tick(gen) })
+func (r *rare) armAfterLocked(gen uint64, d time.Duration) {
+	b := r.b
+	r.timer = b.f.clock.AfterFunc(d, func() { r.tick(gen) })
 }
 
 // endLocked is when this process asks the store to end s: its Until, or
 // for a trial lease on a shared store, Until + the factory's clock skew.
 // b.mu is held.
-func (b *Breaker) endLocked(s store.Snapshot) time.Time {
+func (r *rare) endLocked(s store.Snapshot) time.Time {
+	b := r.b
 	if s.State == HalfOpen && !b.f.private && !b.flags.has(flagDetached) {
 		return s.Until.Add(b.f.skew)
 	}
@@ -127,14 +129,15 @@ func (b *Breaker) endLocked(s store.Snapshot) time.Time {
 }
 
 // tick runs at the end of an open period or trial lease.
-func (b *Breaker) tick(gen uint64) {
+func (r *rare) tick(gen uint64) {
+	b := r.b
 	b.mu.Lock()
 	s := b.snap
-	if s.Gen != gen || !b.endsLocked(s) {
+	if s.Gen != gen || !r.endsLocked(s) {
 		b.mu.Unlock()
 		return
 	}
-	b.edit().timer = nil
+	r.timer = nil
 	b.mu.Unlock()
 	var snap store.Snapshot
 	b.update(nil, gen, &store.Change{Kind: store.Expire}, &snap)
@@ -150,7 +153,7 @@ func (b *Breaker) tick(gen uint64) {
 		// store did not answer: the local state, with no slot counted,
 		// did not end the lease.
 		b.mu.Lock()
-		local := b.snap.Gen == gen && b.snap.State == HalfOpen && b.endsLocked(b.snap)
+		local := b.snap.Gen == gen && b.snap.State == HalfOpen && r.endsLocked(b.snap)
 		b.mu.Unlock()
 		if local {
 			b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: store.Failure}, nil)
@@ -159,12 +162,12 @@ func (b *Breaker) tick(gen uint64) {
 	// A store may keep the circuit as it is for longer (its clock is
 	// behind ours, or it failed): look again later rather than never.
 	b.mu.Lock()
-	if b.snap.Gen == gen && b.peek().timer == nil && b.endsLocked(b.snap) {
-		d := b.endLocked(b.snap).Sub(b.f.clock.Now())
+	if b.snap.Gen == gen && r.timer == nil && r.endsLocked(b.snap) {
+		d := r.endLocked(b.snap).Sub(b.f.clock.Now())
 		if d <= 0 {
 			d = retryStep(b.cfg.TTL)
 		}
-		b.armAfterLocked(gen, d)
+		r.armAfterLocked(gen, d)
 	}
 	b.mu.Unlock()
 }
@@ -186,26 +189,28 @@ func roundUp(d time.Duration) time.Duration {
 // factory's refresher marks it stale again a refreshEvery later (staleBit
 // in the view), so a busy open circuit reads the clock and allocates once
 // per refreshEvery and an idle one costs nothing.
-func (b *Breaker) refreshOpenErr() *OpenError {
+func (r *rare) refreshOpenErr() *OpenError {
+	b := r.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	e := b.openErr.Load()
-	if !b.peek().stale || b.snap.State != Open {
+	if !r.stale || b.snap.State != Open {
 		return e
 	}
 	e = &OpenError{Circuit: b.name, RetryAfter: roundUp(b.snap.Until.Sub(b.f.clock.Now()))}
 	b.openErr.Store(e)
-	b.edit().stale = false
+	r.stale = false
 	b.view.Store(b.viewOf(&b.snap))
 	b.f.stale(b)
 	return e
 }
 
 // markStale asks the next rejection to refresh RetryAfter.
-func (b *Breaker) markStale() {
+func (r *rare) markStale() {
+	b := r.b
 	b.mu.Lock()
 	if b.snap.State == Open {
-		b.edit().stale = true
+		r.stale = true
 		b.view.Store(b.viewOf(&b.snap))
 	}
 	b.mu.Unlock()

@@ -68,7 +68,8 @@ func (l *leases) dropLocal() {
 }
 
 // allowTrial claims a half-open trial slot.
-func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
+func (r *rare) allowTrial(ctx context.Context) (Token, error) {
+	b := r.b
 	for range 3 {
 		w := b.view.Load()
 		switch word(w).state() {
@@ -87,15 +88,15 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			return 0, ctx.Err() // the caller hung up: take no slot, mark nothing
 		}
 		var snap store.Snapshot
-		granted, local := b.updateFrom(ctx, word(w).gen(), &store.Change{Kind: store.Claim}, &snap)
+		granted, local := b.update(ctx, word(w).gen(), &store.Change{Kind: store.Claim}, &snap)
 		if granted {
 			var start uint64
 			if b.cfg.SlowCall > 0 {
 				start = b.micros()
 			}
 			b.mu.Lock()
-			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && b.peek().leases.n() < b.set.Trials {
-				t := b.takeLeaseLocked(snap.Gen, start, local)
+			if b.snap.Gen == snap.Gen && b.snap.State == HalfOpen && r.leases.n() < b.set.Trials {
+				t := r.takeLeaseLocked(snap.Gen, start, local)
 				b.mu.Unlock()
 				return t, nil
 			}
@@ -118,7 +119,7 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 			b.mu.Lock()
 			// Rejections are marked only while a timer (the lease's) will
 			// look again: a view must never stay full with nothing to end it.
-			if b.snap.Gen == snap.Gen && b.peek().timer != nil {
+			if b.snap.Gen == snap.Gen && r.timer != nil {
 				b.view.Store(b.viewOf(&b.snap) | fullBit)
 			}
 			b.mu.Unlock()
@@ -131,8 +132,9 @@ func (b *Breaker) allowTrial(ctx context.Context) (Token, error) {
 
 // takeLeaseLocked records a trial slot granted in generation gen (by the
 // store, or on local state) and returns its token. b.mu is held.
-func (b *Breaker) takeLeaseLocked(gen, start uint64, local bool) Token {
-	no := b.edit().leases.take(local, start)
+func (r *rare) takeLeaseLocked(gen, start uint64, local bool) Token {
+	b := r.b
+	no := r.leases.take(local, start)
 	b.view.Store(b.viewOf(&b.snap))
 	t := uint64(HalfOpen) | tokenBit | (gen&trialGenMask)<<genShift | uint64(no)<<leaseShift
 	if local {
