@@ -82,10 +82,10 @@ func (m *Memory) Register(_ context.Context, name string, s Settings) (Settings,
 func (m *Memory) apply(op *Op, ch *Change) (Snapshot, bool) {
 	m.mu.Lock()
 	c := m.circuit(op.Circuit, op.Settings)
-	snap, changed, granted := c.snap.Apply(c.set, &c.window, op.Gen, op.Now, ch)
+	changed, granted := c.snap.Step(c.set, &c.window, op.Gen, op.Now, ch) // in place: no copy in and out
+	snap := c.snap
 	var ws []*watcher
 	if changed {
-		c.snap = snap
 		ws = c.watchers
 	}
 	m.mu.Unlock()
