@@ -35,7 +35,8 @@ func (b *Breaker) changedLocked(prev *store.Snapshot, now time.Time) {
 	if changed && r != nil {
 		r.leases.endAll()
 	}
-	if changed || !s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed {
+	// Until is zero while closed: a closed count changing compares no times.
+	if changed || s.State != Closed && (!s.Until.Equal(prev.Until) || s.Claimed != prev.Claimed) {
 		if now.IsZero() && s.State != Closed {
 			now = b.f.clock.Now()
 		}
