@@ -16,7 +16,13 @@ import (
 // safe for concurrent use. A factory has one Breaker per circuit name.
 //
 // Its fields come in groups, each an embedded value (no pointer between
-// Allow and the view word), labelled by who may touch them.
+// Allow and the view word), labelled by who may touch them. What only
+// some circuits need is behind a pointer made when it is needed, each with
+// the methods that work on it: a rate circuit's rater (rate.go), the link
+// to a store (storeLink: link.go, answers.go, degraded.go, push.go), and
+// the state of a circuit that left the closed state (rare: its timers and
+// trial claims, replica.go and trial.go). What an idle circuit costs:
+// see Factory.Remove.
 type Breaker struct {
 	// view is everything the hot path needs, in one word: Allow and Done
 	// read it and nothing else on a closed success. Written only under mu
