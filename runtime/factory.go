@@ -118,6 +118,17 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 		b.flags.set(flagDetached)
 	}
 	f.mu.Unlock()
+	registered := false
+	defer func() {
+		if !registered {
+			// The store (a Store of the user's) panicked: the panic goes
+			// on, and the name is not left to a breaker nobody can wait
+			// for. Who found it meanwhile gets it detached, on local state.
+			f.breakers.CompareAndDelete(name, b)
+			b.flags.set(flagDetached | flagReady)
+			b.regMu.Unlock()
+		}
+	}()
 	b.register(b.set)
 	if !f.private && !b.flags.has(flagDetached) {
 		stop := f.watch(b)
@@ -125,6 +136,7 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 		b.link.watch = stop
 		b.mu.Unlock()
 	}
+	registered = true
 	b.flags.set(flagReady)
 	b.regMu.Unlock()
 	b.drain()
