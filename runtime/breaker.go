@@ -15,14 +15,15 @@ import (
 // Breaker guards calls to one circuit. Get one from [Factory.Breaker]; it is
 // safe for concurrent use. A factory has one Breaker per circuit name.
 //
-// Its fields come in groups, each an embedded value (no pointer between
-// Allow and the view word), labelled by who may touch them. What only
-// some circuits need is behind a pointer made when it is needed, each with
-// the methods that work on it: a rate circuit's rater (rate.go), the link
-// to a store (storeLink: link.go, answers.go, degraded.go, push.go), and
-// the state of a circuit that left the closed state (rare: its timers and
-// trial claims, replica.go and trial.go). What an idle circuit costs:
-// see Factory.Remove.
+// The view word comes first; the other fields come in groups (values, no
+// pointer between Allow and the view word), each labelled by who may touch
+// it. What only some circuits need is behind a pointer, each part with the
+// methods that work on it: a rate circuit's rater (rate.go; made at
+// registration), the link to a store (storeLink: link.go, answers.go,
+// degraded.go, push.go; made with the breaker when the factory has a
+// store), and the state of a circuit that left the closed state (rare:
+// its timers and trial claims, replica.go and trial.go; made on first
+// need). What an idle circuit costs: see Factory.Remove.
 type Breaker struct {
 	// view is everything the hot path needs, in one word: Allow and Done
 	// read it and nothing else on a closed success. Written only under mu
@@ -60,10 +61,11 @@ type hot struct {
 	trialErr atomic.Pointer[OpenError] // returned while half-open with every slot taken
 }
 
-// conf is the circuit's identity and configuration. Set by the factory
-// (newBreaker) before anybody else sees the breaker; register may replace
-// the policy with one holding the store's settings, under mu, before the
-// breaker is ready. Then immutable: read without a lock.
+// conf is the circuit's identity, configuration and parts. Set by the
+// factory (newBreaker) before anybody else sees the breaker; register, under
+// mu and before the breaker is ready, may replace the policy with one
+// holding the store's settings, and makes a rate circuit's rater. Then
+// immutable: read without a lock.
 type conf struct {
 	name    string
 	f       *Factory
@@ -73,10 +75,11 @@ type conf struct {
 	regMu   sync.Mutex // held by the registering goroutine until the breaker is ready (flagReady)
 }
 
-// policy is a circuit's configuration, immutable. A factory gives the
-// circuits it registers with the same configuration one policy (the
-// circuits of a group, per-key circuits made by the same constructor), so
-// that a circuit costs a pointer for it.
+// policy is a circuit's configuration, immutable. A circuit registered
+// with the same configuration as the one the factory registered last
+// shares its policy (the keys of a group, per-key circuits made by one
+// constructor, one after another), so that it costs a pointer; any other
+// gets its own, and so does a circuit that takes the store's settings.
 type policy struct {
 	group    string             // the Group's name, "" for a circuit made with Factory.Breaker
 	cfg      Config             // in force: the first registration's (without excludes)
@@ -132,7 +135,8 @@ type replica struct {
 }
 
 // rare is the part of the replica a closed circuit that never tripped,
-// never held a trial and never lost its store does without, and what works
+// never held a trial and never lost its store does without (a rate circuit
+// without a store makes it, and its window, at its first merge), and what works
 // on it: the timers of open periods and trial leases, the half-open
 // trials' claims (replica.go, trial.go). Its fields are guarded by the
 // breaker's mu. Once made it stays, so whoever read a view that is not
