@@ -220,10 +220,13 @@ func (f *Factory) Lookup(name string) (*Breaker, bool) {
 // lines: see stripes), the factory's map entry and its name; in a group,
 // besides, a slot of the group's table (the group reads the key from the
 // circuit's name and keeps what its sweep needs in the Breaker, so it
-// holds no entry of its own, but for hashed keys). Its configuration is shared with the circuits registered with the
-// same one; the state a circuit needs once it trips, holds a trial or
-// loses its store (timers, leases, reconciliation, transition counts), its
-// open errors and its push queue are made on first use and kept.
+// holds no entry of its own, but for hashed keys); with a store, its link
+// to the store. Its configuration is shared with the circuit registered
+// just before it if that one has the same (see policy). What it needs once
+// it trips, holds a trial or loses its store (timers, leases,
+// reconciliation, transition counts), its open errors and its push queue
+// are made on first use and kept; a rate circuit has its tally, and,
+// without a store, its window from its first merge on.
 func (f *Factory) Remove(name string) bool {
 	v, ok := f.breakers.LoadAndDelete(name)
 	if ok {
