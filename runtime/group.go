@@ -233,7 +233,10 @@ func (g *Group) Breaker(key string) *Breaker {
 func (g *Group) hit(b *Breaker, key string) *Breaker {
 	if fl := b.flags.v.Load(); fl&(flagUsed|flagDetached) != flagUsed {
 		if fl&flagUsed == 0 {
-			b.flags.v.Or(flagUsed) // written only once per sweep: no line every call writes
+			// Written only once per sweep: no line every call writes. Its
+			// old value says whether the sweep claimed b first (see
+			// claimLocked).
+			fl = b.flags.v.Or(flagUsed)
 		}
 		if fl&flagDetached != 0 && !g.f.closed.Load() {
 			return g.create(key) // removed from the factory by somebody else

@@ -122,3 +122,35 @@ func TestGroupTableHoldsExactly(t *testing.T) {
 	use(0, 1000)
 	check("made after eviction")
 }
+
+// TestGroupClaimRacesLookup: the sweep evicts a circuit only by claiming
+// it (flagUsed clear, flagDetached set in one compare-and-swap), so a
+// lookup that marked it used first keeps it, and a lookup after the claim
+// gets a new circuit, never the one being evicted.
+func TestGroupClaimRacesLookup(t *testing.T) {
+	f := NewFactory()
+	g := f.Group("g", Config{})
+	b1 := g.Breaker("a")
+	unuse := func() { b1.flags.v.And(^uint32(flagUsed | idleMask)) } // as a sweep does
+	unuse()
+	if g.Breaker("a") != b1 { // marks it used again
+		t.Fatal("lookup of a kept key gave another circuit")
+	}
+	g.mu.Lock()
+	claimed := g.claimLocked(b1)
+	g.mu.Unlock()
+	if claimed {
+		t.Fatal("the sweep claimed a circuit a lookup had marked used")
+	}
+	unuse()
+	g.mu.Lock()
+	if !g.claimLocked(b1) {
+		g.mu.Unlock()
+		t.Fatal("the sweep could not claim an unused circuit")
+	}
+	g.dropLocked("a", b1)
+	g.mu.Unlock()
+	if b2 := g.Breaker("a"); b2 == b1 {
+		t.Fatal("a lookup after the claim got the evicted circuit")
+	}
+}
