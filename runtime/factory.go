@@ -150,7 +150,8 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Config, set store.Settings) *Breaker {
 	b := &Breaker{conf: conf{name: name, f: f, policy: f.policyFor(cfg, group, resolved, set)}}
 	if !f.private {
-		b.link = &storeLink{b: b}
+		_, batches := f.store.(store.FailureBatcher)
+		b.link = &storeLink{b: b, batches: batches}
 	}
 	return b
 }

@@ -32,6 +32,7 @@ type storeLink struct {
 	installs atomic.Uint64             // counts installLocked calls (see stepBack)
 	pushq    atomic.Pointer[pushQueue] // results on their way to the store (see push.go)
 	watch    func()                    // stops the store watch; guarded by b.mu
+	batches  bool                      // the store is a store.FailureBatcher: immutable
 }
 
 // storeTimeout bounds store calls made on behalf of finished calls and of

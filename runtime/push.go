@@ -140,7 +140,7 @@ func (l *storeLink) enqueue(it pushItem) {
 		q = l.pushq.Load()
 	}
 	q.mu.Lock()
-	if it.op == store.Success && !it.trial && q.resetQueued(it.gen, b.set.Threshold) {
+	if it.op == store.Success && !it.trial && q.resetQueued(it.gen, b.set.Threshold, l.batches) {
 		q.mu.Unlock()
 		return
 	}
@@ -182,8 +182,10 @@ func (l *storeLink) enqueue(it pushItem) {
 // which the pusher, one round trip per item, could not keep up with (and
 // the trials' results queued behind them would wait for):
 //   - after a reset: once is enough;
-//   - after a run of threshold failures or more: the run trips the circuit,
-//     and its generation ends with it;
+//   - after a run of threshold failures or more, on a store that takes it
+//     in one step (batches: a [store.FailureBatcher]): the run trips the
+//     circuit, and its generation ends with it (sent as one Failure call
+//     each, another process's reset could land between them);
 //   - after a reset and a run shorter than the threshold: the run is
 //     dropped, the reset stands for both. Applied after that reset, the run
 //     cannot trip the circuit by itself, and the count after the second
@@ -193,7 +195,7 @@ func (l *storeLink) enqueue(it pushItem) {
 //
 // A run with no reset before it is never dropped: with the failures
 // counted before it, it may reach the threshold.
-func (q *pushQueue) resetQueued(gen uint64, threshold int) bool {
+func (q *pushQueue) resetQueued(gen uint64, threshold int, batches bool) bool {
 	closed := func(i int, op store.Kind) bool {
 		return i >= 0 && q.items[i].op == op && q.items[i].gen == gen && !q.items[i].trial
 	}
@@ -204,7 +206,7 @@ func (q *pushQueue) resetQueued(gen uint64, threshold int) bool {
 	case !closed(n-1, store.Failure):
 		return false
 	case q.items[n-1].n >= threshold:
-		return true
+		return batches
 	case closed(n-2, store.Success):
 		q.items = q.items[:n-1]
 		return true

@@ -39,6 +39,16 @@ func (s *heldStore) Success(ctx context.Context, op store.Op) (store.Snapshot, e
 	return s.Store.Success(ctx, op)
 }
 
+// batchingStore is a heldStore that takes a run of failures in one call
+// (a store.FailureBatcher, as Redis is).
+type batchingStore struct{ *heldStore }
+
+func (s batchingStore) Failures(ctx context.Context, op store.Op, n int) (store.Snapshot, error) {
+	s.entered <- store.Failure
+	<-s.fgate
+	return s.Store.(store.FailureBatcher).Failures(ctx, op, n)
+}
+
 // queued describes the closed items of b's queue: F<n> for n failures in a
 // row, S for a reset.
 func queued(b *Breaker) string {
@@ -63,10 +73,11 @@ func queued(b *Breaker) string {
 // TestPushQueueResets: while a failure is on its way to the store, the
 // view asks successes for a reset; alternating results keep at most
 // failures, reset, failures of a generation queued; a run that reaches the
-// threshold absorbs what follows. Threshold 3.
+// threshold absorbs what follows on a store that takes it in one call.
+// Threshold 3.
 func TestPushQueueResets(t *testing.T) {
 	st := newHeldStore()
-	f := NewFactory(WithStore(st))
+	f := NewFactory(WithStore(batchingStore{st}))
 	t.Cleanup(func() { _ = f.Close() })
 	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
 	ctx := context.Background()
@@ -100,6 +111,29 @@ func TestPushQueueResets(t *testing.T) {
 	close(st.fgate) // failures 1, 2, reset, 1, 2, 3: open
 	close(st.sgate)
 	require.Eventually(t, func() bool { return b.State() == Open }, 5*time.Second, time.Millisecond)
+}
+
+// TestPushQueueKeepsResetAfterUnbatchedRun: on a store that takes failures
+// one call each, a success after a run that reaches the threshold is kept:
+// another process's reset may land between the run's calls, and then the
+// run trips nothing and this success's reset is owed.
+func TestPushQueueKeepsResetAfterUnbatchedRun(t *testing.T) {
+	st := newHeldStore()
+	f := NewFactory(WithStore(st))
+	t.Cleanup(func() { _ = f.Close() })
+	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	ctx := context.Background()
+	require.ErrorIs(t, b.Do(ctx, fail), boom)
+	require.Equal(t, store.Failure, <-st.entered) // the pusher holds it
+	for range 3 {
+		require.ErrorIs(t, b.Do(ctx, fail), boom)
+	}
+	require.NoError(t, b.Do(ctx, ok))
+	require.Equal(t, "F3 S", queued(b), "the reset behind a run the store takes call by call")
+	require.NoError(t, b.Do(ctx, ok))
+	require.Equal(t, "F3 S", queued(b), "once is enough")
+	close(st.fgate)
+	close(st.sgate)
 }
 
 // TestPushQueueOwedEnds: once the failures queued are answered, the
