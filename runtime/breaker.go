@@ -17,7 +17,8 @@ import (
 //
 // The view word comes first; the other fields come in groups (values, no
 // pointer between Allow and the view word), each labelled by who may touch
-// it. What only some circuits need is behind a pointer, each part with the
+// it; the last, replica, also holds the methods that change the circuit's
+// local state. What only some circuits need is behind a pointer, each part with the
 // methods that work on it: a rate circuit's rater (rate.go; made at
 // registration), the link to a store (storeLink: link.go, answers.go,
 // degraded.go, push.go; made with the breaker when the factory has a
@@ -124,10 +125,28 @@ func (f *flags) set(m uint32) bool { return f.v.Or(m)&m != 0 }
 
 func (f *flags) clear(m uint32) { f.v.And(^m) }
 
-// replica is the circuit as this process sees it, its timers and its
-// queued events: every field is guarded by mu. What a closed circuit that
-// never met trouble does not need is in rare, made on first use.
+// claim is a group's sweep taking a circuit it found unused: it sets
+// flagDetached unless a lookup set flagUsed meanwhile, in one
+// compare-and-swap, so that the one of the two that comes first wins and
+// no lookup hands out a circuit the sweep is evicting (a lookup that finds
+// it detached makes the key a new circuit: see Group.hit). It reports
+// whether the sweep won.
+func (f *flags) claim() bool {
+	fl := f.v.Load()
+	return fl&flagUsed == 0 && f.v.CompareAndSwap(fl, fl|flagDetached)
+}
+
+// replica is the circuit as this process sees it and its queued events,
+// every field guarded by mu (but b), and what changes them: installing a
+// snapshot and the view word made of it (replica.go, view.go), applying an
+// operation locally or through the store link (degraded.go, link.go),
+// pushing results (push.go), a trial's result (trial.go), registration
+// and detaching (link.go), delivering events (events.go). Its methods are
+// the breaker's, promoted; Breaker itself keeps the public API and the
+// call path. What a closed circuit that never met trouble does not need is
+// in rare, made on first use.
 type replica struct {
+	b      *Breaker // the breaker that holds it: immutable
 	mu     sync.Mutex
 	snap   store.Snapshot // the circuit as this process sees it
 	events eventQueue     // guarded by mu; its queued and last are atomics, also read without it
@@ -171,7 +190,8 @@ func (r *replica) peek() *rare {
 }
 
 // edit returns the rare state to write, made if need be. b.mu is held.
-func (b *Breaker) edit() *rare {
+func (rep *replica) edit() *rare {
+	b := rep.b
 	if b.rare == nil {
 		b.rare = &rare{b: b}
 	}

@@ -17,7 +17,8 @@ import (
 // applyLocal reads it if the transition needs it (see
 // [store.Snapshot.Timed]), so that a failure that does not trip the
 // circuit costs no clock reading.
-func (b *Breaker) applyLocal(gen uint64, now time.Time, c *store.Change, out *store.Snapshot) (granted bool) {
+func (rep *replica) applyLocal(gen uint64, now time.Time, c *store.Change, out *store.Snapshot) (granted bool) {
+	b := rep.b
 	b.mu.Lock()
 	// A claim when this process holds every slot already is no claim.
 	if c.Kind != store.Claim || b.peek().leases.n() < b.set.Trials {

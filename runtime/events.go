@@ -215,7 +215,8 @@ func (q *eventQueue) post(e Event) {
 
 // drain delivers the queued events, unless another goroutine is at it (it
 // will deliver ours too).
-func (b *Breaker) drain() {
+func (rep *replica) drain() {
+	b := rep.b
 	if b.events.queued.Load() == 0 {
 		return // nothing queued: no lock
 	}

@@ -149,6 +149,7 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 // asked, resolved and set what it resolves to. f.mu is held.
 func (f *Factory) newBreaker(name string, cfg Config, group string, resolved Config, set store.Settings) *Breaker {
 	b := &Breaker{conf: conf{name: name, f: f, policy: f.policyFor(cfg, group, resolved, set)}}
+	b.replica.b = b
 	if !f.private {
 		_, batches := f.store.(store.FailureBatcher)
 		b.link = &storeLink{b: b, batches: batches}

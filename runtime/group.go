@@ -235,7 +235,7 @@ func (g *Group) hit(b *Breaker, key string) *Breaker {
 		if fl&flagUsed == 0 {
 			// Written only once per sweep: no line every call writes. Its
 			// old value says whether the sweep claimed b first (see
-			// claimLocked).
+			// flags.claim).
 			fl = b.flags.v.Or(flagUsed)
 		}
 		if fl&flagDetached != 0 && !g.f.closed.Load() {

@@ -20,7 +20,8 @@ package runtime
 // loses nothing at all. The one place the group reads a breaker's replica:
 // it takes b.mu and the push queue's lock (g.mu may be held: the group
 // takes them after its own).
-func (b *Breaker) atRest() (ok, clean bool) {
+func (rep *replica) atRest() (ok, clean bool) {
+	b := rep.b
 	b.mu.Lock()
 	r := b.peek()
 	s, leases, diverged := b.snap.State, r.leases.n(), r.diverged
@@ -55,7 +56,7 @@ func (g *Group) evictOneLocked() (victim *Breaker) {
 		if fl&flagUsed != 0 || g.pending[key] > 0 || idle < 2 && !cleanClosed(b) {
 			return true
 		}
-		if ok, clean := b.atRest(); !ok || idle < 2 && !clean || !g.claimLocked(b) {
+		if ok, clean := b.atRest(); !ok || idle < 2 && !clean || !b.flags.claim() {
 			return true
 		}
 		g.dropLocked(key, b)
@@ -68,16 +69,6 @@ func (g *Group) evictOneLocked() (victim *Breaker) {
 // idleOf returns how many sweeps in a row found a circuit unused, from its
 // flags.
 func idleOf(fl uint32) uint32 { return fl & idleMask / flagIdle }
-
-// claimLocked marks b, which the sweep found unused, detached, unless a
-// lookup marked it used meanwhile: the one of the two that comes first
-// wins, so that no lookup hands out a circuit the sweep is evicting (a
-// lookup that finds it marked makes the key a new one: see hit). g.mu is
-// held.
-func (g *Group) claimLocked(b *Breaker) bool {
-	fl := b.flags.v.Load()
-	return fl&flagUsed == 0 && b.flags.v.CompareAndSwap(fl, fl|flagDetached)
-}
 
 // dropLocked removes b, key's circuit, from the group and, if the factory
 // still has it, from the factory, queueing its EventRemoved. g.mu is held.
@@ -126,7 +117,7 @@ func (g *Group) sweep() {
 			if idle < 2 || g.pending[key] > 0 {
 				return true
 			}
-			if ok, _ := b.atRest(); ok && g.claimLocked(b) {
+			if ok, _ := b.atRest(); ok && b.flags.claim() {
 				g.dropLocked(key, b)
 				victims = append(victims, b)
 			}

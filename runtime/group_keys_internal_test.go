@@ -137,14 +137,14 @@ func TestGroupClaimRacesLookup(t *testing.T) {
 		t.Fatal("lookup of a kept key gave another circuit")
 	}
 	g.mu.Lock()
-	claimed := g.claimLocked(b1)
+	claimed := b1.flags.claim()
 	g.mu.Unlock()
 	if claimed {
 		t.Fatal("the sweep claimed a circuit a lookup had marked used")
 	}
 	unuse()
 	g.mu.Lock()
-	if !g.claimLocked(b1) {
+	if !b1.flags.claim() {
 		g.mu.Unlock()
 		t.Fatal("the sweep could not claim an unused circuit")
 	}

@@ -41,7 +41,7 @@ func (g *Group) create(key string) *Breaker {
 	g.armLocked()
 	g.mu.Unlock()
 
-	b := g.f.breaker(g.circuitName(key), g.cfg, g.name)
+	b := g.f.breaker(circuitName(g.name, key), g.cfg, g.name)
 
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -19,17 +19,17 @@ const (
 )
 
 // circuitName returns the name of key's circuit (see Breaker).
-func (g *Group) circuitName(key string) string {
+func circuitName(group, key string) string {
 	switch {
 	case key == "":
-		return g.name + "/" + emptyKey
+		return group + "/" + emptyKey
 	case len(key) > MaxKeyLen || !printable(key):
 		sum := sha256.Sum256([]byte(key))
-		return g.name + "/~" + hex.EncodeToString(sum[:8]) + "~" + keptOf(key)
+		return group + "/~" + hex.EncodeToString(sum[:8]) + "~" + keptOf(key)
 	case key[0] == '~':
-		return g.name + "/~" + key
+		return group + "/~" + key
 	}
-	return g.name + "/" + key
+	return group + "/" + key
 }
 
 // tabled reports whether key's circuit name is not hashed, so that the

@@ -34,13 +34,13 @@ func TestGroupTableStress(t *testing.T) {
 			for i := 0; !stop.Load(); i++ {
 				k := keys[(i*7+w*13)%len(keys)]
 				b := g.Breaker(k)
-				if n := b.Name(); n != g.circuitName(k) && n != "x/y/~overflow" {
+				if n := b.Name(); n != circuitName(g.name, k) && n != "x/y/~overflow" {
 					t.Errorf("key %.20q got %q", k, n)
 					stop.Store(true)
 					return
 				}
 				if i%97 == 0 {
-					f.Remove(g.circuitName(keys[(i/97)%len(keys)]))
+					f.Remove(circuitName(g.name, keys[(i/97)%len(keys)]))
 				}
 			}
 		}()
@@ -67,7 +67,7 @@ func TestGroupTableStress(t *testing.T) {
 			t.Errorf("key %.20q twice", k)
 		}
 		seen[k] = true
-		if b.name != g.circuitName(k) {
+		if b.name != circuitName(g.name, k) {
 			t.Errorf("key %.20q holds %q", k, b.name)
 		}
 		return true
@@ -103,7 +103,7 @@ func TestGroupGrowthOneCircuitPerKey(t *testing.T) {
 			for j := range n {
 				i := (j*[]int{1, 7, 11, 13}[w] + w*977) % n
 				b := g.Breaker(key(i))
-				if b.name != g.circuitName(key(i)) {
+				if b.name != circuitName(g.name, key(i)) {
 					t.Errorf("key %q got %q", key(i), b.name)
 				}
 				got[w][i] = b

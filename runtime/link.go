@@ -57,7 +57,8 @@ func (l *storeLink) storeCtx(ctx context.Context) (context.Context, context.Canc
 // register registers the circuit with the store and starts watching it.
 // The factory calls it once, before anybody else sees b; its events are
 // queued and delivered once b is ready.
-func (b *Breaker) register(wanted store.Settings) {
+func (rep *replica) register(wanted store.Settings) {
+	b := rep.b
 	f, l := b.f, b.link
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
@@ -151,7 +152,8 @@ func validSettings(s store.Settings) bool {
 // store (a claim granted so holds no slot in the store). The snapshot
 // after c (the store's answer, or the local one) is stored in *out unless
 // out is nil.
-func (b *Breaker) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
+func (rep *replica) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
+	b := rep.b
 	if b.link == nil || b.flags.has(flagDetached) {
 		// applyLocal reads the clock if c needs it.
 		return b.applyLocal(gen, time.Time{}, c, out), true
@@ -266,7 +268,8 @@ func (l *storeLink) reportApplied(err store.Applied) {
 // detach stops the circuit's watch and reconciliation: from now on it works
 // on its local state only (see armLocked for its timers). The factory
 // calls it on Remove and Close.
-func (b *Breaker) detach() {
+func (rep *replica) detach() {
+	b := rep.b
 	b.mu.Lock()
 	b.flags.set(flagDetached)
 	if r := b.rare; r != nil && r.retry != nil {

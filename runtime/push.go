@@ -116,10 +116,13 @@ func (l *storeLink) queues() bool {
 
 // push reports a result of generation gen to the store: at once when the
 // store never blocks, else through the circuit's pusher.
-func (b *Breaker) push(gen uint64, op store.Kind, trial bool) { b.pushCounts(gen, op, trial, 0, 0) }
+func (rep *replica) push(gen uint64, op store.Kind, trial bool) {
+	rep.b.pushCounts(gen, op, trial, 0, 0)
+}
 
 // pushCounts is push with a rate flush's counts (Record).
-func (b *Breaker) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
+func (rep *replica) pushCounts(gen uint64, op store.Kind, trial bool, calls, failed int) {
+	b := rep.b
 	it := pushItem{op: op, gen: gen, trial: trial, n: 1, calls: calls, failed: failed}
 	if l := b.link; l != nil && l.queues() {
 		l.enqueue(it)

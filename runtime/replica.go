@@ -17,7 +17,8 @@ import (
 // does not open the circuit; see [store.Snapshot.Timed]); setLocked reads
 // it then if it arms a timer or computes a RetryAfter, so that nothing is
 // ever measured from the zero time. b.mu is held.
-func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
+func (rep *replica) setLocked(s store.Snapshot, now time.Time) {
+	b := rep.b
 	prev := b.snap
 	b.snap = s
 	b.changedLocked(&prev, now)
@@ -25,7 +26,8 @@ func (b *Breaker) setLocked(s store.Snapshot, now time.Time) {
 
 // changedLocked is setLocked once b.snap holds the new snapshot, prev the
 // one before it: applyLocal changes b.snap in place. b.mu is held.
-func (b *Breaker) changedLocked(prev *store.Snapshot, now time.Time) {
+func (rep *replica) changedLocked(prev *store.Snapshot, now time.Time) {
+	b := rep.b
 	s := &b.snap
 	changed := s.Gen != prev.Gen || s.State != prev.State
 	var r *rare

@@ -145,7 +145,8 @@ func (r *rare) takeLeaseLocked(gen, start uint64, local bool) Token {
 
 // trialDone takes the result of a half-open trial: once, and only if its
 // lease is still held (the generation did not change since).
-func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
+func (rep *replica) trialDone(ctx context.Context, t Token, err error) {
+	b := rep.b
 	o := b.classify(ctx, err)
 	var end uint64
 	if b.cfg.SlowCall > 0 && o != ignored {
@@ -189,7 +190,8 @@ func (b *Breaker) trialDone(ctx context.Context, t Token, err error) {
 // store may have given to another lineage of the record since. A
 // transition it causes is pushed like every local transition (see
 // reconcile).
-func (b *Breaker) giveBack(gen uint64, op store.Kind, local bool) {
+func (rep *replica) giveBack(gen uint64, op store.Kind, local bool) {
+	b := rep.b
 	if local {
 		b.applyLocal(gen, b.f.clock.Now(), &store.Change{Kind: op}, nil)
 		return

@@ -46,7 +46,8 @@ const (
 )
 
 // viewOf returns the view word of snapshot s. b.mu is held.
-func (b *Breaker) viewOf(s *store.Snapshot) uint64 {
+func (rep *replica) viewOf(s *store.Snapshot) uint64 {
+	b := rep.b
 	w := uint64(s.State) | (s.Gen&genMask)<<genShift
 	if b.f.counting.Load() {
 		w |= countBit
