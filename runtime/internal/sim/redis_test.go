@@ -520,6 +520,7 @@ func redisReplay(seed int64) string {
 // TestSimulationRedis is the Redis mode: each seed's history over
 // store.Memory and over the Redis store must tell the same story.
 func TestSimulationRedis(t *testing.T) {
+	t.Parallel() // the longest tests of the package run side by side
 	if *flagRedisSeed != 0 {
 		client, prefix := redistest.Client(t)
 		seed := *flagRedisSeed

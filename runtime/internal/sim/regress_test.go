@@ -79,6 +79,7 @@ func TestIssue16Item13BreakerAfterClose(t *testing.T) {
 // nondeterministic check: rounds of real goroutines; it fails on main in
 // some runs, not all).
 func TestIssue16Item7RateCountsLost(t *testing.T) {
+	t.Parallel()
 	for seed := int64(1); seed <= 300; seed++ {
 		h := &history{seed: seed, nproc: 1, offsets: []time.Duration{0}, drifts: []float64{0}, T: time.Second, burst: true}
 		w := runSeed(h, nil, false)

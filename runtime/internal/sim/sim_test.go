@@ -127,6 +127,7 @@ func failing(vs []violation, strict bool) (violation, bool) {
 }
 
 func TestSimulation(t *testing.T) {
+	t.Parallel()
 	st := strict()
 	if *flagSeed != 0 {
 		replay(t, *flagSeed, st)
