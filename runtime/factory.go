@@ -23,7 +23,7 @@ type Factory struct {
 	counting atomic.Bool
 	closed   atomic.Bool
 	pinged   atomic.Bool            // the store's Ping, if it has one, ran
-	outage   atomic.Pointer[outage] // the store failed lately (see push.go)
+	outage   atomic.Pointer[outage] // the store failed lately (see outage, degraded.go)
 	private  bool                   // no store given: breakers keep circuit state themselves
 	skew     time.Duration          // the clock skew tolerated (WithClockSkew)
 	epoch    time.Time              // origin of timed tokens' microseconds (see micros)

@@ -19,7 +19,7 @@ import (
 // word, so that one add counts a call and its failure together and one
 // swap takes both: a merge never holds a failure without its call, and
 // adds that race with it land in this merge or the next, whole. A stripe
-// holding 2^31 calls asks for a merge (see recordCall), so neither half
+// holding 2^31 calls asks for a merge (see rater.record), so neither half
 // overflows.
 //
 // Like stripes, a tally counts on one line until goroutines collide on it,
