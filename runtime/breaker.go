@@ -182,20 +182,25 @@ var noRare rare
 
 // peek returns the rare state to read, all zero if it was never made.
 // b.mu is held.
-func (r *replica) peek() *rare {
-	if r.rare != nil {
-		return r.rare
+func (rep *replica) peek() *rare {
+	if rep.rare != nil {
+		return rep.rare
 	}
 	return &noRare
 }
 
+// storeless reports whether the circuit works on local state only: its
+// factory has no store, or dropped it or was closed (detached).
+func (rep *replica) storeless() bool {
+	return rep.b.link == nil || rep.b.flags.has(flagDetached)
+}
+
 // edit returns the rare state to write, made if need be. b.mu is held.
 func (rep *replica) edit() *rare {
-	b := rep.b
-	if b.rare == nil {
-		b.rare = &rare{b: b}
+	if rep.rare == nil {
+		rep.rare = &rare{b: rep.b}
 	}
-	return b.rare
+	return rep.rare
 }
 
 // Token identifies an admitted call: [Breaker.Allow] returns it and

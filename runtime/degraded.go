@@ -34,7 +34,7 @@ func (rep *replica) applyLocal(gen uint64, now time.Time, c *store.Change, out *
 		var changed bool
 		changed, granted = b.snap.Step(b.set, w, gen, now, c)
 		if changed {
-			if b.snap.Gen != prev.Gen && !b.peek().diverged && !b.flags.has(flagDetached) && !b.f.private {
+			if b.snap.Gen != prev.Gen && !b.peek().diverged && !b.storeless() {
 				r := b.edit()
 				r.diverged, r.base, r.baseGen = true, b.link.storeSeq.Load(), prev.Gen
 				b.link.armRetryLocked()

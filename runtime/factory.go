@@ -130,7 +130,7 @@ func (f *Factory) breaker(name string, cfg Config, group string) *Breaker {
 		}
 	}()
 	b.register(b.set)
-	if !f.private && !b.flags.has(flagDetached) {
+	if !b.storeless() {
 		stop := f.watch(b)
 		b.mu.Lock()
 		b.link.watch = stop

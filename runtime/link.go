@@ -62,7 +62,7 @@ func (rep *replica) register(wanted store.Settings) {
 	f, l := b.f, b.link
 	set, snap, err := wanted, store.New(), error(nil)
 	var perr error
-	if l == nil || b.flags.has(flagDetached) {
+	if b.storeless() {
 		l = nil // local state only
 	} else if o := f.outage.Load(); o != nil && f.clock.Now().Before(o.until) {
 		err = o.skip(b.name) // the store failed lately: do not wait for it again
@@ -154,7 +154,7 @@ func validSettings(s store.Settings) bool {
 // out is nil.
 func (rep *replica) update(ctx context.Context, gen uint64, c *store.Change, out *store.Snapshot) (granted, local bool) {
 	b := rep.b
-	if b.link == nil || b.flags.has(flagDetached) {
+	if b.storeless() {
 		// applyLocal reads the clock if c needs it.
 		return b.applyLocal(gen, time.Time{}, c, out), true
 	}

@@ -27,7 +27,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	}
 	f := b.f
 	d = min(d, max(b.set.TTL, b.set.MaxTTL))
-	if f.private || b.flags.has(flagDetached) {
+	if b.storeless() {
 		now := f.clock.Now()
 		b.mu.Lock()
 		next := b.snap.Force(b.set, Open, now)

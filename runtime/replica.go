@@ -125,7 +125,7 @@ func (r *rare) armAfterLocked(gen uint64, d time.Duration) {
 // b.mu is held.
 func (r *rare) endLocked(s store.Snapshot) time.Time {
 	b := r.b
-	if s.State == HalfOpen && !b.f.private && !b.flags.has(flagDetached) {
+	if s.State == HalfOpen && !b.storeless() {
 		return s.Until.Add(b.f.skew)
 	}
 	return s.Until
