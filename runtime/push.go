@@ -143,7 +143,7 @@ func (l *storeLink) enqueue(it pushItem) {
 		q = l.pushq.Load()
 	}
 	q.mu.Lock()
-	if it.op == store.Success && !it.trial && q.resetQueued(it.gen, b.set.Threshold, l.batches) {
+	if it.op == store.Success && !it.trial && (b.resetMoot(q, it.gen) || q.resetQueued(it.gen, b.set.Threshold, l.batches)) {
 		q.mu.Unlock()
 		return
 	}
@@ -174,6 +174,18 @@ func (l *storeLink) enqueue(it pushItem) {
 	if start {
 		go l.pushLoop()
 	}
+}
+
+// resetMoot reports whether a closed success of generation gen needs no
+// reset any more: the view lost pendingBit after the caller read it (the
+// store's answer to a reset in flight came, showing no failure) and no
+// failure of this process is queued. Without this check, a success read
+// before that answer and queued after the pusher took the last reset would
+// cost one more store call, however many successes had been coalesced
+// before it. q.mu is held.
+func (b *Breaker) resetMoot(q *pushQueue, gen uint64) bool {
+	w := b.view.Load()
+	return word(w).gen() == gen && w&(stateMask|pendingBit) == 0 && !q.owes(gen)
 }
 
 // resetQueued reports whether a closed success of generation gen needs no

@@ -173,6 +173,28 @@ func forge(t *testing.T, srv *server, prefix, name string, change func(*store.Sn
 	require.NoError(t, attacker.Publish(ctx, prefix+"events", message(name, snap)).Err())
 }
 
+// waitResynced waits until st confirmed its subscription and read every
+// watched record since: a message forged before that could be judged
+// against a read still in flight, or be overridden by the read, and never
+// be seen.
+func waitResynced(t *testing.T, st *Store) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		h := &st.hub
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.subscribes == 0 {
+			return false
+		}
+		for _, tr := range h.tracks {
+			if tr.reading {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond, "the store's subscription and its reads of the watched records")
+}
+
 // TestForgedClaimEndsWithLease (issue 16, item 4): one forged message that
 // marks the trial slot taken makes processes reject half-open calls at
 // most until the end of the lease: then the store's answer, whose seq is
@@ -227,7 +249,7 @@ func TestForgedFailuresCostOneReset(t *testing.T) {
 	st := New(newClient(t, srv, &count), WithPrefix(prefix), WithTimeout(time.Second))
 	t.Cleanup(func() { _ = st.Close() })
 	br := purgatory.NewFactory(purgatory.WithStore(st)).Breaker("resets", purgatory.Config{Threshold: 5, TTL: time.Hour})
-	waitSubscribed(t, srv, prefix, 1)
+	waitResynced(t, st)
 	ctx := context.Background()
 
 	forge(t, srv, prefix, "resets", func(s *store.Snapshot) { s.Failures = 4 })

@@ -99,6 +99,7 @@ func (h *hub) sleep(d time.Duration) bool {
 // messages may have been missed).
 func (h *hub) resyncAll() {
 	h.mu.Lock()
+	h.subscribes++
 	for name, t := range h.tracks {
 		h.requestLocked(name, t)
 	}

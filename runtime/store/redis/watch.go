@@ -36,6 +36,9 @@ type hub struct {
 	closed  bool
 	ps      *goredis.PubSub
 	failing map[string]bool // episodes reported to onError, by kind
+	// subscribes counts the subscriptions confirmed, each followed by
+	// resyncAll (tests wait for it before forging a message).
+	subscribes int
 }
 
 // track is what a store knows of one watched circuit.
