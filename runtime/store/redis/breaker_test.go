@@ -130,17 +130,26 @@ func TestZeroRoundTrips(t *testing.T) {
 // twoFactories returns two factories, each on its own client and store (as
 // two processes would have), sharing one Redis, prefix and clk.
 func twoFactories(t *testing.T, srv *server, prefix string, clk purgatory.Clock, opts ...Option) (a, b *purgatory.Factory, ea, eb *events) {
+	a, b, _, _, ea, eb = twoFactoriesStores(t, srv, prefix, clk, opts...)
+	return a, b, ea, eb
+}
+
+// twoFactoriesStores is twoFactories that also returns each factory's
+// store (for waitResynced).
+func twoFactoriesStores(t *testing.T, srv *server, prefix string, clk purgatory.Clock, opts ...Option) (a, b *purgatory.Factory, sa, sb *Store, ea, eb *events) {
 	ea, eb = &events{}, &events{}
-	mk := func(ev *events) *purgatory.Factory {
+	mk := func(ev *events) (*purgatory.Factory, *Store) {
 		st := New(newClient(t, srv), append([]Option{WithPrefix(prefix), WithTimeout(time.Second)}, opts...)...)
 		t.Cleanup(func() { _ = st.Close() })
 		fo := []purgatory.Option{purgatory.WithStore(st), purgatory.WithListener(ev)}
 		if clk != nil {
 			fo = append(fo, purgatory.WithClock(clk))
 		}
-		return purgatory.NewFactory(fo...)
+		return purgatory.NewFactory(fo...), st
 	}
-	return mk(ea), mk(eb), ea, eb
+	a, sa = mk(ea)
+	b, sb = mk(eb)
+	return a, b, sa, sb, ea, eb
 }
 
 func TestTripRejectsInOtherFactory(t *testing.T) {
@@ -158,18 +167,18 @@ func TestTripRejectsInOtherFactory(t *testing.T) {
 	waitFor(t, func() bool { return a.Status().Failures == 2 }, "a's failures reach Redis")
 	require.ErrorIs(t, b.Do(ctx, fail), errBoom, "failures from both add up")
 	waitFor(t, func() bool { return b.State() == purgatory.Open }, "the trip")
-	require.Eventually(t, func() bool { return a.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.State() == purgatory.Open }, 10*time.Second, time.Millisecond)
 
 	// And the other way round, timing how long the news takes.
 	a.Close()
-	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 10*time.Second, time.Millisecond)
 	start := time.Now()
 	for range 3 {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	}
 	require.Eventually(t, func() bool {
 		return errors.Is(b.Do(ctx, succeed), purgatory.ErrOpen)
-	}, 5*time.Second, time.Millisecond, "a trip in one factory rejects calls in the other")
+	}, 10*time.Second, time.Millisecond, "a trip in one factory rejects calls in the other")
 	t.Logf("the other factory rejected %v after the trip (including the trip's 3 round trips)", time.Since(start))
 	var oe *purgatory.OpenError
 	require.ErrorAs(t, b.Do(ctx, succeed), &oe)
@@ -198,11 +207,11 @@ func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 	ctx := context.Background()
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
-	require.Eventually(t, func() bool { return a.State() == purgatory.Open && b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.State() == purgatory.Open && b.State() == purgatory.Open }, 10*time.Second, time.Millisecond)
 	clk.Advance(30 * time.Second)
 	require.Eventually(t, func() bool {
 		return a.State() == purgatory.HalfOpen && b.State() == purgatory.HalfOpen
-	}, 5*time.Second, time.Millisecond)
+	}, 10*time.Second, time.Millisecond)
 
 	// Trials=2 across both factories: two slots, whoever asks.
 	ta, err := a.Allow(ctx)
@@ -218,7 +227,7 @@ func TestHalfOpenTrialsExclusiveAcrossFactories(t *testing.T) {
 	assert.Equal(t, purgatory.HalfOpen, a.State(), "one success of two")
 	b.Done(ctx, tb, nil)
 	waitFor(t, func() bool { return b.State() == purgatory.Closed }, "two successful trials close it")
-	require.Eventually(t, func() bool { return a.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.State() == purgatory.Closed }, 10*time.Second, time.Millisecond)
 }
 
 func TestConfigConflictAcrossFactories(t *testing.T) {
@@ -283,7 +292,7 @@ func TestSecondProcess(t *testing.T) {
 	expect("ready")
 	expect("tripped")
 	require.Eventually(t, func() bool { return errors.Is(b.Do(ctx, succeed), purgatory.ErrOpen) },
-		5*time.Second, time.Millisecond, "the child's trip rejects calls here")
+		10*time.Second, time.Millisecond, "the child's trip rejects calls here")
 	b.Close()
 	expect("closed")
 	require.NoError(t, cmd.Wait())

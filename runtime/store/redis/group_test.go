@@ -34,7 +34,7 @@ func TestGroupKeysShared(t *testing.T) {
 		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 		waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip reaches Redis off the caller's path")
 		require.Eventually(t, func() bool { return gb.Breaker(k).State() == purgatory.Open },
-			5*time.Second, time.Millisecond, "key %.20q", k)
+			10*time.Second, time.Millisecond, "key %.20q", k)
 		n, err := client.Exists(ctx, prefix+"{"+a.Name()+"}:state").Result()
 		require.NoError(t, err)
 		assert.EqualValues(t, 1, n, "key %.20q: record at its circuit's name", k)

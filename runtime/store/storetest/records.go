@@ -181,11 +181,11 @@ func testWatch(t *testing.T, s store.Store) {
 	// (a shared store delivers them by pub/sub).
 	o := open(t, s, name, snap.Gen)
 	require.Eventually(t, func() bool { return saw(store.Open, o.Gen) },
-		5*time.Second, 5*time.Millisecond, "the watcher was not told the circuit opened")
+		10*time.Second, 5*time.Millisecond, "the watcher was not told the circuit opened")
 	c, err := s.Force(ctx(t), op(name, 0, t0), store.Closed)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return saw(store.Closed, c.Gen) },
-		5*time.Second, 5*time.Millisecond, "the watcher was not told the circuit closed")
+		10*time.Second, 5*time.Millisecond, "the watcher was not told the circuit closed")
 
 	stop()
 	mu.Lock()
