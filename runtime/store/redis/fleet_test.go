@@ -52,7 +52,7 @@ func TestRateAcrossProcesses(t *testing.T) {
 			// alone saw only 30 calls, under MinCalls.
 			if tc.open {
 				for i, b := range bs {
-					require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+					require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
 						"process %d: the fleet-wide rate did not open the circuit", i)
 				}
 				return
@@ -62,7 +62,7 @@ func TestRateAcrossProcesses(t *testing.T) {
 			// counted (a failure left counted would add up with later ones).
 			for i, b := range bs {
 				require.Eventually(t, func() bool { s := b.Status(); return s.State == purgatory.Closed && s.Failures == 0 },
-					5*time.Second, time.Millisecond, "process %d: %+v", i, b.Status())
+					10*time.Second, time.Millisecond, "process %d: %+v", i, b.Status())
 			}
 			for _, b := range bs {
 				assert.Equal(t, purgatory.Closed, b.State(), "never five failures in a row")
@@ -101,14 +101,22 @@ func TestFrozenProcessStaysInStep(t *testing.T) {
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	a.Close()
 	require.NotEmpty(t, ea.of(purgatory.EventStoreError))
+	raw := newClient(t, srv)
+	key := prefix + "{frozen}:state"
+	before, err := raw.HGet(ctx, key, "seq").Uint64()
+	require.NoError(t, err)
 	p.blocked.Store(false)
 
 	// A's state is pushed when the store answers again (the record did
-	// not change meanwhile): closed.
+	// not change meanwhile): closed. Both were closed all along: wait for
+	// the push itself (the record moves on), or b's Open below could come
+	// while a still waits to push (its first try after the block may time
+	// out on a loaded machine, and clk stands still after this loop).
 	require.Eventually(t, func() bool {
-		clk.Advance(time.Second)
-		return b.State() == purgatory.Closed && a.State() == purgatory.Closed
-	}, 10*time.Second, 10*time.Millisecond)
+		clk.Advance(time.Second) // the retry runs in Advance
+		seq, err := raw.HGet(ctx, key, "seq").Uint64()
+		return err == nil && seq > before && b.State() == purgatory.Closed && a.State() == purgatory.Closed
+	}, 10*time.Second, 10*time.Millisecond, "a's state is pushed")
 	b.Open()
 	require.Eventually(t, func() bool { return a.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
 		"the other process's Open did not reach the process that saw a store fault")
@@ -135,7 +143,7 @@ func TestTimeoutsReachRedis(t *testing.T) {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	}
 	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
-	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
 		"the timeouts did not reach Redis")
 	assert.Empty(t, ea.of(purgatory.EventStoreError))
 }
