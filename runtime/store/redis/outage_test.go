@@ -38,7 +38,10 @@ func TestRedisGoesAway(t *testing.T) {
 	t.Cleanup(func() { srv.stop() })
 	clk := clocktest.New(time.Unix(1_700_000_000, 0))
 	prefix := testPrefix()
-	fa, fb, ea, eb := twoFactories(t, srv, prefix, clk, WithTimeout(100*time.Millisecond))
+	// A generous store timeout: while Redis is down calls fail at once
+	// (connection refused), and after it is back the first one dials anew,
+	// which must not time out on a loaded machine (a second episode).
+	fa, fb, ea, eb := twoFactories(t, srv, prefix, clk)
 	cfg := purgatory.Config{Threshold: 3, TTL: time.Minute}
 	a, b := fa.Breaker("flaky", cfg), fb.Breaker("flaky", cfg)
 	ctx := context.Background()
@@ -82,7 +85,7 @@ func TestRedisGoesAway(t *testing.T) {
 	}
 	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	require.Eventually(t, func() bool { return errors.Is(b.Do(ctx, succeed), purgatory.ErrOpen) },
-		5*time.Second, time.Millisecond, "state syncs through the restarted Redis")
+		10*time.Second, time.Millisecond, "state syncs through the restarted Redis")
 	assert.Len(t, ea.of(purgatory.EventStoreError), 1, "no new episode once Redis is back")
 	assert.Empty(t, eb.of(purgatory.EventStoreError), "b made no store call while Redis was down")
 }
@@ -152,8 +155,14 @@ func TestGarbageInCircuitKey(t *testing.T) {
 	// The record was replaced by a fresh one; the breaker uses it again
 	// after its back-off.
 	clk.Advance(2 * time.Second)
-	for i := 0; i < 3 && a.State() != purgatory.Open; i++ {
-		require.ErrorIs(t, a.Do(ctx, fail), errBoom)
+	// Results reach Redis from the pusher: the circuit may trip between a
+	// look at its state and the next call, which then gets ErrOpen.
+	for range 3 {
+		err := a.Do(ctx, fail)
+		if errors.Is(err, purgatory.ErrOpen) {
+			break
+		}
+		require.ErrorIs(t, err, errBoom)
 	}
 	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
 	typ, err := raw.Type(ctx, key).Result()
@@ -171,7 +180,10 @@ func TestSlowRedis(t *testing.T) {
 	srv := needRedis(t)
 	clk := clocktest.New(time.Unix(1_700_000_000, 0))
 	prefix := testPrefix()
-	fa, fb, ea, _ := twoFactories(t, srv, prefix, clk, WithTimeout(20*time.Millisecond))
+	// The pause lasts 10 s: a store timeout of 1 s still runs out while it
+	// holds, and is enough for a.Open after it (a new connection, on a
+	// loaded machine), which must not start a second episode.
+	fa, fb, ea, _ := twoFactories(t, srv, prefix, clk)
 	cfg := purgatory.Config{Threshold: 3, TTL: time.Minute}
 	a, b := fa.Breaker("slow", cfg), fb.Breaker("slow", cfg)
 	ctx := context.Background()
@@ -199,7 +211,7 @@ func TestSlowRedis(t *testing.T) {
 
 	clk.Advance(2 * time.Second) // past the breaker's back-off
 	a.Open()
-	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
 		"once Redis answers, changes are shared again")
 	assert.Len(t, ea.of(purgatory.EventStoreError), 1)
 }
@@ -224,17 +236,17 @@ func TestRevertedRecord(t *testing.T) {
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
-	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond)
 
 	// Back to the closed record of before the trip, without a message.
 	require.NoError(t, raw.Del(ctx, key).Err())
 	require.NoError(t, raw.HSet(ctx, key, snapshot).Err())
 	clk.Advance(time.Minute) // both try to expire their open generation
 	assert.Equal(t, purgatory.Closed, a.State(), "the record in Redis wins")
-	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.State() == purgatory.Closed }, 10*time.Second, time.Millisecond)
 
 	require.ErrorIs(t, a.Do(ctx, fail), errBoom)
 	waitFor(t, func() bool { return a.State() == purgatory.Open }, "the trip")
-	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return b.State() == purgatory.Open }, 10*time.Second, time.Millisecond,
 		"and the circuit is shared again")
 }
