@@ -42,18 +42,15 @@ func TestWatchAcrossStores(t *testing.T) {
 		return seen[len(seen)-1]
 	}
 	// The watch starts with the current record.
-	require.Eventually(t, func() bool { return last().Seq == snap.Seq }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return last().Seq == snap.Seq }, 10*time.Second, 5*time.Millisecond)
 
-	// Wait for the subscription before changing anything: a change made
-	// earlier is picked up by the resync instead, which this test does not
-	// want to rely on.
-	require.Eventually(t, func() bool {
-		n, err := a.client.PubSubNumSub(ctx, a.Channel()).Result()
-		return err == nil && n[a.Channel()] > 0
-	}, 5*time.Second, 5*time.Millisecond)
+	// Wait for the subscription and the read that follows it before
+	// changing anything: a change made earlier is picked up by the resync
+	// instead, which this test does not want to rely on.
+	waitResynced(t, b)
 	opened, err := a.Force(ctx, store.Op{Circuit: "c", Settings: testSettings, Gen: snap.Gen, Now: time.Unix(1, 0)}, store.Open)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return last().Seq == opened.Seq }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return last().Seq == opened.Seq }, 10*time.Second, 5*time.Millisecond)
 	got := last()
 	assert.Equal(t, store.Open, got.State)
 	assert.Equal(t, opened, got)
@@ -86,7 +83,7 @@ func TestWatchAcrossStores(t *testing.T) {
 		default:
 			return false
 		}
-	}, 5*time.Second, 20*time.Millisecond)
+	}, 10*time.Second, 20*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, s := range seen {
@@ -102,9 +99,12 @@ func TestTimeout(t *testing.T) {
 	ctx := context.Background()
 	for _, ctxAware := range []bool{true, false} {
 		c := goredis.NewClient(&goredis.Options{Addr: srv.addr(), ContextTimeoutEnabled: ctxAware, MaxRetries: -1})
-		s := New(c, WithPrefix(testPrefix()), WithTimeout(20*time.Millisecond))
+		prefix := testPrefix()
+		s := New(c, WithPrefix(prefix), WithTimeout(20*time.Millisecond))
 		require.Equal(t, ctxAware, s.ctxAware)
-		_, _, err := s.Register(ctx, "c", testSettings)
+		// The record is made by a store with a generous timeout: 20 ms is
+		// too short for a first call (a new connection) on a loaded machine.
+		_, _, err := newStore(t, srv, prefix).Register(ctx, "c", testSettings)
 		require.NoError(t, err)
 
 		admin := goredis.NewClient(&goredis.Options{Addr: srv.addr()})
@@ -129,7 +129,7 @@ func TestCloseStopsSubscriber(t *testing.T) {
 	srv := needRedis(t)
 	prefix := testPrefix()
 	c := newClient(t, srv)
-	s := New(c, WithPrefix(prefix))
+	s := New(c, WithPrefix(prefix), WithTimeout(time.Second)) // not the default 50 ms: the machine is shared
 	stop := s.Watch("c", func(store.Snapshot) {})
 	waitSubscribed(t, srv, prefix, 1)
 	require.NoError(t, s.Close())
@@ -138,7 +138,7 @@ func TestCloseStopsSubscriber(t *testing.T) {
 	require.Eventually(t, func() bool {
 		n, err := c.PubSubNumSub(context.Background(), prefix+"events").Result()
 		return err == nil && n[prefix+"events"] == 0
-	}, 5*time.Second, 5*time.Millisecond, "the subscription ends with Close")
+	}, 10*time.Second, 5*time.Millisecond, "the subscription ends with Close")
 	s.Watch("c", func(store.Snapshot) { t.Error("a closed store delivers nothing") })()
 	_, _, err := s.Register(context.Background(), "c", testSettings)
 	assert.NoError(t, err, "store calls still work after Close; the client is the caller's")
