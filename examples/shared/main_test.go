@@ -22,7 +22,10 @@ func TestMain(m *testing.M) {
 }
 
 func cfg(id string, fail float64, n int) config {
-	return config{id: id, prefix: "example-test:", fail: fail, calls: n, interval: time.Millisecond, threshold: 3, ttl: time.Hour}
+	// A Redis call that takes longer than its timeout sends the process
+	// on alone, locally: 50 ms (the default) is within reach of a loaded
+	// CI machine under -race, and then B would not see A's trip.
+	return config{id: id, prefix: "example-test:", fail: fail, calls: n, interval: time.Millisecond, threshold: 3, ttl: time.Hour, timeout: 30 * time.Second}
 }
 
 // untilRejected is A's output: it ends A's run (cancel) at the first call
