@@ -385,7 +385,7 @@ func TestRedisSharesHostCircuits(t *testing.T) {
 	var clients [2]*http.Client
 	var transports [2]*httpcircuit.Transport
 	for i := range clients {
-		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(time.Second))
+		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(30*time.Second)) // a bound, not a timing: past it the process goes on locally
 		t.Cleanup(func() { _ = st.Close() })
 		f := purgatory.NewFactory(purgatory.WithStore(st))
 		t.Cleanup(func() { _ = f.Close() })
@@ -424,7 +424,7 @@ func TestRedisSharesRetryAfter(t *testing.T) {
 	var clients [2]*http.Client
 	var transports [2]*httpcircuit.Transport
 	for i := range clients {
-		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(time.Second))
+		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(30*time.Second)) // a bound, not a timing: past it the process goes on locally
 		t.Cleanup(func() { _ = st.Close() })
 		f := purgatory.NewFactory(purgatory.WithStore(st))
 		t.Cleanup(func() { _ = f.Close() })
