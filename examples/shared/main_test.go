@@ -82,7 +82,7 @@ func TestTwoProcessesShareTheCircuit(t *testing.T) {
 	require.Contains(t, out, "[A] circuit payments: closed -> open")
 	failed, rejected := strings.Count(out, "failed: payment provider"), strings.Count(out, "rejected without calling")
 	assert.GreaterOrEqual(t, failed, 3, out)
-	assert.Positive(t, rejected, out)
+	require.Positive(t, rejected, out)
 	assert.NotContains(t, out[strings.Index(out, "rejected without calling"):], "failed: payment provider",
 		"no call goes through once one was rejected (the circuit is open for an hour)")
 
