@@ -122,10 +122,28 @@ func hanging(t *testing.T) *host {
 	return h
 }
 
+// sentCounter is a transport that counts the requests the circuit lets
+// through to it.
+type sentCounter struct {
+	http.RoundTripper
+	sent atomic.Int64
+}
+
+func (s *sentCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.sent.Add(1)
+	return s.RoundTripper.RoundTrip(r)
+}
+
 func TestTimeoutIsAFailure(t *testing.T) {
 	slow := hanging(t)
-	c, tr := newClient(t, purgatory.NewFactory(), twoStrikes)
-	c.Timeout = 20 * time.Millisecond
+	// The requests are counted as they leave the circuit, not as the server
+	// gets them: a 20 ms timeout may end a request before the server's
+	// handler has run, on a loaded machine.
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	sent := &sentCounter{RoundTripper: base}
+	tr := httpcircuit.New(sent, purgatory.NewFactory(), twoStrikes)
+	c := &http.Client{Transport: tr, Timeout: 20 * time.Millisecond}
 	for range 2 {
 		_, err := get(c, slow.URL)
 		require.Error(t, err)
@@ -134,7 +152,7 @@ func TestTimeoutIsAFailure(t *testing.T) {
 	assert.Equal(t, purgatory.Open, tr.Breaker(strings.TrimPrefix(slow.URL, "http://")).State())
 	_, err := get(c, slow.URL)
 	assert.ErrorIs(t, err, purgatory.ErrOpen)
-	assert.EqualValues(t, 2, slow.hits.Load())
+	assert.EqualValues(t, 2, sent.sent.Load(), "a rejected request is not sent")
 }
 
 func TestCallerCancellationIsNotAFailure(t *testing.T) {
@@ -168,7 +186,9 @@ func retryAfterOf(t *testing.T, err error) time.Duration {
 }
 
 func TestRetryAfter(t *testing.T) {
-	date := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http.TimeFormat) }
+	// An HTTP date is written by the server as it answers, relative to then
+	// (the table is made before the earlier cases run).
+	date := func(d time.Duration) string { return "date " + d.String() }
 	for _, c := range []struct {
 		name     string
 		code     int
@@ -178,7 +198,7 @@ func TestRetryAfter(t *testing.T) {
 	}{
 		{"seconds", 503, "7", true, 7 * time.Second, 7 * time.Second},
 		{"429", 429, "3", true, 3 * time.Second, 3 * time.Second},
-		{"http date", 503, date(20 * time.Second), true, 18 * time.Second, 20 * time.Second},
+		{"http date", 503, date(20 * time.Second), true, 15 * time.Second, 20 * time.Second}, // whole seconds, then the time to the rejection
 		{"capped at maxttl", 503, "3600", true, 2 * time.Minute, 2 * time.Minute},
 		{"garbage", 503, "soon", false, 0, 0},
 		{"negative", 503, "-5", false, 0, 0},
@@ -189,7 +209,13 @@ func TestRetryAfter(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := newHost(t, func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Retry-After", c.value)
+				v := c.value
+				if d, ok := strings.CutPrefix(v, "date "); ok {
+					in, err := time.ParseDuration(d)
+					require.NoError(t, err)
+					v = time.Now().Add(in).UTC().Format(http.TimeFormat)
+				}
+				w.Header().Set("Retry-After", v)
 				w.WriteHeader(c.code)
 			})
 			cl, tr := newClient(t, purgatory.NewFactory(),
@@ -367,7 +393,7 @@ func TestRedisSharesHostCircuits(t *testing.T) {
 	var clients [2]*http.Client
 	var transports [2]*httpcircuit.Transport
 	for i := range clients {
-		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(time.Second))
+		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(30*time.Second)) // a bound, not a timing: past it the process goes on locally
 		t.Cleanup(func() { _ = st.Close() })
 		f := purgatory.NewFactory(purgatory.WithStore(st))
 		t.Cleanup(func() { _ = f.Close() })
@@ -381,9 +407,9 @@ func TestRedisSharesHostCircuits(t *testing.T) {
 	}
 	// Results reach Redis off the caller's path: the trip is one round trip later.
 	require.Eventually(t, func() bool { return transports[0].Breaker(hostOf).State() == purgatory.Open },
-		10*time.Second, time.Millisecond, "the process that saw the failures opens the host's circuit")
+		30*time.Second, time.Millisecond, "the process that saw the failures opens the host's circuit")
 	require.Eventually(t, func() bool { return transports[1].Breaker(hostOf).State() == purgatory.Open },
-		10*time.Second, 5*time.Millisecond, "the other process sees the host's circuit open")
+		30*time.Second, 5*time.Millisecond, "the other process sees the host's circuit open")
 	_, err := get(clients[1], failing.URL)
 	assert.ErrorIs(t, err, purgatory.ErrOpen)
 	assert.EqualValues(t, 2, failing.hits.Load())
@@ -400,13 +426,13 @@ func TestRedisSharesHostCircuits(t *testing.T) {
 func TestRedisSharesRetryAfter(t *testing.T) {
 	client, prefix := redistest.Client(t)
 	busy := newHost(t, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Retry-After", "30")
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
 	var clients [2]*http.Client
 	var transports [2]*httpcircuit.Transport
 	for i := range clients {
-		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(time.Second))
+		st := redis.New(client, redis.WithPrefix(prefix), redis.WithTimeout(30*time.Second)) // a bound, not a timing: past it the process goes on locally
 		t.Cleanup(func() { _ = st.Close() })
 		f := purgatory.NewFactory(purgatory.WithStore(st))
 		t.Cleanup(func() { _ = f.Close() })
@@ -421,10 +447,12 @@ func TestRedisSharesRetryAfter(t *testing.T) {
 	// see the first, with the TTL, a round trip before the second.
 	require.Eventually(t, func() bool {
 		st := transports[1].Breaker(hostOf).Status()
-		return st.State == purgatory.Open && st.RetryAfter <= 7*time.Second
-	}, 10*time.Second, 5*time.Millisecond)
+		return st.State == purgatory.Open && st.RetryAfter <= 30*time.Second
+	}, 30*time.Second, 5*time.Millisecond)
 	_, err = get(clients[1], busy.URL)
 	ra := retryAfterOf(t, err)
-	assert.True(t, ra > 5*time.Second && ra <= 7*time.Second, "RetryAfter %v: the server's 7s, not the 1m TTL", ra)
+	// The period runs in wall time: leave the loaded machine 15 s to get
+	// here, still well below the TTL.
+	assert.True(t, ra > 15*time.Second && ra <= 30*time.Second, "RetryAfter %v: the server's 30s, not the 1m TTL", ra)
 	assert.EqualValues(t, 1, busy.hits.Load())
 }

@@ -96,7 +96,7 @@ scrape_configs:
 
 	// Every circuit is in exactly one state in Prometheus, once scraped.
 	var circuits []string
-	eventually(t, 15*time.Second, func() error {
+	eventually(t, 60*time.Second, func() error {
 		res, err := query(api, `sum by (circuit) (purgatory_circuit_state{job="dashboard"})`)
 		if err != nil {
 			return err
@@ -120,7 +120,7 @@ scrape_configs:
 	// example reports (its circuits change state every few seconds; the two
 	// agree within a scrape or two).
 	for _, circuit := range circuits {
-		eventually(t, 10*time.Second, func() error {
+		eventually(t, 30*time.Second, func() error {
 			want, err := stateOf(base+"metrics", circuit)
 			if err != nil {
 				return err
@@ -151,7 +151,7 @@ scrape_configs:
 	}
 
 	// The alert rules are loaded and evaluate without error.
-	eventually(t, 10*time.Second, func() error {
+	eventually(t, 30*time.Second, func() error {
 		var body struct {
 			Data struct {
 				Groups []struct {

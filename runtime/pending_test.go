@@ -102,7 +102,7 @@ func TestQueuedFailureThenSuccessResets(t *testing.T) {
 	require.ErrorIs(t, b.Do(ctx, failing), errQueued) // queued: the store waits
 	require.NoError(t, b.Do(ctx, succeeding))         // must reset behind it
 	close(st.gate)
-	require.Eventually(t, func() bool { return st.resets.Load() == 1 }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return st.resets.Load() == 1 }, 30*time.Second, time.Millisecond,
 		"the success after the queued failure sends a reset")
 	snap := record(t, m, "x", cfg)
 	require.Equal(t, int32(1), st.fails.Load())
@@ -126,13 +126,13 @@ func TestQueuedFailureSuccessFailureStaysClosed(t *testing.T) {
 	close(st.gate)
 	// The pusher sends failure, reset, failure in order: once the second
 	// failure is answered, everything was.
-	require.Eventually(t, func() bool { return st.fails.Load() == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return st.fails.Load() == 2 }, 30*time.Second, time.Millisecond)
 	snap := record(t, m, "x", cfg)
 	require.Equal(t, store.Closed, snap.State, "never two failures in a row")
 	require.Equal(t, 1, snap.Failures)
 	require.Equal(t, int32(1), st.resets.Load())
 	require.Eventually(t, func() bool { s := b.Status(); return s.State == purgatory.Closed && s.Failures == 1 },
-		5*time.Second, time.Millisecond, "the breaker adopts the store's answers")
+		30*time.Second, time.Millisecond, "the breaker adopts the store's answers")
 }
 
 // TestQueuedFailureAcrossTrip: this process's failure is queued in
@@ -184,7 +184,7 @@ func TestQueuedFailureAcrossTrip(t *testing.T) {
 			require.ErrorIs(t, a.Do(ctx, failing), errQueued) // of generation 3, behind the rest
 			// The pusher sends in order: once this failure is answered,
 			// everything this process queued before it was.
-			require.Eventually(t, func() bool { return st.fails.Load() == 2 }, 5*time.Second, time.Millisecond)
+			require.Eventually(t, func() bool { return st.fails.Load() == 2 }, 30*time.Second, time.Millisecond)
 
 			snap := record(t, m, "x", cfg)
 			require.Equal(t, store.Closed, snap.State)

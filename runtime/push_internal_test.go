@@ -110,7 +110,7 @@ func TestPushQueueResets(t *testing.T) {
 	}
 	close(st.fgate) // failures 1, 2, reset, 1, 2, 3: open
 	close(st.sgate)
-	require.Eventually(t, func() bool { return b.State() == Open }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.State() == Open }, 30*time.Second, time.Millisecond)
 }
 
 // TestPushQueueKeepsResetAfterUnbatchedRun: on a store that takes failures

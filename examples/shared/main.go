@@ -40,6 +40,7 @@ type config struct {
 	interval  time.Duration
 	threshold int
 	ttl       time.Duration
+	timeout   time.Duration // bound of each Redis call
 }
 
 func main() {
@@ -52,8 +53,9 @@ func main() {
 	flag.DurationVar(&c.interval, "every", 200*time.Millisecond, "time between calls")
 	flag.IntVar(&c.threshold, "threshold", 3, "consecutive failures that open the circuit")
 	flag.DurationVar(&c.ttl, "ttl", 10*time.Second, "how long the circuit stays open")
+	flag.DurationVar(&c.timeout, "timeout", redis.DefaultTimeout, "bound of each Redis call; past it the process carries on locally")
 	flag.Parse()
-	if flag.NArg() > 0 || c.fail < 0 || c.fail > 1 || c.calls < 0 || c.interval < 0 || c.threshold < 1 || c.ttl <= 0 {
+	if flag.NArg() > 0 || c.fail < 0 || c.fail > 1 || c.calls < 0 || c.interval < 0 || c.threshold < 1 || c.ttl <= 0 || c.timeout <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -94,7 +96,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	if c.redis != "" {
 		client := goredis.NewClient(&goredis.Options{Addr: c.redis, ContextTimeoutEnabled: true})
 		defer client.Close()
-		st := redis.New(client, redis.WithPrefix(c.prefix))
+		st := redis.New(client, redis.WithPrefix(c.prefix), redis.WithTimeout(c.timeout))
 		defer st.Close()
 		opts = append(opts, purgatory.WithStore(st))
 		logf("sharing circuit state through Redis at %s", c.redis)

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,6 +524,7 @@ func TestCollectorGroupCountersNeverGoDown(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var rounds atomic.Int64
 	for w := range 4 {
 		wg.Add(1)
 		go func() {
@@ -539,11 +541,15 @@ func TestCollectorGroupCountersNeverGoDown(t *testing.T) {
 				if i%3 == 0 {
 					f.Remove("hosts/" + key)
 				}
+				rounds.Add(1)
 			}
 		}()
 	}
 	last := map[string]float64{}
-	for range 50 {
+	// At least 50 scrapes, and until the workers have made 100 rounds of
+	// calls and removals: on a busy machine they may not have started
+	// before 50 scrapes are done.
+	for i := 0; i < 50 || rounds.Load() < 100; i++ {
 		mfs, err := reg.Gather()
 		require.NoError(t, err)
 		for _, mf := range mfs {
@@ -560,7 +566,7 @@ func TestCollectorGroupCountersNeverGoDown(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	require.Positive(t, last["success"])
+	require.Positive(t, last["success"], "group successes after %d rounds of calls", rounds.Load())
 }
 
 // TestCollectorGroupCountersHoldWhileARemovalIsDelivered scrapes between a
