@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,9 @@ const InstallHint = "redis-server not found: apt-get install -y redis-server (te
 type Server struct {
 	Port int
 	Cmd  *exec.Cmd
+
+	sock   string        // its unix socket, which only it can have opened
+	exited chan struct{} // closed once Cmd.Wait returned
 }
 
 // Addr returns the server's address.
@@ -39,7 +43,8 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 // Kill kills the server (as a crash would) and waits for it to exit.
 func (s *Server) Kill() {
 	_ = s.Cmd.Process.Kill()
-	_ = s.Cmd.Wait()
+	<-s.exited
+	_ = os.Remove(s.sock)
 }
 
 // FreePort returns a loopback port that was free a moment ago.
@@ -54,23 +59,46 @@ func FreePort() (int, error) {
 
 // Start starts redis-server on port (a free one if 0), without
 // persistence, with more command-line arguments, and waits until it
-// answers PING (NOAUTH counts as an answer).
+// answers PING (NOAUTH counts as an answer). A free port can be taken
+// between FreePort and the server's bind (by another test binary's
+// server): with port 0, Start then tries another one.
 func Start(port int, args ...string) (*Server, error) {
-	if port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
+	for attempt := 1; ; attempt++ {
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = FreePort(); err != nil {
+				return nil, err
+			}
 		}
-		port = p
+		s, err := start(p, args)
+		if err == nil || port != 0 || attempt == 5 {
+			return s, err
+		}
 	}
-	args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, args...)
+}
+
+var socks atomic.Int64
+
+// start starts redis-server on port and waits until it answers on its
+// unix socket. Redis binds every listener before it serves any, and exits
+// if one fails: an answer there means the TCP port is this server's, not
+// another process's that took the port first.
+func start(port int, args []string) (*Server, error) {
+	sock := filepath.Join(os.TempDir(), fmt.Sprintf("redistest-%d-%d.sock", os.Getpid(), socks.Add(1)))
+	args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--unixsocket", sock,
+		"--save", "", "--appendonly", "no"}, args...)
 	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &Server{Port: port, Cmd: cmd}
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
+	s := &Server{Port: port, Cmd: cmd, sock: sock, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(s.exited)
+	}()
+	c := goredis.NewClient(&goredis.Options{Network: "unix", Addr: sock, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -79,6 +107,12 @@ func Start(port int, args ...string) (*Server, error) {
 		cancel()
 		if err == nil || strings.HasPrefix(err.Error(), "NOAUTH") {
 			return s, nil
+		}
+		select {
+		case <-s.exited:
+			_ = os.Remove(sock)
+			return nil, fmt.Errorf("redis-server on port %d exited at start (port taken?): %w", port, err)
+		default:
 		}
 		if time.Now().After(deadline) {
 			s.Kill()

@@ -54,12 +54,12 @@ func frozenServer(t *testing.T) (srv *server, freeze, thaw func()) {
 	thaw = func() {
 		if frozen {
 			frozen = false
-			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGCONT))
+			require.NoError(t, srv.proc.Cmd.Process.Signal(syscall.SIGCONT))
 		}
 	}
 	freeze = func() {
 		frozen = true
-		require.NoError(t, srv.cmd.Process.Signal(syscall.SIGSTOP))
+		require.NoError(t, srv.proc.Cmd.Process.Signal(syscall.SIGSTOP))
 	}
 	t.Cleanup(func() { thaw(); srv.stop() })
 	return srv, freeze, thaw

@@ -3,7 +3,6 @@ package redis
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -50,7 +49,7 @@ func TestMain(m *testing.M) {
 // server is a redis-server child process.
 type server struct {
 	port int
-	cmd  *exec.Cmd
+	proc *redistest.Server
 }
 
 func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -65,13 +64,12 @@ func startServer(port int, args ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &server{port: s.Port, cmd: s.Cmd}, nil
+	return &server{port: s.Port, proc: s}, nil
 }
 
 // stop kills the server (as a crash would) and waits for it to exit.
 func (s *server) stop() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
+	s.proc.Kill()
 }
 
 // needRedis skips the test when redis-server is missing.
