@@ -27,6 +27,14 @@ func newHeldStore() *heldStore {
 		fgate: make(chan struct{}), sgate: make(chan struct{})}
 }
 
+// heldCircuit returns a circuit of threshold 3 on a factory of its own
+// over st, closed at the end of the test.
+func heldCircuit(t *testing.T, st store.Store) *Breaker {
+	f := NewFactory(WithStore(st))
+	t.Cleanup(func() { _ = f.Close() })
+	return f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+}
+
 func (s *heldStore) Failure(ctx context.Context, op store.Op) (store.Snapshot, error) {
 	s.entered <- store.Failure
 	<-s.fgate
@@ -77,9 +85,7 @@ func queued(b *Breaker) string {
 // Threshold 3.
 func TestPushQueueResets(t *testing.T) {
 	st := newHeldStore()
-	f := NewFactory(WithStore(batchingStore{st}))
-	t.Cleanup(func() { _ = f.Close() })
-	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	b := heldCircuit(t, batchingStore{st})
 	ctx := context.Background()
 
 	require.Zero(t, b.view.Load()&pendingBit)
@@ -119,9 +125,7 @@ func TestPushQueueResets(t *testing.T) {
 // run trips nothing and this success's reset is owed.
 func TestPushQueueKeepsResetAfterUnbatchedRun(t *testing.T) {
 	st := newHeldStore()
-	f := NewFactory(WithStore(st))
-	t.Cleanup(func() { _ = f.Close() })
-	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	b := heldCircuit(t, st)
 	ctx := context.Background()
 	require.ErrorIs(t, b.Do(ctx, fail), boom)
 	require.Equal(t, store.Failure, <-st.entered) // the pusher holds it
@@ -142,9 +146,7 @@ func TestPushQueueKeepsResetAfterUnbatchedRun(t *testing.T) {
 // makes no store call once the reset is answered.
 func TestPushQueueOwedEnds(t *testing.T) {
 	st := newHeldStore()
-	f := NewFactory(WithStore(st))
-	t.Cleanup(func() { _ = f.Close() })
-	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	b := heldCircuit(t, st)
 	ctx := context.Background()
 
 	require.ErrorIs(t, b.Do(ctx, fail), boom)
@@ -171,9 +173,7 @@ func TestPushQueueOwedEnds(t *testing.T) {
 // CI flake of TestForgedFailuresCostOneReset, 3 calls for 2000 successes).
 func TestPushQueueDropsMootReset(t *testing.T) {
 	st := newHeldStore()
-	f := NewFactory(WithStore(st))
-	t.Cleanup(func() { _ = f.Close() })
-	b := f.Breaker("x", Config{Threshold: 3, TTL: time.Hour})
+	b := heldCircuit(t, st)
 	ctx := context.Background()
 
 	require.ErrorIs(t, b.Do(ctx, fail), boom)
