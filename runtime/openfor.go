@@ -41,7 +41,7 @@ func (b *Breaker) OpenFor(d time.Duration) {
 	var snap store.Snapshot
 	b.update(nil, gen, &store.Change{Kind: store.Force, To: Open}, &snap)
 	now := f.clock.Now()
-	if b.flags.has(flagDegraded) || b.flags.has(flagDetached) {
+	if b.flags.has(flagDegraded | flagDetached) {
 		// Applied locally: this process's open period is d; a
 		// reconciliation pushes it to the store with the rest.
 		b.mu.Lock()
