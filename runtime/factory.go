@@ -243,7 +243,15 @@ func (f *Factory) Remove(name string) bool {
 	return ok
 }
 
-// Close stops the factory's store watches and reconciliation retries.
+// Close delivers the results still on their way to the store, then stops
+// the factory's store watches and reconciliation retries. Results reach a
+// store that may block (Redis) from a pusher, off the caller's path (one
+// round trip after Done returns): Close waits until those queued when it
+// is called were sent, each store call bounded as usual, and at most
+// closeWait (2 s) in all on the factory's clock (a listener that calls
+// Close from a state change the pusher delivers waits that long), so that
+// a process that stops right after a burst of failures still trips the
+// circuit for the others.
 // Breakers go on working after Close, on local state only, and so do
 // breakers the factory makes after Close: they no longer read or write the
 // store (they do not register there), an open circuit still moves to
@@ -255,6 +263,7 @@ func (f *Factory) Close() error {
 	if f.closed.Swap(true) {
 		return nil
 	}
+	f.settle()
 	f.breakers.Range(func(_, v any) bool {
 		b := v.(*Breaker)
 		b.wait()
@@ -262,6 +271,32 @@ func (f *Factory) Close() error {
 		return true
 	})
 	return nil
+}
+
+// closeWait bounds how long Close waits for the results on their way to
+// the store: two store calls' worth.
+const closeWait = 2 * storeTimeout
+
+// settle waits, at most closeWait, until the results queued for the store
+// when it is called were sent (see Close).
+func (f *Factory) settle() {
+	var links []*storeLink
+	f.breakers.Range(func(_, v any) bool {
+		b := v.(*Breaker)
+		b.wait()
+		if l := b.link; l != nil && l.queued() {
+			links = append(links, l)
+		}
+		return true
+	})
+	if len(links) == 0 {
+		return
+	}
+	stop := make(chan struct{})
+	defer f.clock.AfterFunc(closeWait, func() { close(stop) })()
+	for _, l := range links {
+		l.settle(stop) // the pushers run at once: the waits overlap
+	}
 }
 
 // CountCalls turns on counting every call's outcome (see [Counts]) for

@@ -59,8 +59,10 @@ type pushItem struct {
 type pushQueue struct {
 	mu      sync.Mutex
 	items   []pushItem
-	spare   []pushItem // the other buffer: the two are swapped, not reallocated
-	running bool       // a pusher goroutine is draining items
+	spare   []pushItem    // the other buffer: the two are swapped, not reallocated
+	running bool          // a pusher goroutine is draining items
+	rounds  uint64        // batches the pusher sent (see settle)
+	round   chan struct{} // closed, then dropped, at the end of a batch and when the pusher stops; made by settle
 	// owed is the closed generation of the newest failure queued, 0 once
 	// the pusher sent every failure queued: a success of that generation
 	// owes the store a reset (see viewOf). Written under mu, read without
@@ -252,6 +254,7 @@ func (l *storeLink) pushLoop() {
 		owed := !q.failureQueued() && q.owed.Swap(0) != 0
 		if len(items) == 0 {
 			q.running = false
+			q.wakeLocked()
 			q.mu.Unlock()
 			if owed {
 				l.refreshPending()
@@ -271,8 +274,47 @@ func (l *storeLink) pushLoop() {
 		clear(items)
 		q.mu.Lock()
 		q.spare = items[:0]
+		q.rounds++
+		q.wakeLocked()
 		q.mu.Unlock()
 	}
+}
+
+// wakeLocked wakes the settle calls waiting for the pusher. q.mu is held.
+func (q *pushQueue) wakeLocked() {
+	if q.round != nil {
+		close(q.round)
+		q.round = nil
+	}
+}
+
+// settle waits until the results queued when it is called were sent to
+// the store (each store call bounded by storeTimeout), the pusher being
+// idle then; or until stop is closed. Factory.Close calls it.
+func (l *storeLink) settle(stop <-chan struct{}) {
+	q := l.pushq.Load()
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	need := q.rounds + 1 // the batch in flight...
+	if len(q.items) > 0 {
+		need++ // ...and the one after it, which takes what is queued
+	}
+	for q.running && q.rounds < need {
+		if q.round == nil {
+			q.round = make(chan struct{})
+		}
+		ch := q.round
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-stop:
+			return
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
 }
 
 // change fills the zero *c with the store operation of it: coalesced
