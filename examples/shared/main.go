@@ -44,20 +44,12 @@ type config struct {
 }
 
 func main() {
-	var c config
-	flag.StringVar(&c.id, "id", fmt.Sprintf("pid %d", os.Getpid()), "name of this process in the output")
-	flag.StringVar(&c.redis, "redis", "", "Redis address (host:port) to share the circuit through; empty: in-memory, not shared")
-	flag.StringVar(&c.prefix, "prefix", redis.DefaultPrefix, "Redis key prefix")
-	flag.Float64Var(&c.fail, "fail", 0, "share of calls to the payment provider that fail, 0 to 1")
-	flag.IntVar(&c.calls, "n", 0, "number of calls to make; 0: until interrupted")
-	flag.DurationVar(&c.interval, "every", 200*time.Millisecond, "time between calls")
-	flag.IntVar(&c.threshold, "threshold", 3, "consecutive failures that open the circuit")
-	flag.DurationVar(&c.ttl, "ttl", 10*time.Second, "how long the circuit stays open")
-	flag.DurationVar(&c.timeout, "timeout", redis.DefaultTimeout, "bound of each Redis call; past it the process carries on locally")
-	flag.Parse()
-	if flag.NArg() > 0 || c.fail < 0 || c.fail > 1 || c.calls < 0 || c.interval < 0 || c.threshold < 1 || c.ttl <= 0 || c.timeout <= 0 {
-		flag.Usage()
-		os.Exit(2)
+	c, err := parseFlags(os.Args[1:], os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		os.Exit(2) // parseFlags printed what is wrong, and the usage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -65,6 +57,49 @@ func main() {
 		fmt.Fprintln(os.Stderr, "shared:", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags reads the command line args into a config. A bad one gets
+// an error naming the flag, printed to errOut with the usage.
+func parseFlags(args []string, errOut io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("shared", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.StringVar(&c.id, "id", fmt.Sprintf("pid %d", os.Getpid()), "name of this process in the output")
+	fs.StringVar(&c.redis, "redis", "", "Redis address (host:port) to share the circuit through; empty: in-memory, not shared")
+	fs.StringVar(&c.prefix, "prefix", redis.DefaultPrefix, "Redis key prefix")
+	fs.Float64Var(&c.fail, "fail", 0, "share of calls to the payment provider that fail, 0 to 1")
+	fs.IntVar(&c.calls, "n", 0, "number of calls to make; 0: until interrupted")
+	fs.DurationVar(&c.interval, "every", 200*time.Millisecond, "time between calls")
+	fs.IntVar(&c.threshold, "threshold", 3, "consecutive failures that open the circuit")
+	fs.DurationVar(&c.ttl, "ttl", 10*time.Second, "how long the circuit stays open")
+	fs.DurationVar(&c.timeout, "timeout", redis.DefaultTimeout, "bound of each Redis call; past it the process carries on locally")
+	if err := fs.Parse(args); err != nil {
+		return c, err // the flag package printed it, with the usage
+	}
+	var bad string
+	switch {
+	case fs.NArg() > 0:
+		bad = fmt.Sprintf("unexpected argument %q: every setting is a flag", fs.Arg(0))
+	case c.fail < 0 || c.fail > 1:
+		bad = fmt.Sprintf("-fail %v: give a share between 0 and 1", c.fail)
+	case c.calls < 0:
+		bad = fmt.Sprintf("-n %d: give 0 (until interrupted) or more", c.calls)
+	case c.interval < 0:
+		bad = fmt.Sprintf("-every %v: give 0 or more", c.interval)
+	case c.threshold < 1:
+		bad = fmt.Sprintf("-threshold %d: give 1 or more", c.threshold)
+	case c.ttl <= 0:
+		bad = fmt.Sprintf("-ttl %v: give a positive duration", c.ttl)
+	case c.timeout <= 0:
+		bad = fmt.Sprintf("-timeout %v: give a positive duration", c.timeout)
+	default:
+		return c, nil
+	}
+	err := errors.New("shared: " + bad)
+	fmt.Fprintln(errOut, err)
+	fs.Usage()
+	return c, err
 }
 
 // errDeclined is what the simulated payment provider fails with.
@@ -103,7 +138,9 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	} else {
 		logf("in-memory circuit state (not shared; use -redis to share)")
 	}
-	breaker := purgatory.NewFactory(opts...).Breaker("payments", purgatory.Config{})
+	factory := purgatory.NewFactory(opts...)
+	defer factory.Close() // before the store's: delivers the last results to Redis
+	breaker := factory.Breaker("payments", purgatory.Config{})
 	logf("circuit payments is %s", breaker.State())
 
 	// charge stands for the call to the payment provider.

@@ -100,3 +100,37 @@ func TestInMemoryIsNotShared(t *testing.T) {
 	require.NoError(t, run(context.Background(), cfg("B", 0, 3), &b))
 	assert.Equal(t, 3, strings.Count(b.String(), ": ok"), b.String())
 }
+
+// TestBadFlags: each flag out of range gets an error that names it and
+// says what to give, printed with the usage; a good command line parses.
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"x"}, `unexpected argument "x": every setting is a flag`},
+		{[]string{"-fail", "1.5"}, "-fail 1.5: give a share between 0 and 1"},
+		{[]string{"-fail", "-0.1"}, "-fail -0.1: give a share between 0 and 1"},
+		{[]string{"-n", "-1"}, "-n -1: give 0 (until interrupted) or more"},
+		{[]string{"-every", "-1s"}, "-every -1s: give 0 or more"},
+		{[]string{"-threshold", "0"}, "-threshold 0: give 1 or more"},
+		{[]string{"-ttl", "0s"}, "-ttl 0s: give a positive duration"},
+		{[]string{"-timeout", "0s"}, "-timeout 0s: give a positive duration"},
+		{[]string{"-timeout", "-5ms"}, "-timeout -5ms: give a positive duration"},
+		{[]string{"-timeout", "soon"}, `invalid value "soon" for flag -timeout`},
+		{[]string{"-nosuch"}, "flag provided but not defined: -nosuch"},
+	} {
+		var out bytes.Buffer
+		_, err := parseFlags(tc.args, &out)
+		require.Error(t, err, tc.args)
+		assert.Contains(t, out.String(), tc.want, tc.args)
+		assert.Contains(t, out.String(), "Usage of shared", tc.args)
+	}
+
+	var out bytes.Buffer
+	c, err := parseFlags([]string{"-redis", "localhost:6379", "-id", "A", "-fail", "1", "-n", "3", "-timeout", "2s"}, &out)
+	require.NoError(t, err)
+	assert.Empty(t, out.String())
+	assert.Equal(t, config{id: "A", redis: "localhost:6379", prefix: "purgatory:", fail: 1, calls: 3,
+		interval: 200 * time.Millisecond, threshold: 3, ttl: 10 * time.Second, timeout: 2 * time.Second}, c)
+}
